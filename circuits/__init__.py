@@ -1,0 +1,46 @@
+"""The circuit catalogue: named, backend-neutral circuit families.
+
+Each entry is an instance of a :class:`CircuitFamily` (with default options) under a name that
+``QuantumMultiheadAttention(encoder=..., circuit=...)`` accepts. Pass an instance instead of a name to
+change options (``HardwareEfficient(pattern="ring", layers=3)``). To add a family, subclass
+:class:`CircuitFamily`, then ``CATALOGUE.add("my_name", MyFamily())``: the attention code does not change.
+
+Importable as ``qattn.circuits`` (this folder is the top-level ``circuits/`` of the repository).
+"""
+
+from qattn.registry import Registry
+
+from .ansatze import HardwareEfficient, StronglyEntangling, entangling_pairs
+from .base import GATE_SET, CircuitFamily, Gate, check_gates
+from .encoders import AngleEncoding, IQPEncoding
+from .feature_map import FeatureMap
+
+CATALOGUE: Registry[CircuitFamily] = Registry("circuit")
+CATALOGUE.add("angle_rx", AngleEncoding(rotation="RX"))
+CATALOGUE.add("angle_ry", AngleEncoding(rotation="RY"))
+CATALOGUE.add("iqp", IQPEncoding())
+CATALOGUE.add("hardware_efficient", HardwareEfficient())
+CATALOGUE.add("strongly_entangling", StronglyEntangling())
+
+
+def resolve_circuit(circuit: str | CircuitFamily) -> CircuitFamily:
+    """A catalogue name or a family instance -> the family instance."""
+    if isinstance(circuit, CircuitFamily):
+        return circuit
+    return CATALOGUE.get(circuit)
+
+
+__all__ = [
+    "CATALOGUE",
+    "GATE_SET",
+    "AngleEncoding",
+    "CircuitFamily",
+    "FeatureMap",
+    "Gate",
+    "HardwareEfficient",
+    "IQPEncoding",
+    "StronglyEntangling",
+    "check_gates",
+    "entangling_pairs",
+    "resolve_circuit",
+]
