@@ -1,0 +1,19 @@
+"""Executors run circuits: chosen by name (``executor="pennylane"``) or injected as an instance."""
+
+from qattn.registry import Registry
+
+from .base import Executor, StatevectorExecutor
+from .pennylane import PennyLaneExecutor
+
+EXECUTORS: Registry[type[Executor]] = Registry("executor")
+EXECUTORS.add("pennylane", PennyLaneExecutor)
+
+
+def resolve_executor(executor: str | Executor) -> Executor:
+    """An executor name (default options) or a configured instance -> the instance."""
+    if isinstance(executor, Executor):
+        return executor
+    return EXECUTORS.get(executor)()
+
+
+__all__ = ["EXECUTORS", "Executor", "PennyLaneExecutor", "StatevectorExecutor", "resolve_executor"]

@@ -1,0 +1,68 @@
+"""What a score kernel asks of an executor, and the shared statevector implementation.
+
+Shapes: features ``x`` are ``(B, H, N, F)`` (batch, head, token, feature); weights are
+``(H, *feature_map.weight_shape)``, one set per head. Executors are injected into kernels by name
+or as instances; a model never builds a simulator or hardware client itself.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import torch
+
+from qattn.circuits import FeatureMap
+from qattn.circuits.qubit_order import z_signs
+
+
+class Executor(ABC):
+    """Runs feature-map circuits for the quantum score kernels."""
+
+    name: ClassVar[str]
+    max_qubits: ClassVar[int]
+
+    def check_qubits(self, n_qubits: int) -> None:
+        if not 1 <= n_qubits <= self.max_qubits:
+            raise ValueError(
+                f"n_qubits={n_qubits} is out of range for executor {self.name!r} "
+                f"(1..{self.max_qubits}); use fewer qubits per head"
+            )
+
+    @abstractmethod
+    def fidelities(
+        self, fmap: FeatureMap, x_q: torch.Tensor, w_q: torch.Tensor, x_k: torch.Tensor, w_k: torch.Tensor
+    ) -> torch.Tensor:
+        """``|<phi(x_k; w_k)|phi(x_q; w_q)>|^2`` for every query/key pair: ``(B, H, N, S)``."""
+
+    @abstractmethod
+    def z_expectations(self, fmap: FeatureMap, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """``<phi(x; w)| Z_q |phi(x; w)>`` for every wire q: ``(B, H, N, n_qubits)``."""
+
+
+class StatevectorExecutor(Executor):
+    """An exact simulator: prepares every token's state once, then overlaps are one batched matmul.
+
+    Never a circuit per pair: ``N + S`` states per (batch, head) and an ``N x S`` complex matmul.
+    """
+
+    @abstractmethod
+    def states(self, fmap: FeatureMap, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """``phi(x; w)`` for every (batch, head, token): ``(B, H, N, 2^n)`` complex, wire order of
+        :mod:`qattn.circuits.qubit_order`."""
+
+    def fidelities(self, fmap, x_q, w_q, x_k, w_k):
+        psi_q = self.states(fmap, x_q, w_q)  # (B, H, N, D)
+        psi_k = self.states(fmap, x_k, w_k)  # (B, H, S, D)
+        overlap = psi_q @ psi_k.conj().transpose(-1, -2)  # (B, H, N, S): <k|q>*
+        return overlap.real.square() + overlap.imag.square()
+
+    def z_expectations(self, fmap, x, w):
+        psi = self.states(fmap, x, w)  # (B, H, N, D)
+        probs = psi.real.square() + psi.imag.square()
+        return probs @ torch.as_tensor(z_signs(fmap.n_qubits), dtype=probs.dtype, device=probs.device)
+
+
+def complex_dtype(real: torch.dtype) -> torch.dtype:
+    """The complex dtype of the same precision: float32 -> complex64, float64 -> complex128."""
+    return torch.complex128 if real == torch.float64 else torch.complex64

@@ -1,0 +1,137 @@
+"""Score kernels: per-head query and key features -> attention scores ``(B, H, N, S)``.
+
+The attention shell (:mod:`qattn.attention`) owns projections, masks, softmax and values; a kernel
+only says how similar a query is to a key. Kernels are chosen by name from :data:`KERNELS`.
+
+- ``dot``: scaled dot product, the classical baseline.
+- ``fidelity``: ``tau_h |<phi_K(k)|phi_Q(q)>|^2`` with separate query and key circuits per head.
+- ``gaussian``: ``-tau_h ||f_Q(q) - f_K(k)||^2`` of expectation-value features (QSANN).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from qattn.circuits import CircuitFamily, FeatureMap, resolve_circuit
+from qattn.executors import Executor, resolve_executor
+from qattn.registry import Registry
+
+
+class ScoreKernel(nn.Module):
+    """Base class. ``feature_dim`` is the per-head width the shell projects queries and keys to."""
+
+    quantum: ClassVar[bool] = False
+    feature_dim: int
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """``q``: ``(B, H, N, F)``, ``k``: ``(B, H, S, F)`` -> scores ``(B, H, N, S)``."""
+        raise NotImplementedError
+
+
+KERNELS: Registry[type[ScoreKernel]] = Registry("kernel")
+
+
+@KERNELS.register("dot")
+class DotKernel(ScoreKernel):
+    """``q k^T / sqrt(head_dim)``: the scores of ``torch.nn.MultiheadAttention``."""
+
+    def __init__(self, num_heads: int, head_dim: int) -> None:
+        super().__init__()
+        self.feature_dim = head_dim
+
+    def forward(self, q, k):
+        return (q * math.sqrt(1.0 / self.feature_dim)) @ k.transpose(-1, -2)
+
+
+class QuantumKernel(ScoreKernel):
+    """Shared parts of the circuit kernels.
+
+    Per head: a learned input scale on each encoded feature, separate query and key circuit weights
+    (a shared unitary would cancel in the overlap: DESIGN.md "Cancellation"), and a learned
+    temperature that keeps softmax informative when scores concentrate. Circuit weights start near
+    zero, so each head begins as the encoder's own kernel and drifts from there (a small-angle start
+    also avoids the flat landscapes of random deep circuits, Grant et al., arXiv:1903.05076).
+    """
+
+    quantum = True
+
+    def __init__(
+        self,
+        num_heads: int,
+        head_dim: int,
+        *,
+        n_qubits: int = 4,
+        encoder: str | CircuitFamily = "angle_ry",
+        circuit: str | CircuitFamily = "hardware_efficient",
+        reuploads: int = 1,
+        executor: str | Executor = "pennylane",
+        init_std: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.executor = resolve_executor(executor)
+        self.executor.check_qubits(n_qubits)
+        self.feature_map = FeatureMap(resolve_circuit(encoder), resolve_circuit(circuit), n_qubits, reuploads)
+        self.feature_dim = self.feature_map.input_size
+        weight_shape = (num_heads, *self.feature_map.weight_shape)
+        self.input_scale = nn.Parameter(torch.ones(num_heads, self.feature_dim))
+        self.query_weights = nn.Parameter(init_std * torch.randn(weight_shape))
+        self.key_weights = nn.Parameter(init_std * torch.randn(weight_shape))
+        self.log_temperature = nn.Parameter(torch.full((num_heads,), math.log(self.initial_temperature())))
+
+    def initial_temperature(self) -> float:
+        return 1.0
+
+    def circuit_parameters(self) -> list[nn.Parameter]:
+        """The parameters that live inside circuits (the rest of the kernel is classical)."""
+        return [self.query_weights, self.key_weights]
+
+    def angles(self, features: torch.Tensor) -> torch.Tensor:
+        """``(B, H, N, F)`` projected features -> encoding angles, scaled per head and feature."""
+        return features * self.input_scale[:, None, :]
+
+    def temperature(self) -> torch.Tensor:
+        """``(H, 1, 1)``, broadcastable over ``(B, H, N, S)``."""
+        return self.log_temperature.exp()[:, None, None]
+
+    def extra_repr(self) -> str:
+        return f"feature_map={self.feature_map}, executor={self.executor}"
+
+
+@KERNELS.register("fidelity")
+class FidelityKernel(QuantumKernel):
+    """``tau_h |<phi(k; W_K)|phi(q; W_Q)>|^2``: a learned unitary metric ``<S(k)|U_K^† U_Q|S(q)>``.
+
+    Fidelities of ``n``-qubit states sit in [0, 1] and concentrate near ``2^-n``; ``tau`` starts at
+    ``2^(n/2)`` so the softmax sees contrast from the first step.
+    """
+
+    def initial_temperature(self) -> float:
+        return 2 ** (self.feature_map.n_qubits / 2)
+
+    def forward(self, q, k):
+        w_q, w_k = self.query_weights, self.key_weights
+        fid = self.executor.fidelities(self.feature_map, self.angles(q), w_q, self.angles(k), w_k)
+        return self.temperature() * fid.to(q.dtype)  # (B, H, N, S)
+
+
+@KERNELS.register("gaussian")
+class GaussianKernel(QuantumKernel):
+    """QSANN-style scores ``-tau_h ||f_Q(q) - f_K(k)||^2`` with ``f = (<Z_0>, ..., <Z_{n-1}>)``.
+
+    Li et al., Quantum self-attention neural networks for text classification, arXiv:2205.05625.
+    On hardware it needs O(N) circuits per head (expectation values per token), not O(N^2).
+    """
+
+    def forward(self, q, k):
+        f_q = self.executor.z_expectations(self.feature_map, self.angles(q), self.query_weights).to(q.dtype)
+        f_k = self.executor.z_expectations(self.feature_map, self.angles(k), self.key_weights).to(q.dtype)
+        sq_dist = (
+            f_q.square().sum(-1, keepdim=True)  # (B, H, N, 1)
+            + f_k.square().sum(-1).unsqueeze(-2)  # (B, H, 1, S)
+            - 2 * f_q @ f_k.transpose(-1, -2)  # (B, H, N, S)
+        )
+        return -self.temperature() * sq_dist
