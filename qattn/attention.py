@@ -1,0 +1,259 @@
+"""The attention shell shared by quantum and classical multi-head attention.
+
+One module owns projections, heads, masks, softmax, dropout, values and the output projection;
+only the score kernel differs (:mod:`qattn.kernels`). Its call is ``torch.nn.MultiheadAttention``'s,
+so either layer drops into a model written for the torch one:
+
+    out, weights = attn(query, key, value, key_padding_mask=None, need_weights=True,
+                        attn_mask=None, average_attn_weights=True, is_causal=False)
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from qattn.circuits import CircuitFamily
+from qattn.executors import Executor
+from qattn.kernels import KERNELS, QuantumKernel, ScoreKernel
+
+
+def positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
+    if value < 1:
+        raise ValueError(f"{name} must be positive, got {value}")
+    return value
+
+
+def additive_mask(mask: torch.Tensor, name: str, dtype: torch.dtype) -> torch.Tensor:
+    """A bool mask (True = not allowed) or a float mask (added to scores) -> a float mask to add."""
+    if mask.dtype == torch.bool:
+        return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(mask, float("-inf"))
+    if not torch.is_floating_point(mask):
+        raise TypeError(f"{name} must be a bool or floating-point tensor, got {mask.dtype}")
+    return mask.to(dtype)
+
+
+class AttentionShell(nn.Module):
+    """Multi-head attention around a score kernel. Prefer the two public subclasses."""
+
+    # What torch's Transformer modules probe before choosing their fused fast path: this shell keeps
+    # separate q/k/v projections and no packed in_proj, so they call forward() instead.
+    _qkv_same_embed_dim = False
+    in_proj_weight = None
+    in_proj_bias = None
+
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        kernel: ScoreKernel,
+        *,
+        dropout: float = 0.0,
+        bias: bool = True,
+        kdim: int | None = None,
+        vdim: int | None = None,
+        batch_first: bool = True,
+    ) -> None:
+        super().__init__()
+        self.embed_dim = embed_dim
+        self.num_heads = num_heads
+        self.head_dim = embed_dim // num_heads
+        self.kdim = positive_int("kdim", kdim) if kdim is not None else embed_dim
+        self.vdim = positive_int("vdim", vdim) if vdim is not None else embed_dim
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.dropout = dropout
+        self.batch_first = batch_first
+        self.kernel = kernel
+        feature_dim = kernel.feature_dim
+        self.q_proj = nn.Linear(embed_dim, num_heads * feature_dim, bias=bias)
+        self.k_proj = nn.Linear(self.kdim, num_heads * feature_dim, bias=bias)
+        self.v_proj = nn.Linear(self.vdim, embed_dim, bias=bias)
+        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        for proj in (self.q_proj, self.k_proj, self.v_proj):
+            nn.init.xavier_uniform_(proj.weight)
+        for proj in (self.q_proj, self.k_proj, self.v_proj, self.out_proj):
+            if proj.bias is not None:
+                nn.init.zeros_(proj.bias)
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        key_padding_mask: torch.Tensor | None = None,
+        need_weights: bool = True,
+        attn_mask: torch.Tensor | None = None,
+        average_attn_weights: bool = True,
+        is_causal: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        unbatched = query.dim() == 2
+        query, key, value = self._to_batch_first(query, key, value, unbatched)
+        if unbatched and key_padding_mask is not None:
+            key_padding_mask = key_padding_mask.unsqueeze(0)
+        batch, tgt_len, _ = query.shape
+        src_len = key.shape[1]
+        heads = self.num_heads
+
+        q = self.q_proj(query).view(batch, tgt_len, heads, -1).transpose(1, 2)  # (B, H, N, F)
+        k = self.k_proj(key).view(batch, src_len, heads, -1).transpose(1, 2)  # (B, H, S, F)
+        v = self.v_proj(value).view(batch, src_len, heads, -1).transpose(1, 2)  # (B, H, S, hd)
+
+        scores = self.kernel(q, k)  # (B, H, N, S)
+        mask = self._combined_mask(key_padding_mask, attn_mask, is_causal, batch, tgt_len, src_len, q.dtype)
+        if mask is not None:
+            scores = scores + mask
+        weights = F.softmax(scores, dim=-1)
+        if self.dropout > 0.0:
+            weights = F.dropout(weights, p=self.dropout, training=self.training)
+
+        out = (weights @ v).transpose(1, 2).reshape(batch, tgt_len, self.embed_dim)  # (B, N, E)
+        out = self.out_proj(out)
+        if unbatched:
+            out, weights = out.squeeze(0), weights.squeeze(0)
+        elif not self.batch_first:
+            out = out.transpose(0, 1)
+        if not need_weights:
+            return out, None
+        return out, weights.mean(dim=-3) if average_attn_weights else weights
+
+    def _to_batch_first(self, query, key, value, unbatched):
+        expected = 2 if unbatched else 3
+        for name, t, dim in (("query", query, self.embed_dim), ("key", key, self.kdim), ("value", value, self.vdim)):
+            if t.dim() != expected or t.shape[-1] != dim:
+                layout = "(L, E)" if unbatched else ("(B, L, E)" if self.batch_first else "(L, B, E)")
+                raise ValueError(
+                    f"{name} must be {layout} with last dim {dim} like query's layout, got shape {tuple(t.shape)}"
+                )
+        if unbatched:
+            query, key, value = query.unsqueeze(0), key.unsqueeze(0), value.unsqueeze(0)
+        elif not self.batch_first:
+            query, key, value = query.transpose(0, 1), key.transpose(0, 1), value.transpose(0, 1)
+        if key.shape[:2] != value.shape[:2]:
+            raise ValueError(f"key and value must have the same batch and length, got {tuple(key.shape)} and {tuple(value.shape)}")
+        if key.shape[0] != query.shape[0]:
+            raise ValueError(f"query and key must have the same batch size, got {query.shape[0]} and {key.shape[0]}")
+        return query, key, value
+
+    def _combined_mask(self, key_padding_mask, attn_mask, is_causal, batch, tgt_len, src_len, dtype):
+        """Sum of the additive masks, broadcastable to ``(B, H, N, S)``, or None."""
+        mask = None
+        if attn_mask is None and is_causal:
+            attn_mask = torch.ones(tgt_len, src_len, dtype=torch.bool).triu(1)
+        if attn_mask is not None:
+            shapes = {(tgt_len, src_len), (batch * self.num_heads, tgt_len, src_len)}
+            if tuple(attn_mask.shape) not in shapes:
+                raise ValueError(
+                    f"attn_mask must have shape (N, S)=({tgt_len}, {src_len}) or "
+                    f"(B*num_heads, N, S)=({batch * self.num_heads}, {tgt_len}, {src_len}), "
+                    f"got {tuple(attn_mask.shape)}"
+                )
+            mask = additive_mask(attn_mask, "attn_mask", dtype)
+            if mask.dim() == 3:
+                mask = mask.view(batch, self.num_heads, tgt_len, src_len)
+        if key_padding_mask is not None:
+            if tuple(key_padding_mask.shape) != (batch, src_len):
+                raise ValueError(
+                    f"key_padding_mask must have shape (B, S)=({batch}, {src_len}), got {tuple(key_padding_mask.shape)}"
+                )
+            padding = additive_mask(key_padding_mask, "key_padding_mask", dtype)[:, None, None, :]  # (B, 1, 1, S)
+            mask = padding if mask is None else mask + padding
+        return mask
+
+    def extra_repr(self) -> str:
+        return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}, batch_first={self.batch_first}"
+
+
+class ClassicalMultiheadAttention(AttentionShell):
+    """Classical twin: the shell with the ``dot`` kernel; numerically ``torch.nn.MultiheadAttention``."""
+
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        *,
+        dropout: float = 0.0,
+        bias: bool = True,
+        kdim: int | None = None,
+        vdim: int | None = None,
+        batch_first: bool = True,
+    ) -> None:
+        check_heads(embed_dim, num_heads)
+        kernel = KERNELS.get("dot")(num_heads, embed_dim // num_heads)
+        super().__init__(
+            embed_dim, num_heads, kernel, dropout=dropout, bias=bias, kdim=kdim, vdim=vdim, batch_first=batch_first
+        )
+
+
+class QuantumMultiheadAttention(AttentionShell):
+    """QAMA-style multi-head attention: each head scores query-key pairs with quantum circuits.
+
+    Queries and keys are projected to ``n_qubits`` features per head (the encoder's input), encoded
+    by ``encoder``, transformed by a trainable ``circuit`` (separate weights for queries and keys),
+    and scored by ``kernel`` (``fidelity`` or ``gaussian``). Values, softmax and the output
+    projection are classical and identical to :class:`ClassicalMultiheadAttention`.
+
+    ``encoder`` and ``circuit`` take a catalogue name (``qattn.circuits.CATALOGUE``) or a
+    :class:`~qattn.circuits.CircuitFamily` instance; ``executor`` a name (``qattn.EXECUTORS``) or
+    an :class:`~qattn.executors.Executor` instance.
+    """
+
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        *,
+        n_qubits: int = 4,
+        kernel: str = "fidelity",
+        encoder: str | CircuitFamily = "angle_ry",
+        circuit: str | CircuitFamily = "hardware_efficient",
+        reuploads: int = 1,
+        executor: str | Executor = "pennylane",
+        dropout: float = 0.0,
+        bias: bool = True,
+        kdim: int | None = None,
+        vdim: int | None = None,
+        batch_first: bool = True,
+    ) -> None:
+        check_heads(embed_dim, num_heads)
+        positive_int("n_qubits", n_qubits)
+        positive_int("reuploads", reuploads)
+        kernel_cls = KERNELS.get(kernel)
+        if not kernel_cls.quantum:
+            quantum = [name for name in KERNELS if KERNELS.get(name).quantum]
+            raise ValueError(
+                f"kernel {kernel!r} is classical; QuantumMultiheadAttention takes one of: {', '.join(quantum)} "
+                "(use ClassicalMultiheadAttention for the dot-product baseline)"
+            )
+        score_kernel = kernel_cls(
+            num_heads,
+            embed_dim // num_heads,
+            n_qubits=n_qubits,
+            encoder=encoder,
+            circuit=circuit,
+            reuploads=reuploads,
+            executor=executor,
+        )
+        super().__init__(
+            embed_dim, num_heads, score_kernel, dropout=dropout, bias=bias, kdim=kdim, vdim=vdim, batch_first=batch_first
+        )
+
+
+def check_heads(embed_dim: int, num_heads: int) -> None:
+    positive_int("embed_dim", embed_dim)
+    positive_int("num_heads", num_heads)
+    if embed_dim % num_heads:
+        raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
+
+
+def parameter_counts(model: nn.Module) -> dict[str, int]:
+    """Trainable parameters split into ``quantum`` (circuit weights) and ``classical`` (the rest)."""
+    quantum = {id(p) for m in model.modules() if isinstance(m, QuantumKernel) for p in m.circuit_parameters()}
+    counts = {"quantum": 0, "classical": 0}
+    for p in model.parameters():
+        if p.requires_grad:
+            counts["quantum" if id(p) in quantum else "classical"] += p.numel()
+    return counts
