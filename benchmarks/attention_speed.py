@@ -1,0 +1,66 @@
+"""Forward+backward time of quantum vs classical attention, measured in one run.
+
+    python benchmarks/attention_speed.py                    # the issue's shape: B=8, N=512, 4 heads
+    python benchmarks/attention_speed.py --tokens 128 --repeats 3
+
+Quantum: fidelity kernel, n_qubits=6, PennyLane executor. Classical twin: head dim 64 (embed 256).
+Each layer is timed on the same input for ``--repeats`` runs after one warm-up; the table gives the
+median and the ratio quantum/classical (absolute times drift between machines, the ratio less so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from qattn import ClassicalMultiheadAttention, QuantumMultiheadAttention
+
+
+def time_forward_backward(layer: torch.nn.Module, x: torch.Tensor, repeats: int) -> float:
+    """Median seconds of one forward + backward pass (after one warm-up pass)."""
+    times = []
+    for i in range(repeats + 1):
+        layer.zero_grad(set_to_none=True)
+        start = time.perf_counter()
+        out, _ = layer(x, x, x, need_weights=False)
+        out.square().mean().backward()
+        if i:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--tokens", type=int, default=512)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--head-dim", type=int, default=64)
+    parser.add_argument("--qubits", type=int, default=6)
+    parser.add_argument("--kernel", default="fidelity")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    embed = args.heads * args.head_dim
+    x = torch.randn(args.batch, args.tokens, embed)
+    layers = {
+        f"quantum ({args.kernel}, {args.qubits} qubits)": QuantumMultiheadAttention(
+            embed, args.heads, n_qubits=args.qubits, kernel=args.kernel
+        ),
+        f"classical (dot, head dim {args.head_dim})": ClassicalMultiheadAttention(embed, args.heads),
+    }
+    print(f"B={args.batch} N={args.tokens} heads={args.heads} embed={embed} threads={torch.get_num_threads()}")
+    seconds = {name: time_forward_backward(layer, x, args.repeats) for name, layer in layers.items()}
+    width = max(map(len, seconds))
+    print(f"{'layer':<{width}}  fwd+bwd [s]")
+    for name, s in seconds.items():
+        print(f"{name:<{width}}  {s:.4f}")
+    quantum, classical = seconds.values()
+    print(f"ratio quantum/classical: {quantum / classical:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

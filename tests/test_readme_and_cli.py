@@ -1,0 +1,41 @@
+"""The README's example runs as written, and so does the demo command."""
+
+import re
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from qattn.cli import main
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_python_example_runs():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    assert blocks, "README has no python example"
+    for block in blocks:
+        exec(compile(block, str(README), "exec"), {})
+
+
+def test_readme_opens_with_the_two_commands_ci_uses():
+    first_block = re.search(r"```bash\n(.*?)```", README.read_text(), flags=re.DOTALL).group(1)
+    commands = [line.split("#")[0].strip() for line in first_block.strip().splitlines()]
+    assert commands == ["make demo", "make test"]
+    assert "make test" in (README.parent / ".ci" / "run").read_text()
+
+
+def test_demo_prints_circuit_and_both_layers_weights():
+    result = CliRunner().invoke(main, ["demo", "--tokens", "4", "--qubits", "2", "--kernel", "gaussian"])
+    assert result.exit_code == 0, result.output
+    assert "Ry(x[0])" in result.output
+    assert "== quantum (gaussian, 2 qubits/head)" in result.output and "== classical (dot)" in result.output
+    rows = [line for line in result.output.splitlines() if re.fullmatch(r"  (\d\.\d{3} ){3}\d\.\d{3}", line)]
+    assert len(rows) == 8  # 4 query rows for each layer
+    for row in rows:
+        assert abs(sum(map(float, row.split())) - 1) < 0.01
+
+
+def test_demo_rejects_an_unknown_kernel_with_the_choices():
+    result = CliRunner().invoke(main, ["demo", "--kernel", "dot"])
+    assert result.exit_code != 0
+    assert "'dot' is not one of 'fidelity', 'gaussian'" in result.output
