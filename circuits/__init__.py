@@ -27,6 +27,8 @@ def resolve_circuit(circuit: str | CircuitFamily) -> CircuitFamily:
     """A catalogue name or a family instance -> the family instance."""
     if isinstance(circuit, CircuitFamily):
         return circuit
+    if not isinstance(circuit, str):
+        raise TypeError(f"a circuit must be a catalogue name or a CircuitFamily, got {type(circuit).__name__}")
     return CATALOGUE.get(circuit)
 
 

@@ -14,17 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from qattn.checks import check_heads, positive_int, probability
 from qattn.circuits import CircuitFamily
 from qattn.executors import Executor
 from qattn.kernels import KERNELS, QuantumKernel, ScoreKernel
-
-
-def positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
-    if value < 1:
-        raise ValueError(f"{name} must be positive, got {value}")
-    return value
 
 
 def additive_mask(mask: torch.Tensor, name: str, dtype: torch.dtype) -> torch.Tensor:
@@ -63,9 +56,7 @@ class AttentionShell(nn.Module):
         self.head_dim = embed_dim // num_heads
         self.kdim = positive_int("kdim", kdim) if kdim is not None else embed_dim
         self.vdim = positive_int("vdim", vdim) if vdim is not None else embed_dim
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        self.dropout = dropout
+        self.dropout = probability("dropout", dropout)
         self.batch_first = batch_first
         self.kernel = kernel
         feature_dim = kernel.feature_dim
@@ -219,8 +210,6 @@ class QuantumMultiheadAttention(AttentionShell):
         batch_first: bool = True,
     ) -> None:
         check_heads(embed_dim, num_heads)
-        positive_int("n_qubits", n_qubits)
-        positive_int("reuploads", reuploads)
         kernel_cls = KERNELS.get(kernel)
         if not kernel_cls.quantum:
             quantum = [name for name in KERNELS if KERNELS.get(name).quantum]
@@ -240,13 +229,6 @@ class QuantumMultiheadAttention(AttentionShell):
         super().__init__(
             embed_dim, num_heads, score_kernel, dropout=dropout, bias=bias, kdim=kdim, vdim=vdim, batch_first=batch_first
         )
-
-
-def check_heads(embed_dim: int, num_heads: int) -> None:
-    positive_int("embed_dim", embed_dim)
-    positive_int("num_heads", num_heads)
-    if embed_dim % num_heads:
-        raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
 
 
 def parameter_counts(model: nn.Module) -> dict[str, int]:

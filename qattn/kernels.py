@@ -16,6 +16,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from qattn.checks import positive_int
 from qattn.circuits import CircuitFamily, FeatureMap, resolve_circuit
 from qattn.executors import Executor, resolve_executor
 from qattn.registry import Registry
@@ -72,6 +73,8 @@ class QuantumKernel(ScoreKernel):
         init_std: float = 0.1,
     ) -> None:
         super().__init__()
+        positive_int("n_qubits", n_qubits)
+        positive_int("reuploads", reuploads)
         self.executor = resolve_executor(executor)
         self.executor.check_qubits(n_qubits)
         self.feature_map = FeatureMap(resolve_circuit(encoder), resolve_circuit(circuit), n_qubits, reuploads)

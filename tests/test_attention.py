@@ -191,6 +191,9 @@ def test_a_user_circuit_family_plugs_in_without_touching_attention_code():
         ({"circuit": "iqp"}, ValueError, "IQPEncoding reads input features; it cannot be an ansatz"),
         ({"encoder": "hardware_efficient"}, ValueError, "HardwareEfficient has trainable weights; it cannot encode"),
         ({"dropout": 1.5}, ValueError, r"dropout must be in \[0, 1\)"),
+        ({"dropout": "0.1"}, TypeError, "dropout must be a float, got str"),
+        ({"circuit": 3}, TypeError, "a circuit must be a catalogue name or a CircuitFamily, got int"),
+        ({"executor": None}, TypeError, "an executor must be a name or an Executor instance, got NoneType"),
     ],
 )
 def test_bad_constructor_arguments_are_named(kwargs, error, message):

@@ -13,6 +13,8 @@ def resolve_executor(executor: str | Executor) -> Executor:
     """An executor name (default options) or a configured instance -> the instance."""
     if isinstance(executor, Executor):
         return executor
+    if not isinstance(executor, str):
+        raise TypeError(f"an executor must be a name or an Executor instance, got {type(executor).__name__}")
     return EXECUTORS.get(executor)()
 
 

@@ -47,6 +47,7 @@ def encoder_qnode(encoder: CircuitFamily, n_qubits: int, device_name: str) -> qm
 
 class PennyLaneExecutor(StatevectorExecutor):
     name: ClassVar[str] = "pennylane"
+    # Every (batch, head, token) state is held at once: at 12 qubits that is 64 KiB per token.
     max_qubits: ClassVar[int] = 12
 
     def __init__(self, *, device: str = "default.qubit") -> None:
