@@ -1,8 +1,10 @@
-"""The ``qattn`` command line."""
+"""The ``qattn`` command line: demo, train, evaluate, quickstart."""
 
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 
 import click
 import torch
@@ -11,11 +13,89 @@ from qattn import KERNELS, ClassicalMultiheadAttention, QuantumMultiheadAttentio
 from qattn.circuits.to_qiskit import to_qiskit
 
 QUANTUM_KERNELS = [name for name in KERNELS.names() if KERNELS.get(name).quantum]
+QUICKSTART_CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.toml"
 
 
-@click.group()
+def user_errors():
+    """Errors a user can act on print as one message, not a traceback."""
+    from qattn.config import ConfigError
+    from qattn.data import DataError
+    from qattn.experiment import ExperimentError
+    from qattn.tracking import TrackingError
+
+    return (ConfigError, DataError, ExperimentError, TrackingError)
+
+
+class FriendlyGroup(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except user_errors() as err:
+            raise click.ClickException(str(err)) from None
+
+
+@click.group(cls=FriendlyGroup)
 def main() -> None:
     """qattn: quantum-classical hybrid multi-head attention."""
+
+
+set_option = click.option(
+    "--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help="Override a config value (repeatable)."
+)
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@set_option
+@click.option("--resume", is_flag=True, help="Continue this run from its last checkpoint.")
+@click.option("--restart", is_flag=True, help="Delete this run's checkpoints and start over.")
+def train(config: Path, overrides: tuple[str, ...], resume: bool, restart: bool) -> None:
+    """Train one model from an experiment CONFIG (TOML) and record it in MLflow."""
+    from qattn.config import load_config
+    from qattn.experiment import run_experiment
+
+    result = run_experiment(load_config(config, list(overrides)), resume=resume, restart=restart)
+    print_results([result])
+
+
+@main.command()
+@click.argument("target")
+@click.option("--split", type=click.Choice(["dev", "test"]), default="test", show_default=True)
+def evaluate(target: str, split: str) -> None:
+    """Evaluate a trained model: TARGET is a checkpoint file or an MLflow run id."""
+    from qattn.experiment import evaluate_saved
+
+    metrics, config, path = evaluate_saved(target, split)
+    click.echo(f"{config.data.name} {split} with {path}:")
+    click.echo(f"  accuracy {metrics.accuracy:.4f}  macro-F1 {metrics.macro_f1:.4f}  loss {metrics.loss:.4f}")
+
+
+@main.command()
+@set_option
+def quickstart(overrides: tuple[str, ...]) -> None:
+    """Train quantum and classical attention on a generated long-text task; compare them."""
+    from qattn.config import load_config
+    from qattn.experiment import run_experiment
+
+    results = []
+    for attention in ("quantum", "classical"):
+        config = load_config(QUICKSTART_CONFIG, [*overrides, f"model.attention={attention}"])
+        click.echo(f"Training {attention} attention ({config.train.epochs} epochs)...", err=True)
+        results.append(run_experiment(config, restart=True))
+    print_results(results)
+    uri = results[0].tracking_uri
+    store = f" --backend-store-uri {uri}" if not uri.startswith("http") else ""
+    click.echo(f"\nBrowse the runs: mlflow ui{store}   (then open http://127.0.0.1:5000)" if store else f"\nRuns are at {uri}")
+
+
+def print_results(results) -> None:
+    header = f"{'run':<44} {'test acc':>8} {'macro-F1':>8} {'quantum p.':>10} {'classical p.':>12} {'s/epoch':>8} {'docs/s':>7}  MLflow run"
+    click.echo(header)
+    for r in results:
+        click.echo(
+            f"{r.run_name:<44} {r.test.accuracy:>8.4f} {r.test.macro_f1:>8.4f} {r.parameters['quantum']:>10} "
+            f"{r.parameters['classical']:>12} {r.seconds_per_epoch:>8.1f} {r.docs_per_s:>7.1f}  {r.run_id}"
+        )
 
 
 @main.command()
@@ -50,3 +130,7 @@ def demo(batch: int, tokens: int, embed_dim: int, heads: int, qubits: int, kerne
         click.echo("Attention weights, document 0, head 0 (rows: queries, columns: keys):")
         for row in weights[0, 0].detach():
             click.echo("  " + " ".join(f"{w:5.3f}" for w in row.tolist()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

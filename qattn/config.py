@@ -1,0 +1,227 @@
+"""Typed experiment configs: one commented TOML file per experiment, overridable with ``--set``.
+
+    config = load_config("experiments/imdb.toml", ["model.attention=classical", "train.epochs=2"])
+
+Unknown keys and bad values are rejected with the location, what was expected and (for keys) the
+valid names. The resolved config is saved with every run and checkpoint (:func:`dump_config`).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from qattn.circuits import CATALOGUE
+from qattn.executors import EXECUTORS
+from qattn.kernels import KERNELS
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message says where and how to fix it."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True)
+
+
+class SyntheticConfig(Section):
+    """Generated long documents whose label relates words far apart (see qattn.data.synthetic_dataset)."""
+
+    train_docs: int = Field(2000, ge=10)
+    dev_docs: int = Field(300, ge=10)
+    test_docs: int = Field(300, ge=10)
+    min_words: int = Field(200, ge=8, description="at least 8, so each quarter holds two colour words")
+    max_words: int = Field(600, ge=8)
+    symbols: int = Field(4, ge=3, le=12, description="colours, and so classes: the label is the colour seen early and late")
+    vocab: int = Field(500, ge=10, description="distinct filler words")
+
+    @model_validator(mode="after")
+    def _lengths(self) -> SyntheticConfig:
+        if self.min_words > self.max_words:
+            raise ValueError(f"min_words ({self.min_words}) must not exceed max_words ({self.max_words})")
+        return self
+
+
+class DataConfig(Section):
+    source: Literal["shared", "files", "synthetic"] = "synthetic"
+    name: str = Field("synthetic", description="shared set (folder under data_dir), or a label for your files")
+    data_dir: str | None = Field(None, description="shared data root; default $QATTN_DATA_DIR, else ../shared/data")
+    train_file: str | None = None
+    dev_file: str | None = None
+    test_file: str | None = None
+    text_field: str = "text"
+    label_field: str = "label"
+    dev_fraction: float = Field(0.1, gt=0, lt=1, description="carved from train (by seed) when there is no dev split")
+    max_train_docs: int | None = Field(None, ge=1, description="seeded subsample of train, to fit a budget")
+    max_eval_docs: int | None = Field(None, ge=1, description="seeded subsample of dev and of test")
+    seed: int = 0
+    synthetic: SyntheticConfig = SyntheticConfig()
+
+    @model_validator(mode="after")
+    def _files(self) -> DataConfig:
+        if self.source == "files" and not (self.train_file and self.test_file):
+            raise ValueError("source = 'files' needs train_file and test_file (dev_file is optional)")
+        return self
+
+
+class TokenizerConfig(Section):
+    vocab_size: int = Field(8000, ge=300, le=200_000)
+    min_frequency: int = Field(2, ge=1)
+    lowercase: bool = True
+    cache_dir: str = ".cache/qattn/tokenizers"
+
+
+class ModelConfig(Section):
+    attention: Literal["quantum", "classical"] = "quantum"
+    kernel: str = Field("fidelity", description="quantum score kernel (ignored for classical attention)")
+    n_qubits: int = Field(4, ge=1)
+    encoder: str = "angle_ry"
+    circuit: str = "hardware_efficient"
+    reuploads: int = Field(1, ge=1)
+    executor: str = "pennylane"
+    embed_dim: int = Field(64, ge=1)
+    num_heads: int = Field(4, ge=1)
+    local_layers: int = Field(1, ge=1, description="blocks attending within each chunk")
+    global_layers: int = Field(1, ge=0, description="blocks attending across chunk summaries")
+    ff_dim: int = Field(128, ge=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    max_length: int = Field(512, ge=1, description="tokens per document; longer ones are truncated")
+    chunk_size: int = Field(64, ge=2, description="tokens per chunk of the hierarchical reader")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelConfig:
+        if self.embed_dim % self.num_heads:
+            raise ValueError(f"embed_dim ({self.embed_dim}) must be divisible by num_heads ({self.num_heads})")
+        quantum = [name for name in KERNELS.names() if KERNELS.get(name).quantum]
+        if self.kernel not in quantum:
+            raise ValueError(f"kernel {self.kernel!r} is not a quantum kernel; valid: {', '.join(quantum)}")
+        for key in ("encoder", "circuit"):
+            if getattr(self, key) not in CATALOGUE:
+                raise ValueError(f"unknown {key} {getattr(self, key)!r}; valid: {', '.join(CATALOGUE.names())}")
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"unknown executor {self.executor!r}; valid: {', '.join(EXECUTORS.names())}")
+        return self
+
+
+class TrainConfig(Section):
+    epochs: int = Field(5, ge=1)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_fraction: float = Field(0.1, ge=0, lt=1)
+    grad_clip: float = Field(1.0, gt=0)
+    patience: int = Field(3, ge=1, description="epochs without a better dev macro-F1 before stopping")
+    seed: int = 0
+    threads: int | None = Field(None, ge=1, description="torch CPU threads; default: torch's choice")
+    checkpoint_every: int = Field(0, ge=0, description="steps between 'last' checkpoints; 0 = end of epoch only")
+    log_every: int = Field(10, ge=1, description="steps between logged training metrics")
+    output_dir: str = Field("runs", description="checkpoints go to <output_dir>/<run name>/")
+
+
+class TrackingConfig(Section):
+    uri: str | None = Field(None, description="MLflow tracking URI; default $MLFLOW_TRACKING_URI, else MLflow's own")
+    experiment: str = "qattn"
+    attention_maps: int = Field(3, ge=0, description="dev documents whose attention is drawn")
+    system_metrics: bool = True
+
+
+class ExperimentConfig(Section):
+    name: str = "experiment"
+    data: DataConfig = DataConfig()
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> ExperimentConfig:
+    """Read a TOML file (or start from defaults), apply ``section.key=value`` overrides, validate."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"{path} is not valid TOML: {err}") from None
+    for override in overrides:
+        apply_override(raw, override)
+    return validate_config(raw, source=str(path) if path else "config")
+
+
+def config_from_toml(text: str, source: str = "saved config") -> ExperimentConfig:
+    """A config saved by :func:`dump_config` (in a checkpoint or an MLflow run)."""
+    return validate_config(tomllib.loads(text), source=source)
+
+
+def validate_config(raw: dict[str, Any], source: str) -> ExperimentConfig:
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as err:
+        problems = "\n".join(f"  - {describe(error)}" for error in err.errors())
+        raise ConfigError(f"{source} is not a valid experiment config:\n{problems}") from None
+
+
+def apply_override(raw: dict[str, Any], override: str) -> None:
+    """``a.b=c`` sets ``raw['a']['b']``; ``c`` is read as a TOML value (``2``, ``true``, ``"x"``) or a bare string."""
+    key, sep, text = override.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {override!r} must look like section.key=value")
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text
+    *sections, leaf = key.strip().split(".")
+    node = raw
+    for name in sections:
+        node = node.setdefault(name, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {override!r}: {name} is a value, not a section")
+    node[leaf] = value
+
+
+def describe(error: dict[str, Any]) -> str:
+    where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        section = section_at(error["loc"][:-1])
+        valid = ", ".join(section.model_fields) if section else "?"
+        return f"unknown key {where!r}; valid keys here: {valid}"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "value_error":
+        return f"{where}: {message}"
+    return f"{where}: {message} (got {error['input']!r})"
+
+
+def section_at(loc: tuple) -> type[Section] | None:
+    section: type[Section] = ExperimentConfig
+    for name in loc:
+        field = section.model_fields.get(str(name))
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, Section)):
+            return None
+        section = field.annotation
+    return section
+
+
+def dump_config(config: ExperimentConfig) -> str:
+    """The resolved config as TOML (unset optional values are left out, so it loads back identically)."""
+    return tomli_w.dumps(config.model_dump(mode="json", exclude_none=True))
+
+
+def flatten(config: ExperimentConfig) -> dict[str, Any]:
+    """``{"model.n_qubits": 4, ...}``: every resolved value, for MLflow params."""
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(f"{prefix}.{key}" if prefix else key, value)
+        else:
+            flat[prefix] = node
+
+    walk("", config.model_dump(mode="json"))
+    return flat

@@ -1,0 +1,153 @@
+"""One experiment run, start to end: data -> tokenizer -> model -> Trainer, recorded in MLflow."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import mlflow
+import torch
+from tokenizers import Tokenizer
+
+from qattn import tracking
+from qattn.artifacts import attention_figure, circuit_files, confusion_figure, learning_curves_figure
+from qattn.attention import parameter_counts
+from qattn.config import ExperimentConfig, config_from_toml, dump_config
+from qattn.data import TextDataset, load_dataset
+from qattn.model import TextClassifier, build_model
+from qattn.tokenizer import build_tokenizer, encode
+from qattn.trainer import EncodedSplit, Metrics, Trainer, evaluate, pad_batch, seed_everything
+
+
+class ExperimentError(RuntimeError):
+    """A run that cannot start as asked; the message says what to do."""
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    run_name: str
+    tracking_uri: str
+    test: Metrics
+    best_epoch: int
+    epochs_run: int
+    seconds_per_epoch: float
+    docs_per_s: float
+    tokens_per_s: float
+    parameters: dict[str, int]
+
+
+def run_experiment(config: ExperimentConfig, *, resume: bool = False, restart: bool = False) -> RunResult:
+    """Train and test one model; ``resume`` continues from the run's last checkpoint."""
+    uri = tracking.connect(config)
+    name = tracking.run_name(config)
+    run_dir = Path(config.train.output_dir) / name
+    last = run_dir / "last.pt"
+    if restart and run_dir.exists():
+        shutil.rmtree(run_dir)
+    if resume and not last.is_file():
+        raise ExperimentError(f"nothing to resume: no checkpoint at {last}")
+    if last.is_file() and not resume:
+        raise ExperimentError(f"{run_dir} holds a checkpoint of an earlier run; pass --resume to continue it or --restart to start over")
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+
+    dataset = load_dataset(config.data)
+    tokenizer = build_tokenizer(dataset.train.texts, config.tokenizer)
+    train, dev, test = (
+        EncodedSplit(encode(tokenizer, split.texts, config.model.max_length), split.labels)
+        for split in (dataset.train, dataset.dev, dataset.test)
+    )
+    seed_everything(config.train.seed)
+    model = build_model(config.model, tokenizer.get_vocab_size(), dataset.num_classes)
+
+    run_id = torch.load(last, weights_only=True)["mlflow_run_id"] if resume else None
+    with mlflow.start_run(run_id=run_id, run_name=name, log_system_metrics=config.tracking.system_metrics) as run:
+        if not resume:
+            tracking.log_run_metadata(config, parameter_counts(model))
+            mlflow.log_text(dump_config(config), "config.toml")
+        extra = {
+            "config": dump_config(config),
+            "tokenizer": tokenizer.to_str(),
+            "label_names": dataset.label_names,
+            "mlflow_run_id": run.info.run_id,
+        }
+        trainer = Trainer(
+            model, train, dev, dataset.num_classes, config.train, run_dir, extra,
+            log=lambda metrics, step: mlflow.log_metrics(metrics, step=step),
+        )
+        if resume:
+            trainer.resume(last)
+        state = trainer.fit()
+
+        model.load_state_dict(torch.load(trainer.best_path, weights_only=True)["model"])
+        test_metrics = evaluate(model, test, dataset.num_classes, config.train.batch_size)
+        mlflow.log_metrics({**test_metrics.scalars("test"), "best_epoch": state.best_epoch})
+        log_artifacts(config, model, tokenizer, dataset, dev, test_metrics, state.history)
+        mlflow.log_artifact(str(trainer.best_path), "checkpoints")
+
+    epochs = state.history
+    return RunResult(
+        run_id=run.info.run_id,
+        run_name=name,
+        tracking_uri=uri,
+        test=test_metrics,
+        best_epoch=state.best_epoch,
+        epochs_run=len(epochs),
+        seconds_per_epoch=sum(r["epoch/seconds"] for r in epochs) / len(epochs),
+        docs_per_s=sum(r["epoch/docs_per_s"] for r in epochs) / len(epochs),
+        tokens_per_s=sum(r["epoch/tokens_per_s"] for r in epochs) / len(epochs),
+        parameters=parameter_counts(model),
+    )
+
+
+def log_artifacts(config, model: TextClassifier, tokenizer: Tokenizer, dataset: TextDataset, dev: EncodedSplit,
+                  test: Metrics, history: list[dict[str, float]]) -> None:
+    figures = {
+        "confusion_matrix.png": confusion_figure(test.confusion, dataset.label_names, "test confusion matrix (best model)"),
+        "learning_curves.png": learning_curves_figure(history),
+    }
+    model.eval()
+    with torch.no_grad():
+        for doc in range(min(config.tracking.attention_maps, len(dev.ids))):
+            out = model(pad_batch(dev.ids, [doc]), return_attention=True)
+            chunk = dev.ids[doc][: config.model.chunk_size]
+            tokens = [tokenizer.decode([i]) for i in chunk]
+            local = out.local_attention[0, 0].numpy()
+            global_ = out.global_attention[0].numpy() if out.global_attention is not None else None
+            figures[f"attention/dev_doc_{doc}.png"] = attention_figure(
+                local, global_, tokens, f"dev document {doc} (label {dataset.label_names[dev.labels[doc]]})"
+            )
+    for path, figure in figures.items():
+        mlflow.log_figure(figure, path)
+        plt.close(figure)
+    for path, text in circuit_files(model).items():
+        mlflow.log_text(text, path)
+
+
+def evaluate_saved(target: str, split: str = "test") -> tuple[Metrics, ExperimentConfig, Path]:
+    """Evaluate a best checkpoint, given as a file or as the MLflow run id that holds it."""
+    path = Path(target)
+    if not path.is_file():
+        try:
+            path = Path(mlflow.artifacts.download_artifacts(run_id=target, artifact_path="checkpoints/best.pt"))
+        except Exception as err:  # noqa: BLE001 - MLflow raises several kinds for "not there"
+            raise ExperimentError(
+                f"{target!r} is neither a checkpoint file nor an MLflow run (at {mlflow.get_tracking_uri()}) "
+                f"holding checkpoints/best.pt: {str(err)[:200]}"
+            ) from None
+    payload = torch.load(path, weights_only=True)
+    config = config_from_toml(payload["config"], source=f"the config saved in {path}")
+    tokenizer = Tokenizer.from_str(payload["tokenizer"])
+    dataset = load_dataset(config.data)
+    if dataset.label_names != payload["label_names"]:
+        raise ExperimentError(
+            f"the data now gives classes {dataset.label_names}, the checkpoint was trained on {payload['label_names']}"
+        )
+    data = getattr(dataset, split)
+    model = build_model(config.model, tokenizer.get_vocab_size(), dataset.num_classes)
+    model.load_state_dict(payload["model"])
+    encoded = EncodedSplit(encode(tokenizer, data.texts, config.model.max_length), data.labels)
+    return evaluate(model, encoded, dataset.num_classes, config.train.batch_size), config, path

@@ -1,0 +1,152 @@
+"""TextClassifier: a hierarchical reader of long documents around either attention kind.
+
+Documents of thousands of tokens would hit an N^2 wall with full attention (quantum or not), so
+both kinds read them the same way (DESIGN.md, "Long documents"):
+
+1. split the tokens into chunks of ``chunk_size`` and put a learned summary token in front of each;
+2. ``local_layers`` encoder blocks attend within each chunk (the summary token gathers the chunk);
+3. ``global_layers`` blocks attend across the chunk summaries of a document;
+4. the non-empty chunk summaries are averaged and classified.
+
+The attention module of every block comes from one factory, so quantum and classical models differ
+in their score kernel and nothing else.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from qattn.attention import AttentionShell, ClassicalMultiheadAttention, QuantumMultiheadAttention
+from qattn.config import ModelConfig
+
+PAD_ID = 0
+
+
+class EncoderBlock(nn.Module):
+    """Pre-norm transformer block: ``x + attn(norm(x))``, then ``x + ff(norm(x))``."""
+
+    def __init__(self, attention: AttentionShell, embed_dim: int, ff_dim: int, dropout: float) -> None:
+        super().__init__()
+        self.attn_norm = nn.LayerNorm(embed_dim)
+        self.attn = attention
+        self.ff_norm = nn.LayerNorm(embed_dim)
+        self.ff = nn.Sequential(nn.Linear(embed_dim, ff_dim), nn.GELU(), nn.Linear(ff_dim, embed_dim))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, padding: torch.Tensor, need_weights: bool = False):
+        h = self.attn_norm(x)
+        attended, weights = self.attn(h, h, h, key_padding_mask=padding, need_weights=need_weights)
+        x = x + self.drop(attended)
+        x = x + self.drop(self.ff(self.ff_norm(x)))
+        return x, weights
+
+
+@dataclass
+class ClassifierOutput:
+    logits: torch.Tensor  # (B, classes)
+    local_attention: torch.Tensor | None = None  # (B, chunks, 1 + chunk, 1 + chunk), first local block
+    global_attention: torch.Tensor | None = None  # (B, chunks, chunks), first global block
+
+
+class TextClassifier(nn.Module):
+    def __init__(
+        self,
+        vocab_size: int,
+        num_classes: int,
+        make_attention: Callable[[], AttentionShell],
+        *,
+        embed_dim: int,
+        local_layers: int,
+        global_layers: int,
+        ff_dim: int,
+        dropout: float,
+        max_length: int,
+        chunk_size: int,
+    ) -> None:
+        super().__init__()
+        self.chunk_size = chunk_size
+        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD_ID)
+        self.position = nn.Embedding(chunk_size + 1, embed_dim)  # slot 0: the chunk's summary token
+        self.chunk_position = nn.Embedding(math.ceil(max_length / chunk_size), embed_dim)
+        self.summary = nn.Parameter(0.02 * torch.randn(embed_dim))
+        self.local_blocks = nn.ModuleList(
+            EncoderBlock(make_attention(), embed_dim, ff_dim, dropout) for _ in range(local_layers)
+        )
+        self.global_blocks = nn.ModuleList(
+            EncoderBlock(make_attention(), embed_dim, ff_dim, dropout) for _ in range(global_layers)
+        )
+        self.drop = nn.Dropout(dropout)
+        self.norm = nn.LayerNorm(embed_dim)
+        self.head = nn.Linear(embed_dim, num_classes)
+
+    def forward(self, ids: torch.Tensor, return_attention: bool = False) -> ClassifierOutput:
+        batch, length = ids.shape
+        chunks = math.ceil(length / self.chunk_size)
+        ids = nn.functional.pad(ids, (0, chunks * self.chunk_size - length), value=PAD_ID)
+        ids = ids.view(batch * chunks, self.chunk_size)  # (B*C, T)
+        padding = torch.cat([torch.zeros_like(ids[:, :1], dtype=torch.bool), ids == PAD_ID], dim=1)  # (B*C, 1+T)
+
+        x = torch.cat([self.summary.expand(batch * chunks, 1, -1), self.embed(ids)], dim=1)  # (B*C, 1+T, E)
+        x = self.drop(x + self.position.weight)
+        local_attention = global_attention = None
+        for i, block in enumerate(self.local_blocks):
+            x, weights = block(x, padding, need_weights=return_attention and i == 0)
+            if weights is not None:
+                local_attention = weights.view(batch, chunks, *weights.shape[1:])
+
+        empty = padding[:, 1:].all(dim=1).view(batch, chunks)  # (B, C): chunks of padding only
+        summaries = x[:, 0].view(batch, chunks, -1) + self.chunk_position.weight[:chunks]  # (B, C, E)
+        for i, block in enumerate(self.global_blocks):
+            summaries, weights = block(summaries, empty, need_weights=return_attention and i == 0)
+            if weights is not None:
+                global_attention = weights
+
+        keep = (~empty).unsqueeze(-1).to(summaries.dtype)  # (B, C, 1)
+        pooled = (summaries * keep).sum(1) / keep.sum(1).clamp_min(1)  # (B, E)
+        return ClassifierOutput(self.head(self.norm(pooled)), local_attention)
+
+        doc = torch.cat([self.document.expand(batch, 1, -1), summaries], dim=1)  # (B, 1+C, E)
+        doc_padding = torch.cat([torch.zeros_like(empty[:, :1]), empty], dim=1)  # (B, 1+C)
+        for i, block in enumerate(self.global_blocks):
+            doc, weights = block(doc, doc_padding, need_weights=return_attention and i == 0)
+            if weights is not None:
+                global_attention = weights
+        pooled = doc[:, 0]  # (B, E): the document token
+        return ClassifierOutput(self.head(self.norm(pooled)), local_attention, global_attention)
+
+
+def attention_factory(config: ModelConfig) -> Callable[[], AttentionShell]:
+    """The attention module every block gets: quantum or classical, all else equal."""
+    if config.attention == "classical":
+        return lambda: ClassicalMultiheadAttention(config.embed_dim, config.num_heads, dropout=config.dropout)
+    return lambda: QuantumMultiheadAttention(
+        config.embed_dim,
+        config.num_heads,
+        n_qubits=config.n_qubits,
+        kernel=config.kernel,
+        encoder=config.encoder,
+        circuit=config.circuit,
+        reuploads=config.reuploads,
+        executor=config.executor,
+        dropout=config.dropout,
+    )
+
+
+def build_model(config: ModelConfig, vocab_size: int, num_classes: int) -> TextClassifier:
+    return TextClassifier(
+        vocab_size,
+        num_classes,
+        attention_factory(config),
+        embed_dim=config.embed_dim,
+        local_layers=config.local_layers,
+        global_layers=config.global_layers,
+        ff_dim=config.ff_dim,
+        dropout=config.dropout,
+        max_length=config.max_length,
+        chunk_size=config.chunk_size,
+    )

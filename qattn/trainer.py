@@ -1,0 +1,252 @@
+"""One training loop for both attention kinds.
+
+AdamW with linear warm-up and linear decay, gradient clipping, length-bucketed batches with padding
+masks, evaluation on dev every epoch (loss, accuracy, macro-F1), early stopping on dev macro-F1,
+best and last checkpoints, and exact resumption: the batch order of an epoch is a function of
+(seed, epoch), and a checkpoint carries the optimiser, schedule and RNG states, so a run killed at
+any point and resumed from its last checkpoint ends where an uninterrupted run ends.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import confusion_matrix, f1_score
+from torch import nn
+from tqdm import tqdm
+
+from qattn.config import TrainConfig
+from qattn.model import PAD_ID, TextClassifier
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class Metrics:
+    loss: float
+    accuracy: float
+    macro_f1: float
+    confusion: list[list[int]]
+
+    def scalars(self, prefix: str) -> dict[str, float]:
+        return {f"{prefix}/loss": self.loss, f"{prefix}/accuracy": self.accuracy, f"{prefix}/macro_f1": self.macro_f1}
+
+
+@dataclass
+class EncodedSplit:
+    ids: list[list[int]]
+    labels: list[int]
+
+    def tokens(self) -> int:
+        return sum(map(len, self.ids))
+
+
+@dataclass
+class TrainState:
+    """Everything besides tensors that a resumed run needs; stored in the checkpoint."""
+
+    epoch: int = 0  # the epoch in progress (or next to start)
+    step_in_epoch: int = 0  # batches of that epoch already done
+    global_step: int = 0
+    best_f1: float = -1.0
+    best_epoch: int = -1
+    stale_epochs: int = 0
+    stopped_early: bool = False
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def bucketed_batches(lengths: list[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """Shuffled batches of similar-length documents (little padding), reproducible from (seed, epoch)."""
+    rng = random.Random(seed * 1_000_003 + epoch)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    pool = batch_size * 50
+    batches = []
+    for start in range(0, len(order), pool):
+        by_length = sorted(order[start : start + pool], key=lengths.__getitem__)
+        batches += [by_length[i : i + batch_size] for i in range(0, len(by_length), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def pad_batch(ids: list[list[int]], indices: list[int]) -> torch.Tensor:
+    longest = max(len(ids[i]) for i in indices)
+    batch = torch.full((len(indices), longest), PAD_ID, dtype=torch.long)
+    for row, i in enumerate(indices):
+        batch[row, : len(ids[i])] = torch.tensor(ids[i], dtype=torch.long)
+    return batch
+
+
+@torch.no_grad()
+def evaluate(model: TextClassifier, split: EncodedSplit, num_classes: int, batch_size: int) -> Metrics:
+    model.eval()
+    order = sorted(range(len(split.ids)), key=lambda i: len(split.ids[i]))
+    predictions, total_loss = [0] * len(order), 0.0
+    for start in range(0, len(order), batch_size):
+        indices = order[start : start + batch_size]
+        logits = model(pad_batch(split.ids, indices)).logits
+        labels = torch.tensor([split.labels[i] for i in indices])
+        total_loss += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
+        for i, p in zip(indices, logits.argmax(-1).tolist()):
+            predictions[i] = p
+    classes = list(range(num_classes))
+    return Metrics(
+        loss=total_loss / len(order),
+        accuracy=float(np.mean(np.array(predictions) == np.array(split.labels))),
+        macro_f1=float(f1_score(split.labels, predictions, labels=classes, average="macro", zero_division=0)),
+        confusion=confusion_matrix(split.labels, predictions, labels=classes).tolist(),
+    )
+
+
+def warmup_then_linear_decay(total_steps: int, warmup_fraction: float) -> Callable[[int], float]:
+    warmup = max(1, math.ceil(total_steps * warmup_fraction))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return factor
+
+
+def save_atomically(payload: dict[str, Any], path: Path) -> None:
+    """A kill during the write leaves the previous file intact."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+class Trainer:
+    """Trains ``model`` on ``train``, selects on ``dev``; ``log`` receives metrics as they happen."""
+
+    def __init__(
+        self,
+        model: TextClassifier,
+        train: EncodedSplit,
+        dev: EncodedSplit,
+        num_classes: int,
+        config: TrainConfig,
+        run_dir: Path,
+        checkpoint_extra: dict[str, Any],
+        log: Callable[[dict[str, float], int], None] = lambda metrics, step: None,
+    ) -> None:
+        self.model, self.train, self.dev = model, train, dev
+        self.num_classes, self.config, self.run_dir = num_classes, config, run_dir
+        self.checkpoint_extra, self.log = checkpoint_extra, log
+        self.lengths = [len(ids) for ids in train.ids]
+        self.steps_per_epoch = math.ceil(len(train.ids) / config.batch_size)
+        decay, no_decay = [], []
+        for name, p in model.named_parameters():
+            (no_decay if p.ndim < 2 or name.endswith("bias") else decay).append(p)
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=config.lr,
+        )
+        schedule = warmup_then_linear_decay(self.steps_per_epoch * config.epochs, config.warmup_fraction)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
+        self.state = TrainState()
+        run_dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def last_path(self) -> Path:
+        return self.run_dir / "last.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.run_dir / "best.pt"
+
+    def fit(self) -> TrainState:
+        state, config = self.state, self.config
+        while state.epoch < config.epochs and not state.stopped_early:
+            started = time.perf_counter()
+            train_loss, docs, tokens = self.train_epoch()
+            seconds = time.perf_counter() - started
+            dev = evaluate(self.model, self.dev, self.num_classes, config.batch_size)
+            record = {
+                "epoch": state.epoch,
+                "train/epoch_loss": train_loss,
+                **dev.scalars("dev"),
+                "epoch/seconds": seconds,
+                "epoch/docs_per_s": docs / seconds,
+                "epoch/tokens_per_s": tokens / seconds,
+            }
+            state.history.append(record)
+            self.log({k: v for k, v in record.items() if k != "epoch"}, state.epoch)
+            if dev.macro_f1 > state.best_f1:
+                state.best_f1, state.best_epoch, state.stale_epochs = dev.macro_f1, state.epoch, 0
+                save_atomically(self.checkpoint(), self.best_path)
+            else:
+                state.stale_epochs += 1
+                state.stopped_early = state.stale_epochs >= config.patience
+            state.epoch, state.step_in_epoch = state.epoch + 1, 0
+            save_atomically(self.checkpoint(), self.last_path)
+        return state
+
+    def train_epoch(self) -> tuple[float, int, int]:
+        """One epoch (or its remainder after a resume); mean loss, documents and tokens seen."""
+        state, config = self.state, self.config
+        batches = bucketed_batches(self.lengths, config.batch_size, config.seed, state.epoch)
+        self.model.train()
+        losses, docs, tokens = [], 0, 0
+        started = time.perf_counter()
+        progress = tqdm(
+            batches, initial=state.step_in_epoch, desc=f"epoch {state.epoch + 1}/{config.epochs}", unit="batch",
+            disable=None, leave=False,
+        )
+        for indices in batches[state.step_in_epoch :]:
+            ids = pad_batch(self.train.ids, indices)
+            labels = torch.tensor([self.train.labels[i] for i in indices])
+            loss = nn.functional.cross_entropy(self.model(ids).logits, labels)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
+            self.optimizer.step()
+            self.scheduler.step()
+
+            losses.append(loss.item())
+            docs += len(indices)
+            tokens += sum(self.lengths[i] for i in indices)
+            state.step_in_epoch += 1
+            state.global_step += 1
+            elapsed = time.perf_counter() - started
+            progress.update()
+            progress.set_postfix(loss=f"{loss.item():.3f}", docs_s=f"{docs / elapsed:.1f}", tok_s=f"{tokens / elapsed:.0f}")
+            if state.global_step % config.log_every == 0:
+                self.log({"train/loss": loss.item(), "train/lr": self.scheduler.get_last_lr()[0]}, state.global_step)
+            if config.checkpoint_every and state.global_step % config.checkpoint_every == 0:
+                save_atomically(self.checkpoint(), self.last_path)
+        progress.close()
+        return (float(np.mean(losses)) if losses else float("nan")), docs, tokens
+
+    def checkpoint(self) -> dict[str, Any]:
+        """Tensors, numbers and strings only: loadable with ``torch.load(weights_only=True)``."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "state": asdict(self.state),
+            "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
+            **self.checkpoint_extra,
+        }
+
+    def resume(self, path: Path) -> None:
+        payload = torch.load(path, weights_only=True)
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scheduler.load_state_dict(payload["scheduler"])
+        self.state = TrainState(**payload["state"])
+        torch.set_rng_state(payload["rng"]["torch"])
+        random.setstate(payload["rng"]["python"])
