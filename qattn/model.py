@@ -108,15 +108,6 @@ class TextClassifier(nn.Module):
 
         keep = (~empty).unsqueeze(-1).to(summaries.dtype)  # (B, C, 1)
         pooled = (summaries * keep).sum(1) / keep.sum(1).clamp_min(1)  # (B, E)
-        return ClassifierOutput(self.head(self.norm(pooled)), local_attention)
-
-        doc = torch.cat([self.document.expand(batch, 1, -1), summaries], dim=1)  # (B, 1+C, E)
-        doc_padding = torch.cat([torch.zeros_like(empty[:, :1]), empty], dim=1)  # (B, 1+C)
-        for i, block in enumerate(self.global_blocks):
-            doc, weights = block(doc, doc_padding, need_weights=return_attention and i == 0)
-            if weights is not None:
-                global_attention = weights
-        pooled = doc[:, 0]  # (B, E): the document token
         return ClassifierOutput(self.head(self.norm(pooled)), local_attention, global_attention)
 
 

@@ -60,6 +60,7 @@ class TrainState:
 
     epoch: int = 0  # the epoch in progress (or next to start)
     step_in_epoch: int = 0  # batches of that epoch already done
+    epoch_loss_sum: float = 0.0  # summed training loss of those batches
     global_step: int = 0
     best_f1: float = -1.0
     best_epoch: int = -1
@@ -191,16 +192,17 @@ class Trainer:
             else:
                 state.stale_epochs += 1
                 state.stopped_early = state.stale_epochs >= config.patience
-            state.epoch, state.step_in_epoch = state.epoch + 1, 0
+            state.epoch, state.step_in_epoch, state.epoch_loss_sum = state.epoch + 1, 0, 0.0
             save_atomically(self.checkpoint(), self.last_path)
         return state
 
     def train_epoch(self) -> tuple[float, int, int]:
-        """One epoch (or its remainder after a resume); mean loss, documents and tokens seen."""
+        """One epoch (or its remainder after a resume): the epoch's mean loss, and the documents and
+        tokens this call saw (for throughput)."""
         state, config = self.state, self.config
         batches = bucketed_batches(self.lengths, config.batch_size, config.seed, state.epoch)
         self.model.train()
-        losses, docs, tokens = [], 0, 0
+        docs, tokens = 0, 0
         started = time.perf_counter()
         progress = tqdm(
             batches, initial=state.step_in_epoch, desc=f"epoch {state.epoch + 1}/{config.epochs}", unit="batch",
@@ -216,7 +218,7 @@ class Trainer:
             self.optimizer.step()
             self.scheduler.step()
 
-            losses.append(loss.item())
+            state.epoch_loss_sum += loss.item()
             docs += len(indices)
             tokens += sum(self.lengths[i] for i in indices)
             state.step_in_epoch += 1
@@ -229,7 +231,7 @@ class Trainer:
             if config.checkpoint_every and state.global_step % config.checkpoint_every == 0:
                 save_atomically(self.checkpoint(), self.last_path)
         progress.close()
-        return (float(np.mean(losses)) if losses else float("nan")), docs, tokens
+        return state.epoch_loss_sum / max(1, state.step_in_epoch), docs, tokens
 
     def checkpoint(self) -> dict[str, Any]:
         """Tensors, numbers and strings only: loadable with ``torch.load(weights_only=True)``."""

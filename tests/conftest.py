@@ -1,5 +1,9 @@
+from pathlib import Path
+
 import pytest
 import torch
+
+QUICKSTART = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.toml"
 
 
 @pytest.fixture(autouse=True)
@@ -7,3 +11,31 @@ def seeded():
     """Every test starts from the same random state."""
     torch.manual_seed(1234)
     yield
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    """Overrides that shrink the quickstart experiment to seconds, with every file under tmp_path
+    (the working directory too: MLflow puts a SQLite store's artifacts under ./mlruns)."""
+    monkeypatch.chdir(tmp_path)
+    return [
+        "data.synthetic.train_docs=64",
+        "data.synthetic.dev_docs=16",
+        "data.synthetic.test_docs=16",
+        "data.synthetic.min_words=40",
+        "data.synthetic.max_words=80",
+        "data.synthetic.vocab=50",
+        "tokenizer.vocab_size=300",
+        "model.embed_dim=8",
+        "model.num_heads=2",
+        "model.ff_dim=16",
+        "model.chunk_size=16",
+        "model.n_qubits=2",
+        "train.epochs=2",
+        "train.batch_size=8",
+        "tracking.system_metrics=false",
+        "tracking.attention_maps=1",
+        f"train.output_dir={tmp_path / 'runs'}",
+        f"tokenizer.cache_dir={tmp_path / 'tokenizers'}",
+        f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+    ]
