@@ -2,7 +2,10 @@
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 
-.PHONY: demo test bench clean
+.PHONY: quickstart demo test bench clean
+
+quickstart: $(VENV)/.installed
+	$(VENV)/bin/qattn quickstart
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/qattn demo

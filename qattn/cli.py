@@ -84,8 +84,10 @@ def quickstart(overrides: tuple[str, ...]) -> None:
         results.append(run_experiment(config, restart=True))
     print_results(results)
     uri = results[0].tracking_uri
-    store = f" --backend-store-uri {uri}" if not uri.startswith("http") else ""
-    click.echo(f"\nBrowse the runs: mlflow ui{store}   (then open http://127.0.0.1:5000)" if store else f"\nRuns are at {uri}")
+    if uri.startswith(("http://", "https://")):
+        click.echo(f"\nBrowse the runs: open {uri} in a browser")
+    else:
+        click.echo(f"\nBrowse the runs: mlflow ui --backend-store-uri {uri}   (then open http://127.0.0.1:5000)")
 
 
 def print_results(results) -> None:

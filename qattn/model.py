@@ -111,33 +111,17 @@ class TextClassifier(nn.Module):
         return ClassifierOutput(self.head(self.norm(pooled)), local_attention, global_attention)
 
 
+QUANTUM_OPTIONS = {"n_qubits", "kernel", "encoder", "circuit", "reuploads", "executor"}
+READER_OPTIONS = {"embed_dim", "local_layers", "global_layers", "ff_dim", "dropout", "max_length", "chunk_size"}
+
+
 def attention_factory(config: ModelConfig) -> Callable[[], AttentionShell]:
     """The attention module every block gets: quantum or classical, all else equal."""
+    shape = (config.embed_dim, config.num_heads)
     if config.attention == "classical":
-        return lambda: ClassicalMultiheadAttention(config.embed_dim, config.num_heads, dropout=config.dropout)
-    return lambda: QuantumMultiheadAttention(
-        config.embed_dim,
-        config.num_heads,
-        n_qubits=config.n_qubits,
-        kernel=config.kernel,
-        encoder=config.encoder,
-        circuit=config.circuit,
-        reuploads=config.reuploads,
-        executor=config.executor,
-        dropout=config.dropout,
-    )
+        return lambda: ClassicalMultiheadAttention(*shape, dropout=config.dropout)
+    return lambda: QuantumMultiheadAttention(*shape, dropout=config.dropout, **config.model_dump(include=QUANTUM_OPTIONS))
 
 
 def build_model(config: ModelConfig, vocab_size: int, num_classes: int) -> TextClassifier:
-    return TextClassifier(
-        vocab_size,
-        num_classes,
-        attention_factory(config),
-        embed_dim=config.embed_dim,
-        local_layers=config.local_layers,
-        global_layers=config.global_layers,
-        ff_dim=config.ff_dim,
-        dropout=config.dropout,
-        max_length=config.max_length,
-        chunk_size=config.chunk_size,
-    )
+    return TextClassifier(vocab_size, num_classes, attention_factory(config), **config.model_dump(include=READER_OPTIONS))

@@ -20,7 +20,7 @@ def test_readme_python_example_runs():
 def test_readme_opens_with_the_two_commands_ci_uses():
     first_block = re.search(r"```bash\n(.*?)```", README.read_text(), flags=re.DOTALL).group(1)
     commands = [line.split("#")[0].strip() for line in first_block.strip().splitlines()]
-    assert commands == ["make demo", "make test"]
+    assert commands == ["make quickstart", "make test"]
     assert "make test" in (README.parent / ".ci" / "run").read_text()
 
 
