@@ -3,7 +3,7 @@
 A circuit family is a pure description: given a qubit count, input features ``x`` and trainable
 weights ``w`` it yields :class:`Gate` records. It never imports a quantum SDK. The same description
 is compiled to PennyLane operations and to a Qiskit ``QuantumCircuit`` by the per-backend gate
-tables in :mod:`qattn.circuits.compile`.
+tables in :mod:`qattn.circuits.to_pennylane` and :mod:`qattn.circuits.to_qiskit`.
 
 Indexing convention: a family reads features as ``x[i]`` and weights as ``w[l, q, ...]`` with plain
 integer indices. Backends pass whatever supports that: torch tensors whose *trailing* axes are a

@@ -66,20 +66,21 @@ def attention_figure(local: np.ndarray, global_: np.ndarray | None, tokens: list
 
 
 def circuit_files(model: TextClassifier) -> dict[str, str]:
-    """For every distinct feature map: a drawing and QASM 3; for the first block's heads, QASM 3 of the
-    query and key circuits with their trained weights bound (the features stay inputs)."""
-    files: dict[str, str] = {}
-    kernels = [(name, m) for name, m in model.named_modules() if isinstance(m, QuantumKernel)]
-    for name, kernel in kernels:
-        circuit = to_qiskit(kernel.feature_map)
-        if not files:
-            files["circuits/feature_map.txt"] = f"{kernel.feature_map}\n\n{circuit.draw(output='text', fold=150)}\n"
-            files["circuits/feature_map.qasm"] = qasm3.dumps(circuit)
-        if name != kernels[0][0]:
-            continue
-        weights = [p for p in circuit.parameters if p.vector.name == "w"]
-        for role, tensor in (("query", kernel.query_weights), ("key", kernel.key_weights)):
-            for head, values in enumerate(tensor.detach().double().flatten(1).tolist()):
-                bound = circuit.assign_parameters({p: values[p.index] for p in weights})
-                files[f"circuits/{name.replace('.', '_')}_head{head}_{role}.qasm"] = qasm3.dumps(bound)
+    """The feature map (every block uses the same one) as a drawing and QASM 3, and for the first
+    block's heads QASM 3 of the query and key circuits with their trained weights bound. The
+    features stay circuit inputs ``x``: they are the projected features times the head's learned
+    input scale."""
+    name, kernel = next(((n, m) for n, m in model.named_modules() if isinstance(m, QuantumKernel)), (None, None))
+    if kernel is None:
+        return {}
+    circuit = to_qiskit(kernel.feature_map)
+    files = {
+        "circuits/feature_map.txt": f"{kernel.feature_map}\n\n{circuit.draw(output='text', fold=150)}\n",
+        "circuits/feature_map.qasm": qasm3.dumps(circuit),
+    }
+    weights = [p for p in circuit.parameters if p.vector.name == "w"]
+    for role, tensor in (("query", kernel.query_weights), ("key", kernel.key_weights)):
+        for head, values in enumerate(tensor.detach().double().flatten(1).tolist()):
+            bound = circuit.assign_parameters({p: values[p.index] for p in weights})
+            files[f"circuits/{name.replace('.', '_')}_head{head}_{role}.qasm"] = qasm3.dumps(bound)
     return files

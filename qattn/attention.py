@@ -17,7 +17,7 @@ from torch import nn
 from qattn.checks import check_heads, positive_int, probability
 from qattn.circuits import CircuitFamily
 from qattn.executors import Executor
-from qattn.kernels import KERNELS, QuantumKernel, ScoreKernel
+from qattn.kernels import KERNELS, QuantumKernel, ScoreKernel, quantum_kernels
 
 
 def additive_mask(mask: torch.Tensor, name: str, dtype: torch.dtype) -> torch.Tensor:
@@ -51,6 +51,7 @@ class AttentionShell(nn.Module):
         batch_first: bool = True,
     ) -> None:
         super().__init__()
+        check_heads(embed_dim, num_heads)
         self.embed_dim = embed_dim
         self.num_heads = num_heads
         self.head_dim = embed_dim // num_heads
@@ -132,8 +133,8 @@ class AttentionShell(nn.Module):
     def _combined_mask(self, key_padding_mask, attn_mask, is_causal, batch, tgt_len, src_len, dtype):
         """Sum of the additive masks, broadcastable to ``(B, H, N, S)``, or None."""
         mask = None
-        if attn_mask is None and is_causal:
-            attn_mask = torch.ones(tgt_len, src_len, dtype=torch.bool).triu(1)
+        if attn_mask is None and is_causal:  # torch requires the mask too; here the hint alone suffices
+            attn_mask = torch.ones(tgt_len, src_len, dtype=torch.bool, device=self.q_proj.weight.device).triu(1)
         if attn_mask is not None:
             shapes = {(tgt_len, src_len), (batch * self.num_heads, tgt_len, src_len)}
             if tuple(attn_mask.shape) not in shapes:
@@ -212,9 +213,8 @@ class QuantumMultiheadAttention(AttentionShell):
         check_heads(embed_dim, num_heads)
         kernel_cls = KERNELS.get(kernel)
         if not kernel_cls.quantum:
-            quantum = [name for name in KERNELS if KERNELS.get(name).quantum]
             raise ValueError(
-                f"kernel {kernel!r} is classical; QuantumMultiheadAttention takes one of: {', '.join(quantum)} "
+                f"kernel {kernel!r} is classical; QuantumMultiheadAttention takes one of: {', '.join(quantum_kernels())} "
                 "(use ClassicalMultiheadAttention for the dot-product baseline)"
             )
         score_kernel = kernel_cls(

@@ -9,10 +9,11 @@ from pathlib import Path
 import click
 import torch
 
-from qattn import KERNELS, ClassicalMultiheadAttention, QuantumMultiheadAttention, parameter_counts
+from qattn import ClassicalMultiheadAttention, QuantumMultiheadAttention, parameter_counts
 from qattn.circuits.to_qiskit import to_qiskit
+from qattn.kernels import quantum_kernels
 
-QUANTUM_KERNELS = [name for name in KERNELS.names() if KERNELS.get(name).quantum]
+QUANTUM_KERNELS = quantum_kernels()
 QUICKSTART_CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.toml"
 
 
@@ -61,10 +62,15 @@ def train(config: Path, overrides: tuple[str, ...], resume: bool, restart: bool)
 @main.command()
 @click.argument("target")
 @click.option("--split", type=click.Choice(["dev", "test"]), default="test", show_default=True)
-def evaluate(target: str, split: str) -> None:
+@click.option("--tracking-uri", help="MLflow store holding the run (default: $MLFLOW_TRACKING_URI, else MLflow's).")
+def evaluate(target: str, split: str, tracking_uri: str | None) -> None:
     """Evaluate a trained model: TARGET is a checkpoint file or an MLflow run id."""
+    import mlflow
+
     from qattn.experiment import evaluate_saved
 
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
     metrics, config, path = evaluate_saved(target, split)
     click.echo(f"{config.data.name} {split} with {path}:")
     click.echo(f"  accuracy {metrics.accuracy:.4f}  macro-F1 {metrics.macro_f1:.4f}  loss {metrics.loss:.4f}")
@@ -112,12 +118,15 @@ def demo(batch: int, tokens: int, embed_dim: int, heads: int, qubits: int, kerne
     """Build a quantum and a classical attention layer on random input and print their scores."""
     torch.manual_seed(seed)
     x = torch.randn(batch, tokens, embed_dim)
-    layers = {
-        f"quantum ({kernel}, {qubits} qubits/head)": QuantumMultiheadAttention(
-            embed_dim, heads, n_qubits=qubits, kernel=kernel
-        ),
-        "classical (dot)": ClassicalMultiheadAttention(embed_dim, heads),
-    }
+    try:
+        layers = {
+            f"quantum ({kernel}, {qubits} qubits/head)": QuantumMultiheadAttention(
+                embed_dim, heads, n_qubits=qubits, kernel=kernel
+            ),
+            "classical (dot)": ClassicalMultiheadAttention(embed_dim, heads),
+        }
+    except (ValueError, TypeError) as err:
+        raise click.BadParameter(str(err)) from None
     fmap = next(iter(layers.values())).kernel.feature_map
     click.echo(f"Input: {batch} documents x {tokens} tokens x {embed_dim} features, {heads} heads, seed {seed}")
     click.echo(f"\nOne head's query circuit ({fmap.encoder!r} then {fmap.ansatz!r}):")

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from qattn.circuits import CATALOGUE
 from qattn.executors import EXECUTORS
-from qattn.kernels import KERNELS
+from qattn.kernels import quantum_kernels
 
 
 class ConfigError(ValueError):
@@ -77,7 +77,7 @@ class TokenizerConfig(Section):
 
 class ModelConfig(Section):
     attention: Literal["quantum", "classical"] = "quantum"
-    kernel: str = Field("fidelity", description="quantum score kernel (ignored for classical attention)")
+    kernel: str = Field("fidelity", description="quantum score kernel (classical attention ignores the quantum keys)")
     n_qubits: int = Field(4, ge=1)
     encoder: str = "angle_ry"
     circuit: str = "hardware_efficient"
@@ -96,14 +96,18 @@ class ModelConfig(Section):
     def _consistent(self) -> ModelConfig:
         if self.embed_dim % self.num_heads:
             raise ValueError(f"embed_dim ({self.embed_dim}) must be divisible by num_heads ({self.num_heads})")
-        quantum = [name for name in KERNELS.names() if KERNELS.get(name).quantum]
-        if self.kernel not in quantum:
-            raise ValueError(f"kernel {self.kernel!r} is not a quantum kernel; valid: {', '.join(quantum)}")
+        if self.attention == "classical":
+            return self
+        if self.kernel not in quantum_kernels():
+            raise ValueError(f"kernel {self.kernel!r} is not a quantum kernel; valid: {', '.join(quantum_kernels())}")
         for key in ("encoder", "circuit"):
             if getattr(self, key) not in CATALOGUE:
                 raise ValueError(f"unknown {key} {getattr(self, key)!r}; valid: {', '.join(CATALOGUE.names())}")
         if self.executor not in EXECUTORS:
             raise ValueError(f"unknown executor {self.executor!r}; valid: {', '.join(EXECUTORS.names())}")
+        limit = EXECUTORS.get(self.executor).max_qubits
+        if self.n_qubits > limit:
+            raise ValueError(f"n_qubits={self.n_qubits} is out of range for executor {self.executor!r} (1..{limit})")
         return self
 
 
@@ -147,8 +151,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Ex
             raise ConfigError(f"config file {path} does not exist")
         try:
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as err:
-            raise ConfigError(f"{path} is not valid TOML: {err}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+            raise ConfigError(f"{path} is not valid TOML (UTF-8 text expected): {err}") from None
     for override in overrides:
         apply_override(raw, override)
     return validate_config(raw, source=str(path) if path else "config")
@@ -156,7 +160,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Ex
 
 def config_from_toml(text: str, source: str = "saved config") -> ExperimentConfig:
     """A config saved by :func:`dump_config` (in a checkpoint or an MLflow run)."""
-    return validate_config(tomllib.loads(text), source=source)
+    try:
+        return validate_config(tomllib.loads(text), source=source)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{source} is not valid TOML: {err}") from None
 
 
 def validate_config(raw: dict[str, Any], source: str) -> ExperimentConfig:
@@ -194,7 +201,8 @@ def describe(error: dict[str, Any]) -> str:
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "value_error":
         return f"{where}: {message}"
-    return f"{where}: {message} (got {error['input']!r})"
+    hint = ' (with --set, quote text that looks like a number: key=\'"123"\')' if error["type"] == "string_type" else ""
+    return f"{where}: {message} (got {error['input']!r}){hint}"
 
 
 def section_at(loc: tuple) -> type[Section] | None:

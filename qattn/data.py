@@ -79,7 +79,10 @@ def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line number, record)`` from a JSONL or CSV file, optionally gzipped."""
     if not path.is_file():
         raise DataError(f"{path} does not exist")
-    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError) as err:
+        raise DataError(f"{path}: cannot read it ({err})") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -144,8 +147,11 @@ def load_shared(folder: Path, config: DataConfig) -> TextDataset:
     if not card_path.is_file():
         available = sorted(p.name for p in folder.parent.iterdir() if (p / "dataset.json").is_file())
         raise DataError(f"no data set {folder.name!r} in {folder.parent} (no {card_path.name}); available: {', '.join(available)}")
-    card = json.loads(card_path.read_text(encoding="utf-8"))
-    label_names = [str(name) for name in card["label_names"]]
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+        label_names = [str(name) for name in card["label_names"]]
+    except (ValueError, KeyError, TypeError) as err:
+        raise DataError(f"{card_path}: not a data set card with a label_names list ({err!r})") from None
 
     def split(name: str) -> Split:
         path = folder / f"{name}.jsonl.gz"
@@ -195,7 +201,7 @@ def read_labelled(path: Path, config: DataConfig) -> tuple[Path, list[tuple[int,
     for number, record in read_records(path):
         text = document_text(path, number, record, config.text_field)
         label = field(path, number, record, config.label_field)
-        if isinstance(label, str) and label.strip().lstrip("-").isdigit():
+        if isinstance(label, str) and label.strip().lstrip("-").isdecimal():
             label = int(label)  # CSV gives every field as text
         if not isinstance(label, (int, str)) or isinstance(label, bool):
             raise DataError(f"{path}:{number}: label must be an integer or a name, got {label!r}")
@@ -210,6 +216,9 @@ def finish(name: str, label_names: list[str], train: Split, dev: Split | None, t
     """Carve a dev split from train when there is none; check the splits' classes agree."""
     if dev is None:
         train, dev = stratified_split(train, config.dev_fraction, config.seed)
+    for split_name, split in (("train", train), ("dev", dev), ("test", test)):
+        if not len(split):
+            raise DataError(f"{name}: the {split_name} split is empty; give more documents (or a dev_file)")
     seen = set(train.labels)
     for split_name, split in (("dev", dev), ("test", test)):
         missing = sorted(set(split.labels) - seen)
@@ -264,8 +273,6 @@ def synthetic_dataset(config: SyntheticConfig, seed: int) -> TextDataset:
     occur nowhere else, so a bag-of-words counter would find the repeated one too: the task tests
     reach over long documents, not word order.)
     """
-    if not 3 <= config.symbols <= len(SYMBOLS):
-        raise DataError(f"synthetic.symbols must be in 3..{len(SYMBOLS)}, got {config.symbols}")
     rng = random.Random(seed)
     syllables = [c + v for c in "bdfgklmnprstvz" for v in "aeiou"]
     filler = sorted({"".join(rng.choices(syllables, k=rng.randint(2, 3))) for _ in range(config.vocab * 2)})[: config.vocab]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +11,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import mlflow
 import torch
+from mlflow.exceptions import MlflowException
 from tokenizers import Tokenizer
 
 from qattn import tracking
@@ -39,16 +42,28 @@ class RunResult:
     parameters: dict[str, int]
 
 
+def checkpoint_dir(config: ExperimentConfig) -> Path:
+    """``<output_dir>/<run name>-<hash>``: the hash covers everything that shapes training (not where
+    results go), so a changed config never resumes, or overwrites, another config's checkpoints."""
+    identity = config.model_dump(mode="json", exclude={"tracking": True, "train": {"output_dir"}})
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
+    return Path(config.train.output_dir) / f"{tracking.run_name(config)}-{digest}"
+
+
 def run_experiment(config: ExperimentConfig, *, resume: bool = False, restart: bool = False) -> RunResult:
     """Train and test one model; ``resume`` continues from the run's last checkpoint."""
+    if resume and restart:
+        raise ExperimentError("--resume and --restart exclude each other: continue the run, or start it over")
     uri = tracking.connect(config)
     name = tracking.run_name(config)
-    run_dir = Path(config.train.output_dir) / name
+    run_dir = checkpoint_dir(config)
     last = run_dir / "last.pt"
     if restart and run_dir.exists():
         shutil.rmtree(run_dir)
     if resume and not last.is_file():
-        raise ExperimentError(f"nothing to resume: no checkpoint at {last}")
+        others = sorted(str(p) for p in run_dir.parent.glob(f"{name}-*/last.pt"))
+        hint = f"; checkpoints of this run name with other settings: {', '.join(others)}" if others else ""
+        raise ExperimentError(f"nothing to resume for this config: no checkpoint at {last}{hint}")
     if last.is_file() and not resume:
         raise ExperimentError(f"{run_dir} holds a checkpoint of an earlier run; pass --resume to continue it or --restart to start over")
     if config.train.threads:
@@ -64,6 +79,14 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = False, restart: b
     model = build_model(config.model, tokenizer.get_vocab_size(), dataset.num_classes)
 
     run_id = torch.load(last, weights_only=True)["mlflow_run_id"] if resume else None
+    if run_id is not None:
+        try:
+            mlflow.MlflowClient().get_run(run_id)
+        except MlflowException:
+            raise ExperimentError(
+                f"the MLflow run {run_id} of {last} is not in {uri} (deleted, or logged to another store); "
+                "resume against the store it was logged to, or pass --restart"
+            ) from None
     with mlflow.start_run(run_id=run_id, run_name=name, log_system_metrics=config.tracking.system_metrics) as run:
         if not resume:
             tracking.log_run_metadata(config, parameter_counts(model))
@@ -138,9 +161,13 @@ def evaluate_saved(target: str, split: str = "test") -> tuple[Metrics, Experimen
                 f"{target!r} is neither a checkpoint file nor an MLflow run (at {mlflow.get_tracking_uri()}) "
                 f"holding checkpoints/best.pt: {str(err)[:200]}"
             ) from None
-    payload = torch.load(path, weights_only=True)
-    config = config_from_toml(payload["config"], source=f"the config saved in {path}")
-    tokenizer = Tokenizer.from_str(payload["tokenizer"])
+    try:
+        payload = torch.load(path, weights_only=True)
+        saved_config, saved_tokenizer, weights = payload["config"], payload["tokenizer"], payload["model"]
+    except Exception as err:  # noqa: BLE001 - unpickling, zip and key errors all mean "not ours"
+        raise ExperimentError(f"{path} is not a qattn checkpoint ({type(err).__name__}: {str(err)[:120]})") from None
+    config = config_from_toml(saved_config, source=f"the config saved in {path}")
+    tokenizer = Tokenizer.from_str(saved_tokenizer)
     dataset = load_dataset(config.data)
     if dataset.label_names != payload["label_names"]:
         raise ExperimentError(
@@ -148,6 +175,6 @@ def evaluate_saved(target: str, split: str = "test") -> tuple[Metrics, Experimen
         )
     data = getattr(dataset, split)
     model = build_model(config.model, tokenizer.get_vocab_size(), dataset.num_classes)
-    model.load_state_dict(payload["model"])
+    model.load_state_dict(weights)
     encoded = EncodedSplit(encode(tokenizer, data.texts, config.model.max_length), data.labels)
     return evaluate(model, encoded, dataset.num_classes, config.train.batch_size), config, path

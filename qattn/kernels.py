@@ -36,6 +36,11 @@ class ScoreKernel(nn.Module):
 KERNELS: Registry[type[ScoreKernel]] = Registry("kernel")
 
 
+def quantum_kernels() -> list[str]:
+    """Names of the registered kernels that score with circuits."""
+    return [name for name in KERNELS.names() if KERNELS.get(name).quantum]
+
+
 @KERNELS.register("dot")
 class DotKernel(ScoreKernel):
     """``q k^T / sqrt(head_dim)``: the scores of ``torch.nn.MultiheadAttention``."""
@@ -52,7 +57,7 @@ class QuantumKernel(ScoreKernel):
     """Shared parts of the circuit kernels.
 
     Per head: a learned input scale on each encoded feature, separate query and key circuit weights
-    (a shared unitary would cancel in the overlap: DESIGN.md "Cancellation"), and a learned
+    (a shared unitary would cancel in the overlap, ``<U S(k)|U S(q)> = <S(k)|S(q)>``), and a learned
     temperature that keeps softmax informative when scores concentrate. Circuit weights start near
     zero, so each head begins as the encoder's own kernel and drifts from there (a small-angle start
     also avoids the flat landscapes of random deep circuits, Grant et al., arXiv:1903.05076).

@@ -1,7 +1,7 @@
 """TextClassifier: a hierarchical reader of long documents around either attention kind.
 
 Documents of thousands of tokens would hit an N^2 wall with full attention (quantum or not), so
-both kinds read them the same way (DESIGN.md, "Long documents"):
+both kinds read them the same way (the project design notes, "Long documents"):
 
 1. split the tokens into chunks of ``chunk_size`` and put a learned summary token in front of each;
 2. ``local_layers`` encoder blocks attend within each chunk (the summary token gathers the chunk);

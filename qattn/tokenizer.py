@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
@@ -46,7 +47,9 @@ def build_tokenizer(texts: list[str], config: TokenizerConfig) -> Tokenizer:
     )
     tokenizer.train_from_iterator(texts, trainer=trainer, length=len(texts))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tokenizer.save(str(path))
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tokenizer.save(str(tmp))
+    os.replace(tmp, path)  # a parallel run never reads a half-written file
     return tokenizer
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+from contextlib import contextmanager
+from pathlib import Path
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -26,11 +28,9 @@ def connect(config: ExperimentConfig) -> str:
     if config.tracking.uri:
         mlflow.set_tracking_uri(config.tracking.uri)
     uri = mlflow.get_tracking_uri()
-    if uri.startswith(("http://", "https://")):
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     try:
-        MlflowClient(uri).search_experiments(max_results=1)
+        with quick_requests():
+            MlflowClient(uri).search_experiments(max_results=1)
     except Exception as err:  # noqa: BLE001 - any failure here means the same thing to the user
         raise TrackingError(
             f"cannot reach the MLflow tracking store at {uri} ({type(err).__name__}: {str(err)[:200]}). "
@@ -39,6 +39,20 @@ def connect(config: ExperimentConfig) -> str:
         ) from None
     mlflow.set_experiment(config.tracking.experiment)
     return uri
+
+
+@contextmanager
+def quick_requests():
+    """No retries and a short timeout for the reachability check only (training keeps MLflow's own)."""
+    quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+    saved = {key: os.environ.get(key) for key in quick}
+    os.environ.update({key: value for key, value in quick.items() if saved[key] is None})
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
 
 
 def run_name(config: ExperimentConfig) -> str:
@@ -50,7 +64,9 @@ def run_name(config: ExperimentConfig) -> str:
 
 def git_commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5, check=True
+        )
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"

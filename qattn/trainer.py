@@ -25,6 +25,7 @@ from torch import nn
 from tqdm import tqdm
 
 from qattn.config import TrainConfig
+from qattn.kernels import QuantumKernel
 from qattn.model import PAD_ID, TextClassifier
 
 
@@ -49,9 +50,6 @@ class Metrics:
 class EncodedSplit:
     ids: list[list[int]]
     labels: list[int]
-
-    def tokens(self) -> int:
-        return sum(map(len, self.ids))
 
 
 @dataclass
@@ -149,9 +147,11 @@ class Trainer:
         self.checkpoint_extra, self.log = checkpoint_extra, log
         self.lengths = [len(ids) for ids in train.ids]
         self.steps_per_epoch = math.ceil(len(train.ids) / config.batch_size)
+        # No weight decay on norms, biases, or a quantum kernel's angles, input scales and temperatures.
+        quantum = {id(p) for m in model.modules() if isinstance(m, QuantumKernel) for p in m.parameters()}
         decay, no_decay = [], []
-        for name, p in model.named_parameters():
-            (no_decay if p.ndim < 2 or name.endswith("bias") else decay).append(p)
+        for p in model.parameters():
+            (no_decay if p.ndim < 2 or id(p) in quantum else decay).append(p)
         self.optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
             lr=config.lr,

@@ -161,3 +161,19 @@ def test_real_shared_set_loads():
     data = load_dataset(DataConfig(source="shared", name="bbc", data_dir=str(SHARED)))
     assert data.num_classes == 5 and len(data.test) == 444
     assert len(data.train) + len(data.dev) == 1781
+
+
+def test_unreadable_inputs_are_named(tmp_path):
+    corrupt = tmp_path / "train.jsonl.gz"
+    corrupt.write_bytes(b"not gzip at all")
+    test = write_jsonl(tmp_path / "test.jsonl", docs(["a", "b"]))
+    with pytest.raises(DataError, match=r"train.jsonl.gz: cannot read it"):
+        load_dataset(files_config(tmp_path, corrupt, test))
+    one_each = write_jsonl(tmp_path / "one.jsonl", docs(["a", "b"]))
+    with pytest.raises(DataError, match=r"the dev split is empty"):
+        load_dataset(files_config(tmp_path, one_each, test))
+    card = tmp_path / "shared" / "broken"
+    card.mkdir(parents=True)
+    (card / "dataset.json").write_text('{"name": "broken"}')
+    with pytest.raises(DataError, match=r"dataset.json: not a data set card with a label_names list"):
+        load_dataset(DataConfig(source="shared", name="broken", data_dir=str(tmp_path / "shared")))

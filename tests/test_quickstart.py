@@ -23,10 +23,14 @@ def test_quickstart_trains_both_kinds_and_prints_them_side_by_side(tiny, tmp_pat
 def test_train_refuses_to_overwrite_and_resumes_only_what_exists(tiny):
     args = ["train", str(QUICKSTART), *[arg for o in tiny for arg in ("--set", o)]]
     resume = CliRunner().invoke(main, [*args, "--resume"])
-    assert resume.exit_code == 1 and "nothing to resume: no checkpoint at" in resume.output
+    assert resume.exit_code == 1 and "nothing to resume for this config: no checkpoint at" in resume.output
     assert CliRunner().invoke(main, args).exit_code == 0
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 1 and "pass --resume to continue it or --restart to start over" in again.output
+    other = CliRunner().invoke(main, [*args, "--set", "train.lr=0.01", "--resume"])
+    assert other.exit_code == 1 and "checkpoints of this run name with other settings" in other.output
+    both = CliRunner().invoke(main, [*args, "--resume", "--restart"])
+    assert both.exit_code == 1 and "--resume and --restart exclude each other" in both.output
 
 
 def test_cli_errors_are_messages_not_tracebacks(tiny, tmp_path):
@@ -37,5 +41,9 @@ def test_cli_errors_are_messages_not_tracebacks(tiny, tmp_path):
     assert missing.exit_code == 1 and "no data set 'synthetic' in" in missing.output
     nothing = CliRunner().invoke(main, ["evaluate", str(tmp_path / "nope.pt")])
     assert nothing.exit_code == 1 and "is neither a checkpoint file nor an MLflow run" in nothing.output
-    for result in (bad_key, missing, nothing):
+    not_ours = CliRunner().invoke(main, ["evaluate", str(QUICKSTART)])
+    assert not_ours.exit_code == 1 and "quickstart.toml is not a qattn checkpoint" in not_ours.output
+    demo = CliRunner().invoke(main, ["demo", "--heads", "3"])
+    assert demo.exit_code == 2 and "embed_dim (16) must be divisible by num_heads (3)" in demo.output
+    for result in (bad_key, missing, nothing, not_ours, demo):
         assert "Traceback" not in result.output

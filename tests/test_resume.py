@@ -22,7 +22,8 @@ def test_resume_after_sigkill_matches_the_uninterrupted_run(tmp_path, tiny):
     reference = common + [f"train.output_dir={tmp_path / 'reference'}", f"tracking.uri=sqlite:///{tmp_path / 'ref.db'}"]
     subprocess.run(train_command(reference), check=True, capture_output=True, timeout=300)
 
-    run_dir = tmp_path / "runs" / "synthetic-quantum-fidelity-q2-h2-s0"
+    (reference_dir,) = (tmp_path / "reference").glob("synthetic-quantum-fidelity-q2-h2-s0-*")
+    run_dir = tmp_path / "runs" / reference_dir.name  # where results go is not part of a run's identity
     process = subprocess.Popen(train_command(common), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 240
     while not (run_dir / "last.pt").exists():
@@ -37,7 +38,7 @@ def test_resume_after_sigkill_matches_the_uninterrupted_run(tmp_path, tiny):
     resumed = subprocess.run(train_command(common, "--resume"), capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
-    expected = torch.load(tmp_path / "reference" / run_dir.name / "last.pt", weights_only=True)
+    expected = torch.load(reference_dir / "last.pt", weights_only=True)
     actual = torch.load(run_dir / "last.pt", weights_only=True)
     assert actual["state"]["global_step"] == expected["state"]["global_step"] == 60
     for got, want in zip(actual["state"]["history"], expected["state"]["history"], strict=True):
