@@ -30,3 +30,14 @@ def z_signs(n_qubits: int) -> np.ndarray:
     index = np.arange(2**n_qubits)[:, None]
     bit = (index >> (n_qubits - 1 - np.arange(n_qubits))[None, :]) & 1
     return 1.0 - 2.0 * bit
+
+
+def qiskit_states_to_wire_order(states: np.ndarray, n_qubits: int) -> np.ndarray:
+    """``(M, 2^n)`` Qiskit statevectors (qubit 0 least significant) -> qattn's wire order."""
+    tensor = states.reshape(len(states), *[2] * n_qubits)
+    return tensor.transpose(0, *range(n_qubits, 0, -1)).reshape(len(states), -1)
+
+
+def qiskit_bits_to_wire_order(bits: np.ndarray) -> np.ndarray:
+    """``(..., n)`` bits as Qiskit prints a bitstring (qubit n-1 first) -> ``[..., q]`` = wire q's bit."""
+    return bits[..., ::-1]

@@ -68,3 +68,23 @@ def bind(circuit: QuantumCircuit, x=None, w=None) -> QuantumCircuit:
             raise ValueError(f"circuit has parameter {param.name} but no {param.vector.name!r} values were given")
         binding[param] = float(np.ravel(source)[param.index])
     return circuit.assign_parameters(binding)
+
+
+def slot_circuit(gates: Iterable[Gate], n_qubits: int, name: str = "theta") -> tuple[QuantumCircuit, int]:
+    """The circuit with one fresh parameter ``theta[k]`` per angled gate, in gate order.
+
+    Executors bind concrete angles (computed in torch, so features and weights keep their gradients)
+    to these slots; every slot is a rotation ``exp(-i theta P / 2)`` with ``P^2 = I``, so
+    parameter-shift rules hold per slot.
+    """
+    gates = list(gates)
+    slots = ParameterVector(name, sum(g.angle is not None for g in gates))
+    circuit, k = QuantumCircuit(n_qubits), 0
+    for gate in gates:
+        cls = QISKIT_GATES[gate.name]
+        if gate.angle is None:
+            circuit.append(cls(), list(gate.wires))
+        else:
+            circuit.append(cls(slots[k]), list(gate.wires))
+            k += 1
+    return circuit, len(slots)

@@ -75,6 +75,23 @@ class TokenizerConfig(Section):
     cache_dir: str = ".cache/qattn/tokenizers"
 
 
+class AerConfig(Section):
+    """Options of the ``aer`` executor (ignored by the others)."""
+
+    shots: int | None = Field(None, ge=1, description="None: exact statevectors; else samples per circuit")
+    noise: str | None = Field(None, description="an IBM fake backend whose noise to simulate, e.g. FakeManilaV2")
+    method: str = "automatic"
+    device: Literal["CPU", "GPU"] = "CPU"
+    seed: int | None = Field(None, description="simulator seed")
+    seed_transpiler: int | None = None
+
+    @model_validator(mode="after")
+    def _noise_samples(self) -> AerConfig:
+        if self.noise is not None and self.shots is None:
+            raise ValueError("a noisy simulation samples: set shots as well as noise")
+        return self
+
+
 class ModelConfig(Section):
     attention: Literal["quantum", "classical"] = "quantum"
     kernel: str = Field("fidelity", description="quantum score kernel (classical attention ignores the quantum keys)")
@@ -83,6 +100,7 @@ class ModelConfig(Section):
     circuit: str = "hardware_efficient"
     reuploads: int = Field(1, ge=1)
     executor: str = "pennylane"
+    aer: AerConfig = AerConfig()
     embed_dim: int = Field(64, ge=1)
     num_heads: int = Field(4, ge=1)
     local_layers: int = Field(1, ge=1, description="blocks attending within each chunk")

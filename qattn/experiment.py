@@ -17,7 +17,7 @@ from tokenizers import Tokenizer
 from qattn import tracking
 from qattn.artifacts import attention_figure, circuit_files, confusion_figure, learning_curves_figure
 from qattn.attention import parameter_counts
-from qattn.config import ExperimentConfig, config_from_toml, dump_config
+from qattn.config import ConfigError, ExperimentConfig, config_from_toml, dump_config
 from qattn.data import TextDataset, load_dataset
 from qattn.model import TextClassifier, build_model
 from qattn.tokenizer import build_tokenizer, encode
@@ -76,7 +76,10 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = False, restart: b
         for split in (dataset.train, dataset.dev, dataset.test)
     )
     seed_everything(config.train.seed)
-    model = build_model(config.model, tokenizer.get_vocab_size(), dataset.num_classes)
+    try:
+        model = build_model(config.model, tokenizer.get_vocab_size(), dataset.num_classes)
+    except (ValueError, ImportError) as err:  # e.g. an unknown fake backend, a GPU that is not there
+        raise ConfigError(f"model: {err}") from None
 
     run_id = torch.load(last, weights_only=True)["mlflow_run_id"] if resume else None
     if run_id is not None:

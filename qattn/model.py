@@ -23,6 +23,7 @@ from torch import nn
 
 from qattn.attention import AttentionShell, ClassicalMultiheadAttention, QuantumMultiheadAttention
 from qattn.config import ModelConfig
+from qattn.executors import AerExecutor
 
 PAD_ID = 0
 
@@ -120,7 +121,10 @@ def attention_factory(config: ModelConfig) -> Callable[[], AttentionShell]:
     shape = (config.embed_dim, config.num_heads)
     if config.attention == "classical":
         return lambda: ClassicalMultiheadAttention(*shape, dropout=config.dropout)
-    return lambda: QuantumMultiheadAttention(*shape, dropout=config.dropout, **config.model_dump(include=QUANTUM_OPTIONS))
+    options = config.model_dump(include=QUANTUM_OPTIONS)
+    if config.executor == "aer":  # one configured simulator shared by every block
+        options["executor"] = AerExecutor(**config.aer.model_dump())
+    return lambda: QuantumMultiheadAttention(*shape, dropout=config.dropout, **options)
 
 
 def build_model(config: ModelConfig, vocab_size: int, num_classes: int) -> TextClassifier:

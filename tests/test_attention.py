@@ -182,7 +182,7 @@ def test_a_user_circuit_family_plugs_in_without_touching_attention_code():
         ({"kernel": "dot"}, ValueError, "kernel 'dot' is classical; .* fidelity, gaussian"),
         ({"circuit": "qaoa"}, ValueError, "unknown circuit 'qaoa'; valid circuits: angle_rx, angle_ry, hardware_efficient"),
         ({"encoder": "amplitude"}, ValueError, "unknown circuit 'amplitude'"),
-        ({"executor": "cirq"}, ValueError, "unknown executor 'cirq'; valid executors: pennylane"),
+        ({"executor": "cirq"}, ValueError, "unknown executor 'cirq'; valid executors: aer, pennylane"),
         ({"n_qubits": 13}, ValueError, r"n_qubits=13 is out of range for executor 'pennylane' \(1..12\)"),
         ({"n_qubits": 0}, ValueError, "n_qubits must be positive"),
         ({"n_qubits": "4"}, TypeError, "n_qubits must be an int, got str"),

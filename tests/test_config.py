@@ -59,3 +59,12 @@ def test_bad_files_are_named(tmp_path):
 
 def test_defaults_are_a_valid_config():
     assert isinstance(load_config(None), ExperimentConfig)
+
+
+def test_aer_options_are_typed():
+    config = load_config(None, ["model.executor=aer", "model.aer.shots=128", "model.aer.noise=FakeManilaV2"])
+    assert (config.model.aer.shots, config.model.aer.noise) == (128, "FakeManilaV2")
+    with pytest.raises(ConfigError, match="set shots as well as noise"):
+        load_config(None, ["model.executor=aer", "model.aer.noise=FakeManilaV2"])
+    with pytest.raises(ConfigError, match="model.aer.device: Input should be 'CPU' or 'GPU'"):
+        load_config(None, ["model.aer.device=TPU"])

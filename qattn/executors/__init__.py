@@ -2,11 +2,13 @@
 
 from qattn.registry import Registry
 
+from .aer import AerExecutor
 from .base import Executor, StatevectorExecutor
 from .pennylane import PennyLaneExecutor
 
 EXECUTORS: Registry[type[Executor]] = Registry("executor")
 EXECUTORS.add("pennylane", PennyLaneExecutor)
+EXECUTORS.add("aer", AerExecutor)
 
 
 def resolve_executor(executor: str | Executor) -> Executor:
@@ -18,4 +20,4 @@ def resolve_executor(executor: str | Executor) -> Executor:
     return EXECUTORS.get(executor)()
 
 
-__all__ = ["EXECUTORS", "Executor", "PennyLaneExecutor", "StatevectorExecutor", "resolve_executor"]
+__all__ = ["EXECUTORS", "AerExecutor", "Executor", "PennyLaneExecutor", "StatevectorExecutor", "resolve_executor"]

@@ -1,0 +1,232 @@
+"""Qiskit Aer executor: exact statevectors, shot sampling, and the noise of IBM devices; CPU or GPU.
+
+    AerExecutor()                                # exact: every token's statevector, overlaps by matmul
+    AerExecutor(shots=4096, seed=7)              # sampled: compute-uncompute fidelities, Z counts
+    AerExecutor(shots=4096, noise="FakeManilaV2")  # sampled with that device's noise model and layout
+
+Angles are computed in torch from the backend-neutral gates (so features and weights keep their
+gradients) and bound to a circuit with one parameter slot per angled gate. Every slot is a rotation
+``exp(-i theta P / 2)`` with ``P^2 = I``, which gives exact shift rules, batched in one Aer call:
+
+- states (exact mode): ``d psi / d theta = psi(theta + pi) / 2``;
+- probabilities and expectation values (sampled modes): ``dE/dtheta = (E(theta + pi/2) - E(theta - pi/2)) / 2``.
+
+Each forward is one Aer call carrying all parameter bindings of the batch (never one call per
+circuit), and each backward one more call with all shifted bindings. Sampled modes run through
+Aer's ``SamplerV2`` primitive, the interface the IBM runtime executor shares.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from functools import cached_property
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from qattn.circuits import FeatureMap
+from qattn.circuits.qubit_order import qiskit_bits_to_wire_order, qiskit_states_to_wire_order
+from qattn.circuits.to_qiskit import slot_circuit
+
+from .base import StatevectorExecutor, complex_dtype
+
+Evaluate = Callable[[np.ndarray], np.ndarray]  # (M, slots) angles -> (M, outputs)
+
+
+class ShiftRule(torch.autograd.Function):
+    """Outputs of a circuit at given slot angles, differentiated by a parameter-shift rule.
+
+    ``rule`` is a list of (shift, coefficient): ``d out / d theta_k = sum c * out(theta + shift e_k)``.
+    All shifted evaluations of the batch go to ``evaluate`` in one call.
+    """
+
+    @staticmethod
+    def forward(ctx, angles: torch.Tensor, evaluate: Evaluate, rule: tuple[tuple[float, float], ...], dtype: torch.dtype):
+        ctx.save_for_backward(angles)
+        ctx.evaluate, ctx.rule = evaluate, rule
+        return torch.as_tensor(evaluate(angles.detach().cpu().double().numpy()), dtype=dtype, device=angles.device)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        (angles,) = ctx.saved_tensors
+        values = angles.detach().cpu().double().numpy()  # (M, K)
+        m, k = values.shape
+        eye = np.eye(k)
+        shifted = np.concatenate([values[None] + shift * eye[:, None, :] for shift, _ in ctx.rule])  # (R*K, M, K)
+        outputs = ctx.evaluate(shifted.reshape(-1, k)).reshape(len(ctx.rule), k, m, -1)
+        derivative = sum(coefficient * outputs[i] for i, (_, coefficient) in enumerate(ctx.rule))  # (K, M, O)
+        grad = grad_out.detach().cpu().numpy()  # (M, O)
+        grad_angles = np.real(np.einsum("mo,kmo->mk", np.conj(grad), derivative))
+        return torch.as_tensor(grad_angles, dtype=angles.dtype, device=angles.device), None, None, None
+
+
+STATE_RULE = ((math.pi, 0.5),)
+EXPECTATION_RULE = ((math.pi / 2, 0.5), (-math.pi / 2, -0.5))
+
+
+def slot_angles(fmap: FeatureMap, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``(B, H, N, F)`` features and ``(H, ...)`` weights -> ``(B, H, N, slots)`` gate angles, in torch."""
+    batch, heads, tokens, features = x.shape
+    per_head = []
+    for h in range(heads):
+        flat = x[:, h].reshape(-1, features).transpose(0, 1)  # (F, B*N): families index x[i]
+        angles = [g.angle for g in fmap.gates(flat, w[h]) if g.angle is not None]
+        stacked = torch.stack([torch.as_tensor(a, dtype=x.dtype).expand(batch * tokens) for a in angles], -1)
+        per_head.append(stacked.view(batch, tokens, -1))  # (B, N, G)
+    return torch.stack(per_head, 1)  # (B, H, N, G)
+
+
+def fake_backend(name: str):
+    """An IBM device's snapshot (noise, coupling map, basis) from qiskit-ibm-runtime's fake provider."""
+    try:
+        from qiskit_ibm_runtime import fake_provider
+    except ImportError:
+        raise ImportError("device noise needs qiskit-ibm-runtime: pip install 'qattn[ibm]'") from None
+    names = sorted(n for n in dir(fake_provider) if n.startswith("Fake") and "Provider" not in n)
+    if name not in names:
+        raise ValueError(f"unknown fake backend {name!r}; valid: {', '.join(names)}")
+    return getattr(fake_provider, name)()
+
+
+class AerExecutor(StatevectorExecutor):
+    name: ClassVar[str] = "aer"
+    max_qubits: ClassVar[int] = 20
+
+    def __init__(
+        self,
+        *,
+        shots: int | None = None,
+        noise: str | None = None,
+        method: str = "automatic",
+        device: str = "CPU",
+        seed: int | None = None,
+        seed_transpiler: int | None = None,
+    ) -> None:
+        from qiskit_aer import AerSimulator
+
+        if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 1):
+            raise ValueError(f"shots must be a positive integer or None (exact), got {shots!r}")
+        if noise is not None and shots is None:
+            raise ValueError("a noisy simulation samples: give shots as well as noise")
+        available = AerSimulator().available_devices()
+        if device not in available:
+            raise ValueError(
+                f"device={device!r} is not available to Qiskit Aer here (available: {', '.join(available)}); "
+                "for GPUs install qiskit-aer-gpu (pip install 'qattn[gpu]') on a machine with an NVIDIA GPU"
+            )
+        methods = AerSimulator().available_methods()
+        if method not in methods:
+            raise ValueError(f"unknown Aer method {method!r}; valid: {', '.join(methods)}")
+        self.shots, self.noise, self.method, self.device = shots, noise, method, device
+        self.seed, self.seed_transpiler = seed, seed_transpiler
+        self.backend = fake_backend(noise) if noise else None
+        if self.backend is not None and self.backend.num_qubits < 1:
+            raise ValueError(f"{noise} has no qubits")
+
+    def __repr__(self) -> str:
+        return f"AerExecutor(shots={self.shots}, noise={self.noise!r}, method={self.method!r}, device={self.device!r})"
+
+    def check_qubits(self, n_qubits: int) -> None:
+        super().check_qubits(n_qubits)
+        if self.backend is not None and n_qubits > self.backend.num_qubits:
+            raise ValueError(f"n_qubits={n_qubits} exceeds {self.noise}'s {self.backend.num_qubits} qubits")
+
+    # -- exact -----------------------------------------------------------------------------------
+
+    @cached_property
+    def simulator(self):
+        from qiskit_aer import AerSimulator
+
+        method = "statevector" if self.shots is None and self.method == "automatic" else self.method
+        return AerSimulator(method=method, device=self.device, seed_simulator=self.seed)
+
+    def states(self, fmap: FeatureMap, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        if self.shots is not None:
+            raise NotImplementedError("sampled Aer executors have no statevectors; use fidelities or z_expectations")
+        angles = slot_angles(fmap, x, w)  # (B, H, N, G)
+        circuit, _ = slot_circuit(fmap.gates(np.zeros(fmap.input_size), np.zeros(fmap.weight_shape)), fmap.n_qubits)
+        circuit.save_statevector()
+
+        def evaluate(values: np.ndarray) -> np.ndarray:
+            result = self.simulator.run(circuit, parameter_binds=[bindings(circuit, values)]).result()
+            states = np.stack([np.asarray(result.data(i)["statevector"]) for i in range(len(values))])
+            return qiskit_states_to_wire_order(states, fmap.n_qubits)
+
+        flat = angles.reshape(-1, angles.shape[-1])
+        psi = ShiftRule.apply(flat, evaluate, STATE_RULE, complex_dtype(x.dtype))
+        return psi.view(*angles.shape[:3], -1)
+
+    # -- sampled ---------------------------------------------------------------------------------
+
+    def fidelities(self, fmap, x_q, w_q, x_k, w_k):
+        if self.shots is None:
+            return super().fidelities(fmap, x_q, w_q, x_k, w_k)
+        a_q, a_k = slot_angles(fmap, x_q, w_q), slot_angles(fmap, x_k, w_k)  # (B, H, N, G), (B, H, S, G)
+        tokens, keys = a_q.shape[2], a_k.shape[2]
+        pairs = torch.cat([a_q.unsqueeze(3).expand(-1, -1, -1, keys, -1), a_k.unsqueeze(2).expand(-1, -1, tokens, -1, -1)], -1)
+        gates = list(fmap.gates(np.zeros(fmap.input_size), np.zeros(fmap.weight_shape)))
+        query, _ = slot_circuit(gates, fmap.n_qubits, "a")
+        key, _ = slot_circuit(gates, fmap.n_qubits, "b")
+        circuit = query.compose(key.inverse())  # compute-uncompute: P(0...0) = |<phi_k|phi_q>|^2
+        circuit.measure_all()
+        flat = pairs.reshape(-1, pairs.shape[-1])
+        evaluate = self.sampler_evaluate(circuit, lambda bits: (~bits.any(-1)).mean(-1, keepdims=True))
+        fid = ShiftRule.apply(flat, evaluate, EXPECTATION_RULE, x_q.dtype)
+        return fid.view(*pairs.shape[:4])
+
+    def z_expectations(self, fmap, x, w):
+        if self.shots is None:
+            return super().z_expectations(fmap, x, w)
+        angles = slot_angles(fmap, x, w)
+        circuit, _ = slot_circuit(fmap.gates(np.zeros(fmap.input_size), np.zeros(fmap.weight_shape)), fmap.n_qubits)
+        circuit.measure_all()
+        evaluate = self.sampler_evaluate(circuit, lambda bits: (1.0 - 2.0 * bits).mean(-2))
+        z = ShiftRule.apply(angles.reshape(-1, angles.shape[-1]), evaluate, EXPECTATION_RULE, x.dtype)
+        return z.view(*angles.shape[:3], fmap.n_qubits)
+
+    def sampler_evaluate(self, circuit, estimate: Callable[[np.ndarray], np.ndarray]) -> Evaluate:
+        """A function of slot angles that samples ``circuit`` and reduces its bits with ``estimate``:
+        ``(M, shots, n)`` booleans in wire order -> ``(M, outputs)``."""
+        from qiskit_aer.primitives import SamplerV2
+
+        if self.backend is not None:
+            from qiskit.transpiler import generate_preset_pass_manager
+            from qiskit_aer import AerSimulator
+
+            simulator = AerSimulator.from_backend(self.backend, device=self.device)
+            manager = generate_preset_pass_manager(optimization_level=1, backend=simulator, seed_transpiler=self.seed_transpiler)
+            circuit = manager.run(circuit)
+            options = {"backend_options": {"noise_model": simulator.options.noise_model, "device": self.device}}
+        else:
+            options = {"backend_options": {"method": self.method, "device": self.device}}
+        sampler = SamplerV2(default_shots=self.shots, seed=self.seed, options=options)
+        n = circuit.num_clbits
+
+        def evaluate(values: np.ndarray) -> np.ndarray:
+            ordered = values[:, parameter_columns(circuit)]
+            result = sampler.run([(circuit, ordered)]).result()[0]
+            packed = result.data.meas.array  # (M, shots, bytes), qubit 0 = last bit
+            bits = np.unpackbits(packed, axis=-1, bitorder="big")[..., -n:].astype(bool)
+            return estimate(qiskit_bits_to_wire_order(bits))
+
+        return evaluate
+
+
+def slot_order(parameter) -> tuple[str, int]:
+    return parameter.vector.name, parameter.index
+
+
+def parameter_columns(circuit) -> list[int]:
+    """Columns of our (slot-ordered, query slots 'a' before key slots 'b') angle arrays, in the order
+    Qiskit lists ``circuit.parameters``."""
+    names = sorted({p.vector.name for p in circuit.parameters})
+    sizes = {name: max(p.index for p in circuit.parameters if p.vector.name == name) + 1 for name in names}
+    offset = {name: sum(sizes[m] for m in names[:i]) for i, name in enumerate(names)}
+    return [offset[p.vector.name] + p.index for p in circuit.parameters]
+
+
+def bindings(circuit, values: np.ndarray) -> dict:
+    """``parameter_binds`` for one circuit: each slot parameter gets its column of ``values``."""
+    return {p: values[:, p.index] for p in circuit.parameters}

@@ -1,0 +1,151 @@
+"""One conformance suite for every executor, against the exact reference (PennyLane).
+
+Exact executors must agree to 1e-6 on fidelities, Z features, scores, attention weights, layer outputs
+and gradients. Sampled ones must agree within 5 binomial standard errors for their shot count. Noisy
+ones are reported (their deviation is printed and recorded), not asserted equal.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from qattn import QuantumMultiheadAttention
+from qattn.circuits import AngleEncoding, FeatureMap, HardwareEfficient, IQPEncoding, StronglyEntangling
+from qattn.executors import AerExecutor, PennyLaneExecutor
+from qattn.executors.aer import EXPECTATION_RULE, ShiftRule
+
+SHOTS = 4000
+REFERENCE = PennyLaneExecutor()
+EXACT = {"aer-statevector": lambda: AerExecutor(seed=11)}
+SAMPLED = {"aer-shots": lambda: AerExecutor(shots=SHOTS, seed=11)}
+NOISY = {"aer-FakeManilaV2": lambda: AerExecutor(shots=SHOTS, noise="FakeManilaV2", seed=11, seed_transpiler=5)}
+FEATURE_MAPS = [
+    FeatureMap(AngleEncoding("RY"), HardwareEfficient(), n_qubits=3),
+    FeatureMap(IQPEncoding(), StronglyEntangling(layers=1), n_qubits=2, reuploads=2),
+]
+
+
+def inputs(fmap, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x_q = torch.randn(2, 2, 3, fmap.input_size, dtype=torch.float64, generator=g)
+    x_k = torch.randn(2, 2, 4, fmap.input_size, dtype=torch.float64, generator=g)
+    w_q = torch.randn(2, *fmap.weight_shape, dtype=torch.float64, generator=g)
+    w_k = torch.randn(2, *fmap.weight_shape, dtype=torch.float64, generator=g)
+    return x_q, w_q, x_k, w_k
+
+
+@pytest.mark.parametrize("fmap", FEATURE_MAPS, ids=repr)
+@pytest.mark.parametrize("name", list(EXACT))
+def test_exact_executors_agree_on_fidelities_and_features(name, fmap):
+    executor, (x_q, w_q, x_k, w_k) = EXACT[name](), inputs(fmap)
+    torch.testing.assert_close(executor.fidelities(fmap, x_q, w_q, x_k, w_k), REFERENCE.fidelities(fmap, x_q, w_q, x_k, w_k), atol=1e-6, rtol=0)
+    torch.testing.assert_close(executor.z_expectations(fmap, x_q, w_q), REFERENCE.z_expectations(fmap, x_q, w_q), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("kernel", ["fidelity", "gaussian"])
+@pytest.mark.parametrize("name", list(EXACT))
+def test_exact_executors_agree_on_scores_weights_outputs_and_gradients(name, kernel):
+    torch.manual_seed(3)
+    reference = QuantumMultiheadAttention(8, 2, n_qubits=2, kernel=kernel, reuploads=2).double()
+    other = QuantumMultiheadAttention(8, 2, n_qubits=2, kernel=kernel, reuploads=2, executor=EXACT[name]()).double()
+    other.load_state_dict(reference.state_dict())
+    x = torch.randn(2, 5, 8, dtype=torch.float64)
+    results = []
+    for layer in (reference, other):
+        q = layer.q_proj(x).view(2, 5, 2, -1).transpose(1, 2)
+        k = layer.k_proj(x).view(2, 5, 2, -1).transpose(1, 2)
+        scores = layer.kernel(q, k)
+        out, weights = layer(x, x, x, average_attn_weights=False)
+        out.square().sum().backward()
+        results.append((scores, weights, out, [p.grad for p in layer.kernel.parameters()]))
+    (s0, w0, o0, g0), (s1, w1, o1, g1) = results
+    for got, want in ((s1, s0), (w1, w0), (o1, o0), *zip(g1, g0)):
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+
+
+def five_sigma(p: torch.Tensor, shots: int) -> torch.Tensor:
+    """5 binomial standard errors of a frequency estimate of ``p``."""
+    return 5 * torch.sqrt(p * (1 - p) / shots) + 1e-12
+
+
+@pytest.mark.parametrize("fmap", FEATURE_MAPS, ids=repr)
+@pytest.mark.parametrize("name", list(SAMPLED))
+def test_sampled_executors_agree_within_their_shot_noise(name, fmap):
+    executor, (x_q, w_q, x_k, w_k) = SAMPLED[name](), inputs(fmap)
+    exact = REFERENCE.fidelities(fmap, x_q, w_q, x_k, w_k)
+    sampled = executor.fidelities(fmap, x_q, w_q, x_k, w_k)
+    assert torch.all((sampled - exact).abs() <= five_sigma(exact, SHOTS))
+    z_exact = REFERENCE.z_expectations(fmap, x_q, w_q)
+    z_sampled = executor.z_expectations(fmap, x_q, w_q)
+    p_one = (1 - z_exact) / 2  # <Z> = 1 - 2 P(bit = 1)
+    assert torch.all((z_sampled - z_exact).abs() <= 2 * five_sigma(p_one, SHOTS))
+
+
+@pytest.mark.parametrize("name", list(NOISY))
+def test_noisy_executors_are_reported(name, record_property, capsys):
+    fmap = FEATURE_MAPS[0]
+    executor, (x_q, w_q, x_k, w_k) = NOISY[name](), inputs(fmap)
+    exact = REFERENCE.fidelities(fmap, x_q, w_q, x_k, w_k)
+    noisy = executor.fidelities(fmap, x_q, w_q, x_k, w_k)
+    assert noisy.shape == exact.shape and torch.all((noisy >= 0) & (noisy <= 1))
+    deviation = (noisy - exact).abs().mean().item()
+    record_property(f"{name}_mean_abs_fidelity_deviation", deviation)
+    with capsys.disabled():
+        print(f"\n{name}: mean |noisy - exact| fidelity = {deviation:.4f} over {exact.numel()} pairs, {SHOTS} shots")
+
+
+@pytest.mark.parametrize("executor", [*EXACT.values(), *SAMPLED.values()], ids=[*EXACT, *SAMPLED])
+def test_qubit_order_wire_zero_is_the_most_significant_bit(executor):
+    """RX(pi) on wire 0 alone: basis state |10> (index 2), <Z_0> = -1 and <Z_1> = +1."""
+    fmap = FeatureMap(AngleEncoding("RX"), HardwareEfficient(("RZ",), entangler="CZ", layers=1), n_qubits=2)
+    x = torch.tensor([[[[math.pi, 0.0]]]], dtype=torch.float64)
+    w = torch.zeros(1, *fmap.weight_shape, dtype=torch.float64)
+    torch.testing.assert_close(executor().z_expectations(fmap, x, w), torch.tensor([[[[-1.0, 1.0]]]], dtype=torch.float64))
+    if executor().shots is None:
+        assert executor().states(fmap, x, w)[0, 0, 0].abs().argmax().item() == 2
+
+
+def test_gradcheck_aer_states_against_finite_differences():
+    fmap = FEATURE_MAPS[1]
+    executor = AerExecutor()
+    x = torch.randn(1, 2, 2, fmap.input_size, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(2, *fmap.weight_shape, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: executor.states(fmap, a, b), (x, w))
+
+
+def test_gradcheck_the_expectation_shift_rule():
+    """The two-term rule the sampled modes use, on a function it is exact for: prod_k cos(theta_k)."""
+    evaluate = lambda values: np.cos(values).prod(-1, keepdims=True)  # noqa: E731
+    angles = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a: ShiftRule.apply(a, evaluate, EXPECTATION_RULE, torch.float64), (angles,))
+
+
+def test_training_on_aer_takes_steps():
+    torch.manual_seed(0)
+    layer = QuantumMultiheadAttention(4, 1, n_qubits=2, executor=AerExecutor(shots=256, seed=1))
+    x = torch.randn(2, 3, 4)
+    optimizer = torch.optim.SGD(layer.parameters(), lr=0.1)
+    before = layer.kernel.query_weights.detach().clone()
+    for _ in range(2):
+        loss = layer(x, x, x)[0].square().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert not torch.equal(before, layer.kernel.query_weights)
+
+
+def test_bad_aer_options_are_named():
+    with pytest.raises(ValueError, match="device='GPU' is not available to Qiskit Aer here .*qiskit-aer-gpu"):
+        if "GPU" in AerExecutor().simulator.available_devices():
+            pytest.skip("this machine has a GPU")
+        AerExecutor(device="GPU")
+    with pytest.raises(ValueError, match="unknown fake backend 'FakeNowhere'; valid: .*FakeManilaV2"):
+        AerExecutor(shots=10, noise="FakeNowhere")
+    with pytest.raises(ValueError, match="give shots as well as noise"):
+        AerExecutor(noise="FakeManilaV2")
+    with pytest.raises(ValueError, match="shots must be a positive integer"):
+        AerExecutor(shots=0)
+    with pytest.raises(ValueError, match="n_qubits=6 exceeds FakeManilaV2's 5 qubits"):
+        QuantumMultiheadAttention(12, 2, n_qubits=6, executor=AerExecutor(shots=10, noise="FakeManilaV2"))
