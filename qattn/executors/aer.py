@@ -143,9 +143,22 @@ class AerExecutor(StatevectorExecutor):
         return AerSimulator(method=method, device=self.device, seed_simulator=self.seed)
 
     def states(self, fmap: FeatureMap, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        angles = slot_angles(fmap, x, w)  # (B, H, N, G)
+        psi = self.run_states(fmap, angles.reshape(-1, angles.shape[-1]), complex_dtype(x.dtype))
+        return psi.view(*angles.shape[:3], -1)
+
+    def state_pair(self, fmap, x_q, w_q, x_k, w_k):
+        """Query and key states in one Aer call."""
+        a_q, a_k = slot_angles(fmap, x_q, w_q), slot_angles(fmap, x_k, w_k)
+        flat_q, flat_k = a_q.reshape(-1, a_q.shape[-1]), a_k.reshape(-1, a_k.shape[-1])
+        psi = self.run_states(fmap, torch.cat([flat_q, flat_k]), complex_dtype(x_q.dtype))
+        psi_q, psi_k = psi.split([len(flat_q), len(flat_k)])
+        return psi_q.view(*a_q.shape[:3], -1), psi_k.view(*a_k.shape[:3], -1)
+
+    def run_states(self, fmap: FeatureMap, angles: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """``(M, G)`` slot angles -> ``(M, 2^n)`` statevectors (wire order), differentiable, one call."""
         if self.shots is not None:
             raise NotImplementedError("sampled Aer executors have no statevectors; use fidelities or z_expectations")
-        angles = slot_angles(fmap, x, w)  # (B, H, N, G)
         circuit, _ = slot_circuit(fmap.gates(np.zeros(fmap.input_size), np.zeros(fmap.weight_shape)), fmap.n_qubits)
         circuit.save_statevector()
 
@@ -154,9 +167,7 @@ class AerExecutor(StatevectorExecutor):
             states = np.stack([np.asarray(result.data(i)["statevector"]) for i in range(len(values))])
             return qiskit_states_to_wire_order(states, fmap.n_qubits)
 
-        flat = angles.reshape(-1, angles.shape[-1])
-        psi = ShiftRule.apply(flat, evaluate, STATE_RULE, complex_dtype(x.dtype))
-        return psi.view(*angles.shape[:3], -1)
+        return ShiftRule.apply(angles, evaluate, STATE_RULE, dtype)
 
     # -- sampled ---------------------------------------------------------------------------------
 

@@ -51,9 +51,12 @@ class StatevectorExecutor(Executor):
         """``phi(x; w)`` for every (batch, head, token): ``(B, H, N, 2^n)`` complex, wire order of
         :mod:`qattn.circuits.qubit_order`."""
 
+    def state_pair(self, fmap, x_q, w_q, x_k, w_k) -> tuple[torch.Tensor, torch.Tensor]:
+        """Query and key states; an executor may prepare both in one execution."""
+        return self.states(fmap, x_q, w_q), self.states(fmap, x_k, w_k)
+
     def fidelities(self, fmap, x_q, w_q, x_k, w_k):
-        psi_q = self.states(fmap, x_q, w_q)  # (B, H, N, D)
-        psi_k = self.states(fmap, x_k, w_k)  # (B, H, S, D)
+        psi_q, psi_k = self.state_pair(fmap, x_q, w_q, x_k, w_k)  # (B, H, N, D), (B, H, S, D)
         overlap = psi_q @ psi_k.conj().transpose(-1, -2)  # (B, H, N, S): <k|q>*
         return overlap.real.square() + overlap.imag.square()
 
