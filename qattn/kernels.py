@@ -135,8 +135,10 @@ class GaussianKernel(QuantumKernel):
     """
 
     def forward(self, q, k):
-        f_q = self.executor.z_expectations(self.feature_map, self.angles(q), self.query_weights).to(q.dtype)
-        f_k = self.executor.z_expectations(self.feature_map, self.angles(k), self.key_weights).to(q.dtype)
+        f_q, f_k = self.executor.z_expectation_pair(
+            self.feature_map, self.angles(q), self.query_weights, self.angles(k), self.key_weights
+        )
+        f_q, f_k = f_q.to(q.dtype), f_k.to(q.dtype)
         sq_dist = (
             f_q.square().sum(-1, keepdim=True)  # (B, H, N, 1)
             + f_k.square().sum(-1).unsqueeze(-2)  # (B, H, 1, S)

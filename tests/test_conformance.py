@@ -122,9 +122,10 @@ def test_gradcheck_the_expectation_shift_rule():
     assert torch.autograd.gradcheck(lambda a: ShiftRule.apply(a, evaluate, EXPECTATION_RULE, torch.float64), (angles,))
 
 
-def test_training_on_aer_takes_steps():
+@pytest.mark.parametrize("kernel", ["fidelity", "gaussian"])
+def test_training_on_sampled_aer_takes_steps(kernel):
     torch.manual_seed(0)
-    layer = QuantumMultiheadAttention(4, 1, n_qubits=2, executor=AerExecutor(shots=256, seed=1))
+    layer = QuantumMultiheadAttention(4, 1, n_qubits=2, kernel=kernel, executor=AerExecutor(shots=256, seed=1))
     x = torch.randn(2, 3, 4)
     optimizer = torch.optim.SGD(layer.parameters(), lr=0.1)
     before = layer.kernel.query_weights.detach().clone()

@@ -191,11 +191,24 @@ class AerExecutor(StatevectorExecutor):
         if self.shots is None:
             return super().z_expectations(fmap, x, w)
         angles = slot_angles(fmap, x, w)
+        return self.sampled_z(fmap, angles.reshape(-1, angles.shape[-1]), x.dtype).view(*angles.shape[:3], -1)
+
+    def z_expectation_pair(self, fmap, x_q, w_q, x_k, w_k):
+        """Query and key ``<Z_q>`` features in one Aer call (exact: from the states)."""
+        if self.shots is None:
+            psi_q, psi_k = self.state_pair(fmap, x_q, w_q, x_k, w_k)
+            return self.z_from_states(fmap, psi_q), self.z_from_states(fmap, psi_k)
+        a_q, a_k = slot_angles(fmap, x_q, w_q), slot_angles(fmap, x_k, w_k)
+        flat_q, flat_k = a_q.reshape(-1, a_q.shape[-1]), a_k.reshape(-1, a_k.shape[-1])
+        z_q, z_k = self.sampled_z(fmap, torch.cat([flat_q, flat_k]), x_q.dtype).split([len(flat_q), len(flat_k)])
+        return z_q.view(*a_q.shape[:3], -1), z_k.view(*a_k.shape[:3], -1)
+
+    def sampled_z(self, fmap: FeatureMap, angles: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """``(M, G)`` slot angles -> ``(M, n)`` sampled ``<Z_q>``, differentiable, one call."""
         circuit, _ = slot_circuit(fmap.gates(np.zeros(fmap.input_size), np.zeros(fmap.weight_shape)), fmap.n_qubits)
         circuit.measure_all()
         evaluate = self.sampler_evaluate(circuit, lambda bits: (1.0 - 2.0 * bits).mean(-2))
-        z = ShiftRule.apply(angles.reshape(-1, angles.shape[-1]), evaluate, EXPECTATION_RULE, x.dtype)
-        return z.view(*angles.shape[:3], fmap.n_qubits)
+        return ShiftRule.apply(angles, evaluate, EXPECTATION_RULE, dtype)
 
     def sampler_evaluate(self, circuit, estimate: Callable[[np.ndarray], np.ndarray]) -> Evaluate:
         """A function of slot angles that samples ``circuit`` and reduces its bits with ``estimate``:

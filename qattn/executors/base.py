@@ -39,6 +39,10 @@ class Executor(ABC):
     def z_expectations(self, fmap: FeatureMap, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """``<phi(x; w)| Z_q |phi(x; w)>`` for every wire q: ``(B, H, N, n_qubits)``."""
 
+    def z_expectation_pair(self, fmap, x_q, w_q, x_k, w_k) -> tuple[torch.Tensor, torch.Tensor]:
+        """Query and key features; an executor may compute both in one execution."""
+        return self.z_expectations(fmap, x_q, w_q), self.z_expectations(fmap, x_k, w_k)
+
 
 class StatevectorExecutor(Executor):
     """An exact simulator: prepares every token's state once, then overlaps are one batched matmul.
@@ -61,7 +65,11 @@ class StatevectorExecutor(Executor):
         return overlap.real.square() + overlap.imag.square()
 
     def z_expectations(self, fmap, x, w):
-        psi = self.states(fmap, x, w)  # (B, H, N, D)
+        return self.z_from_states(fmap, self.states(fmap, x, w))
+
+    @staticmethod
+    def z_from_states(fmap: FeatureMap, psi: torch.Tensor) -> torch.Tensor:
+        """``(..., 2^n)`` states -> ``(..., n)`` exact ``<Z_q>``."""
         probs = psi.real.square() + psi.imag.square()
         return probs @ torch.as_tensor(z_signs(fmap.n_qubits), dtype=probs.dtype, device=probs.device)
 
