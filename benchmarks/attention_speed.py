@@ -3,9 +3,11 @@
     python benchmarks/attention_speed.py                    # the issue's shape: B=8, N=512, 4 heads
     python benchmarks/attention_speed.py --tokens 128 --repeats 3
 
-Quantum: fidelity kernel, n_qubits=6, PennyLane executor. Classical twin: head dim 64 (embed 256).
-Each layer is timed on the same input for ``--repeats`` runs after one warm-up; the table gives the
-median and the ratio quantum/classical (absolute times drift between machines, the ratio less so).
+Quantum layers (PennyLane executor, angle_ry encoder, n_qubits=6): fidelity with the complex
+hardware_efficient ansatz (RY, RZ, CNOT), fidelity with real_amplitudes (RY, CNOT: real arithmetic),
+and gaussian with hardware_efficient. Classical twin: head dim 64 (embed 256). Every layer is timed
+on the same input for ``--repeats`` runs after one warm-up; the table gives medians and each
+quantum/classical ratio (absolute times drift between machines, ratios less so).
 """
 
 from __future__ import annotations
@@ -39,27 +41,24 @@ def main() -> None:
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--head-dim", type=int, default=64)
     parser.add_argument("--qubits", type=int, default=6)
-    parser.add_argument("--kernel", default="fidelity")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
     torch.manual_seed(0)
     embed = args.heads * args.head_dim
     x = torch.randn(args.batch, args.tokens, embed)
-    layers = {
-        f"quantum ({args.kernel}, {args.qubits} qubits)": QuantumMultiheadAttention(
-            embed, args.heads, n_qubits=args.qubits, kernel=args.kernel
-        ),
-        f"classical (dot, head dim {args.head_dim})": ClassicalMultiheadAttention(embed, args.heads),
-    }
+    classical = f"classical (dot, head dim {args.head_dim})"
+    layers = {classical: ClassicalMultiheadAttention(embed, args.heads)}
+    for kernel, circuit in (("fidelity", "hardware_efficient"), ("fidelity", "real_amplitudes"), ("gaussian", "hardware_efficient")):
+        layers[f"quantum {kernel}, {circuit}, {args.qubits} qubits"] = QuantumMultiheadAttention(
+            embed, args.heads, n_qubits=args.qubits, kernel=kernel, circuit=circuit
+        )
     print(f"B={args.batch} N={args.tokens} heads={args.heads} embed={embed} threads={torch.get_num_threads()}")
     seconds = {name: time_forward_backward(layer, x, args.repeats) for name, layer in layers.items()}
     width = max(map(len, seconds))
-    print(f"{'layer':<{width}}  fwd+bwd [s]")
+    print(f"{'layer':<{width}}  fwd+bwd [s]  ratio to classical")
     for name, s in seconds.items():
-        print(f"{name:<{width}}  {s:.4f}")
-    quantum, classical = seconds.values()
-    print(f"ratio quantum/classical: {quantum / classical:.2f}x")
+        print(f"{name:<{width}}  {s:11.4f}  {s / seconds[classical]:6.2f}x")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ CATALOGUE.add("angle_ry", AngleEncoding(rotation="RY"))
 CATALOGUE.add("iqp", IQPEncoding())
 CATALOGUE.add("hardware_efficient", HardwareEfficient())
 CATALOGUE.add("strongly_entangling", StronglyEntangling())
+# RY layers and CNOT chains only (the shape of Qiskit's RealAmplitudes): real states, real arithmetic.
+CATALOGUE.add("real_amplitudes", HardwareEfficient(rotations=("RY",)))
 
 
 def resolve_circuit(circuit: str | CircuitFamily) -> CircuitFamily:

@@ -48,6 +48,10 @@ class HardwareEfficient(CircuitFamily):
         if not (isinstance(self.layers, int) and self.layers >= 1):
             raise ValueError(f"layers must be a positive integer, got {self.layers!r}")
 
+    @property
+    def real(self) -> bool:
+        return set(self.rotations) == {"RY"}  # CNOT and CZ are real too
+
     def weight_shape(self, n_qubits: int) -> tuple[int, ...]:
         return (self.layers, n_qubits, len(self.rotations))
 

@@ -49,6 +49,12 @@ class CircuitFamily(ABC):
 
     paper: ClassVar[str]
 
+    @property
+    def real(self) -> bool:
+        """True when every gate has a real matrix (RY, H, CNOT, CZ): states then keep real amplitudes,
+        and simulators may work in real arithmetic. Families say so themselves; the default is False."""
+        return False
+
     def input_size(self, n_qubits: int) -> int:
         """How many input features the circuit reads (0 for a data-independent ansatz)."""
         return 0
@@ -60,6 +66,11 @@ class CircuitFamily(ABC):
     @abstractmethod
     def gates(self, n_qubits: int, x: Any, w: Any) -> Iterator[Gate]:
         """Yield the circuit's gates, reading features as ``x[i]`` and weights as ``w[...]``."""
+
+    def qubit_states(self, n_qubits: int, x: Any) -> list[tuple[Any, Any]] | None:
+        """For a product encoder: the single-qubit state ``(amp0, amp1)`` each wire ends in from ``|0>``
+        (then the whole state is their Kronecker product and needs no simulation); otherwise None."""
+        return None
 
 
 def check_gates(gates: list[Gate], n_qubits: int) -> list[Gate]:

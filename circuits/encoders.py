@@ -24,12 +24,21 @@ class AngleEncoding(CircuitFamily):
         if self.rotation not in ("RX", "RY"):
             raise ValueError(f"AngleEncoding rotation must be 'RX' or 'RY', got {self.rotation!r}")
 
+    @property
+    def real(self) -> bool:
+        return self.rotation == "RY"
+
     def input_size(self, n_qubits: int) -> int:
         return n_qubits
 
     def gates(self, n_qubits: int, x: Any, w: Any) -> Iterator[Gate]:
         for q in range(n_qubits):
             yield Gate(self.rotation, (q,), x[q])
+
+    def qubit_states(self, n_qubits: int, x: Any) -> list[tuple[Any, Any]]:
+        """``RY(a)|0> = (cos a/2, sin a/2)``, ``RX(a)|0> = (cos a/2, -i sin a/2)``."""
+        phase = 1 if self.rotation == "RY" else -1j
+        return [((x[q] / 2).cos(), phase * (x[q] / 2).sin()) for q in range(n_qubits)]
 
 
 @dataclass(frozen=True)

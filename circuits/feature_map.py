@@ -34,6 +34,11 @@ class FeatureMap:
         check_gates(list(self.gates(np.zeros(self.input_size), np.zeros(self.weight_shape))), self.n_qubits)
 
     @property
+    def real(self) -> bool:
+        """Real amplitudes throughout (see :attr:`CircuitFamily.real`)."""
+        return self.encoder.real and self.ansatz.real
+
+    @property
     def input_size(self) -> int:
         return self.encoder.input_size(self.n_qubits)
 

@@ -24,6 +24,7 @@ NOISY = {"aer-FakeManilaV2": lambda: AerExecutor(shots=SHOTS, noise="FakeManilaV
 FEATURE_MAPS = [
     FeatureMap(AngleEncoding("RY"), HardwareEfficient(), n_qubits=3),
     FeatureMap(IQPEncoding(), StronglyEntangling(layers=1), n_qubits=2, reuploads=2),
+    FeatureMap(AngleEncoding("RY"), HardwareEfficient(("RY",)), n_qubits=3, reuploads=2),  # real amplitudes
 ]
 
 

@@ -58,7 +58,16 @@ FEATURE_MAPS = [
     FeatureMap(AngleEncoding("RY"), HardwareEfficient(), n_qubits=3),
     FeatureMap(IQPEncoding(), StronglyEntangling(), n_qubits=2),
     FeatureMap(AngleEncoding("RX"), HardwareEfficient(("RX", "RZ"), pattern="ring"), n_qubits=3, reuploads=3),
+    FeatureMap(AngleEncoding("RY"), HardwareEfficient(("RY",), pattern="full"), n_qubits=3, reuploads=2),  # real
 ]
+
+
+def test_real_circuits_are_simulated_in_real_arithmetic():
+    real, complex_ = FEATURE_MAPS[3], FEATURE_MAPS[0]
+    assert real.real and not complex_.real and not FEATURE_MAPS[1].real
+    x = torch.randn(1, 2, 3, 3, dtype=torch.float64)
+    assert EXECUTOR.states(real, x, torch.randn(2, *real.weight_shape, dtype=torch.float64)).dtype == torch.float64
+    assert EXECUTOR.states(complex_, x, torch.randn(2, *complex_.weight_shape, dtype=torch.float64)).dtype == torch.complex128
 
 
 @pytest.mark.parametrize("fmap", FEATURE_MAPS, ids=repr)

@@ -61,8 +61,7 @@ class StatevectorExecutor(Executor):
 
     def fidelities(self, fmap, x_q, w_q, x_k, w_k):
         psi_q, psi_k = self.state_pair(fmap, x_q, w_q, x_k, w_k)  # (B, H, N, D), (B, H, S, D)
-        overlap = psi_q @ psi_k.conj().transpose(-1, -2)  # (B, H, N, S): <k|q>*
-        return overlap.real.square() + overlap.imag.square()
+        return squared_magnitude(psi_q @ psi_k.conj().transpose(-1, -2))  # (B, H, N, S): |<k|q>|^2
 
     def z_expectations(self, fmap, x, w):
         return self.z_from_states(fmap, self.states(fmap, x, w))
@@ -70,8 +69,13 @@ class StatevectorExecutor(Executor):
     @staticmethod
     def z_from_states(fmap: FeatureMap, psi: torch.Tensor) -> torch.Tensor:
         """``(..., 2^n)`` states -> ``(..., n)`` exact ``<Z_q>``."""
-        probs = psi.real.square() + psi.imag.square()
+        probs = squared_magnitude(psi)
         return probs @ torch.as_tensor(z_signs(fmap.n_qubits), dtype=probs.dtype, device=probs.device)
+
+
+def squared_magnitude(t: torch.Tensor) -> torch.Tensor:
+    """``|t|^2`` for real or complex tensors (real amplitudes skip complex arithmetic entirely)."""
+    return t.real.square() + t.imag.square() if t.is_complex() else t.square()
 
 
 def complex_dtype(real: torch.dtype) -> torch.dtype:

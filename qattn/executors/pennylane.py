@@ -5,7 +5,8 @@ Per forward pass it runs, for each upload ``r`` of the feature map:
 1. the ansatz of every head as one broadcast ``qml.matrix`` call: ``(H, 2^n, 2^n)`` unitaries.
    The trainable part is data-independent, so it is built once, not once per token;
 2. the encoder on all ``B*H*N`` token states as one broadcast QNode execution (starting from the
-   previous upload's states via ``StatePrep``);
+   previous upload's states via ``StatePrep``), or, for a product encoder on ``|0>`` (angle
+   encodings), the exact Kronecker product of its single-qubit states;
 3. one batched matmul applying each head's unitary to its tokens.
 
 No Python loop over tokens, no circuit per pair.
@@ -45,6 +46,16 @@ def encoder_qnode(encoder: CircuitFamily, n_qubits: int, device_name: str) -> qm
     return qml.QNode(circuit, device, interface="torch", diff_method="backprop")
 
 
+def product_state(qubits: list[tuple[torch.Tensor, torch.Tensor]], dtype: torch.dtype) -> torch.Tensor:
+    """Kronecker product of per-wire states ``(amp0, amp1)`` (each ``(T,)``), wire 0 most significant:
+    ``(T, 2^n)``. Exact, and far cheaper than simulating the encoder gate by gate."""
+    psi = None
+    for amp0, amp1 in qubits:
+        wire = torch.stack(torch.broadcast_tensors(torch.as_tensor(amp0), torch.as_tensor(amp1)), -1).to(dtype)  # (T, 2)
+        psi = wire if psi is None else (psi.unsqueeze(-1) * wire.unsqueeze(-2)).flatten(-2)
+    return psi
+
+
 class PennyLaneExecutor(StatevectorExecutor):
     name: ClassVar[str] = "pennylane"
     # Every (batch, head, token) state is held at once: at 12 qubits that is 64 KiB per token.
@@ -63,17 +74,22 @@ class PennyLaneExecutor(StatevectorExecutor):
         qfunc = lambda weights: apply_pennylane(fmap.ansatz_gates(batch_last(weights)))  # noqa: E731
         u = qml.matrix(qfunc, wire_order=range(fmap.n_qubits))(flat)
         u = u.reshape(heads, uploads, *u.shape[-2:]).transpose(0, 1)
-        return u.to(complex_dtype(w.dtype))
+        return u.real.to(w.dtype) if fmap.real else u.to(complex_dtype(w.dtype))
 
     def states(self, fmap: FeatureMap, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         batch, heads, tokens, features = x.shape
         dim = 2**fmap.n_qubits
+        dtype = x.dtype if fmap.real else complex_dtype(x.dtype)  # real circuits keep real amplitudes
         qnode = encoder_qnode(fmap.encoder, fmap.n_qubits, self.device)
         unitaries = self.ansatz_unitaries(fmap, w)  # (R, H, D, D)
         flat_x = x.reshape(-1, features)  # (B*H*N, F)
         psi = None
         for u in unitaries:
-            psi = qnode(flat_x, psi).to(complex_dtype(x.dtype))  # (B*H*N, D)
+            if psi is None and fmap.encoder.qubit_states(fmap.n_qubits, flat_x.T) is not None:
+                psi = product_state(fmap.encoder.qubit_states(fmap.n_qubits, flat_x.T), dtype)
+            else:
+                state = qnode(flat_x, psi)  # (B*H*N, D)
+                psi = state.real.to(dtype) if fmap.real else state.to(dtype)
             psi = psi.view(batch, heads, tokens, dim) @ u.transpose(-1, -2)  # (B, H, N, D)
             psi = psi.reshape(-1, dim)
         return psi.view(batch, heads, tokens, dim)
