@@ -18,12 +18,12 @@ import argparse
 import multiprocessing as mp
 import platform
 import resource
-import statistics
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+from attention_speed import time_forward_backward  # this folder is on sys.path when run as a script
 
 BATCH, HEADS, HEAD_DIM, QUBITS = 8, 4, 64, 6
 LAYERS = {
@@ -51,16 +51,9 @@ def measure(name: str, tokens: int, repeats: int, queue) -> None:
     layer = build(name)
     x = torch.randn(BATCH, tokens, HEADS * HEAD_DIM)
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    times = []
-    for i in range(repeats + 1):
-        layer.zero_grad(set_to_none=True)
-        start = time.perf_counter()
-        out, _ = layer(x, x, x, need_weights=False)
-        out.square().mean().backward()
-        if i:
-            times.append(time.perf_counter() - start)
+    seconds = time_forward_backward(layer, x, repeats)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    queue.put((statistics.median(times), (peak - baseline) / 1024))
+    queue.put((seconds, (peak - baseline) / 1024))
 
 
 def in_fresh_process(name: str, tokens: int, repeats: int) -> tuple[float, float]:
