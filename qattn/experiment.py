@@ -81,7 +81,8 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = False, restart: b
     except (ValueError, ImportError) as err:  # e.g. an unknown fake backend, a GPU that is not there
         raise ConfigError(f"model: {err}") from None
 
-    run_id = torch.load(last, weights_only=True)["mlflow_run_id"] if resume else None
+    checkpoint = torch.load(last, weights_only=True) if resume else None
+    run_id = checkpoint["mlflow_run_id"] if checkpoint else None
     if run_id is not None:
         try:
             mlflow.MlflowClient().get_run(run_id)
@@ -91,11 +92,12 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = False, restart: b
                 "resume against the store it was logged to, or pass --restart"
             ) from None
     with mlflow.start_run(run_id=run_id, run_name=name, log_system_metrics=config.tracking.system_metrics) as run:
+        resolved = dump_config(config)
         if not resume:
             tracking.log_run_metadata(config, parameter_counts(model))
-            mlflow.log_text(dump_config(config), "config.toml")
+            mlflow.log_text(resolved, "config.toml")
         extra = {
-            "config": dump_config(config),
+            "config": resolved,
             "tokenizer": tokenizer.to_str(),
             "label_names": dataset.label_names,
             "mlflow_run_id": run.info.run_id,
@@ -104,8 +106,8 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = False, restart: b
             model, train, dev, dataset.num_classes, config.train, run_dir, extra,
             log=lambda metrics, step: mlflow.log_metrics(metrics, step=step),
         )
-        if resume:
-            trainer.resume(last)
+        if checkpoint:
+            trainer.resume(checkpoint)
         state = trainer.fit()
 
         model.load_state_dict(torch.load(trainer.best_path, weights_only=True)["model"])

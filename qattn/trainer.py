@@ -244,8 +244,8 @@ class Trainer:
             **self.checkpoint_extra,
         }
 
-    def resume(self, path: Path) -> None:
-        payload = torch.load(path, weights_only=True)
+    def resume(self, payload: dict[str, Any]) -> None:
+        """Continue from a checkpoint made by :meth:`checkpoint` (loaded with ``weights_only=True``)."""
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])

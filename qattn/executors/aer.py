@@ -122,8 +122,7 @@ class AerExecutor(StatevectorExecutor):
         self.shots, self.noise, self.method, self.device = shots, noise, method, device
         self.seed, self.seed_transpiler = seed, seed_transpiler
         self.backend = fake_backend(noise) if noise else None
-        if self.backend is not None and self.backend.num_qubits < 1:
-            raise ValueError(f"{noise} has no qubits")
+        self._programs: dict[tuple[FeatureMap, str], Evaluate] = {}
 
     def __repr__(self) -> str:
         return f"AerExecutor(shots={self.shots}, noise={self.noise!r}, method={self.method!r}, device={self.device!r})"
@@ -159,15 +158,7 @@ class AerExecutor(StatevectorExecutor):
         """``(M, G)`` slot angles -> ``(M, 2^n)`` statevectors (wire order), differentiable, one call."""
         if self.shots is not None:
             raise NotImplementedError("sampled Aer executors have no statevectors; use fidelities or z_expectations")
-        circuit, _ = slot_circuit(fmap.gates(np.zeros(fmap.input_size), np.zeros(fmap.weight_shape)), fmap.n_qubits)
-        circuit.save_statevector()
-
-        def evaluate(values: np.ndarray) -> np.ndarray:
-            result = self.simulator.run(circuit, parameter_binds=[bindings(circuit, values)]).result()
-            states = np.stack([np.asarray(result.data(i)["statevector"]) for i in range(len(values))])
-            return qiskit_states_to_wire_order(states, fmap.n_qubits)
-
-        return ShiftRule.apply(angles, evaluate, STATE_RULE, dtype)
+        return ShiftRule.apply(angles, self.program(fmap, "states"), STATE_RULE, dtype)
 
     # -- sampled ---------------------------------------------------------------------------------
 
@@ -177,14 +168,8 @@ class AerExecutor(StatevectorExecutor):
         a_q, a_k = slot_angles(fmap, x_q, w_q), slot_angles(fmap, x_k, w_k)  # (B, H, N, G), (B, H, S, G)
         tokens, keys = a_q.shape[2], a_k.shape[2]
         pairs = torch.cat([a_q.unsqueeze(3).expand(-1, -1, -1, keys, -1), a_k.unsqueeze(2).expand(-1, -1, tokens, -1, -1)], -1)
-        gates = list(fmap.gates(np.zeros(fmap.input_size), np.zeros(fmap.weight_shape)))
-        query, _ = slot_circuit(gates, fmap.n_qubits, "a")
-        key, _ = slot_circuit(gates, fmap.n_qubits, "b")
-        circuit = query.compose(key.inverse())  # compute-uncompute: P(0...0) = |<phi_k|phi_q>|^2
-        circuit.measure_all()
         flat = pairs.reshape(-1, pairs.shape[-1])
-        evaluate = self.sampler_evaluate(circuit, lambda bits: (~bits.any(-1)).mean(-1, keepdims=True))
-        fid = ShiftRule.apply(flat, evaluate, EXPECTATION_RULE, x_q.dtype)
+        fid = ShiftRule.apply(flat, self.program(fmap, "fidelity"), EXPECTATION_RULE, x_q.dtype)
         return fid.view(*pairs.shape[:4])
 
     def z_expectations(self, fmap, x, w):
@@ -205,10 +190,35 @@ class AerExecutor(StatevectorExecutor):
 
     def sampled_z(self, fmap: FeatureMap, angles: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """``(M, G)`` slot angles -> ``(M, n)`` sampled ``<Z_q>``, differentiable, one call."""
-        circuit, _ = slot_circuit(fmap.gates(np.zeros(fmap.input_size), np.zeros(fmap.weight_shape)), fmap.n_qubits)
+        return ShiftRule.apply(angles, self.program(fmap, "z"), EXPECTATION_RULE, dtype)
+
+    # -- programs: circuits, transpilation and samplers, built once per feature map ----------------
+
+    def program(self, fmap: FeatureMap, kind: str) -> Evaluate:
+        """The function of slot angles behind ``states`` / sampled ``fidelity`` / sampled ``z``."""
+        key = (fmap, kind)
+        if key not in self._programs:
+            self._programs[key] = self.build_program(fmap, kind)
+        return self._programs[key]
+
+    def build_program(self, fmap: FeatureMap, kind: str) -> Evaluate:
+        gates = list(fmap.gates(np.zeros(fmap.input_size), np.zeros(fmap.weight_shape)))
+        circuit, _ = slot_circuit(gates, fmap.n_qubits, "a")
+        if kind == "states":
+            circuit.save_statevector()
+
+            def evaluate(values: np.ndarray) -> np.ndarray:
+                result = self.simulator.run(circuit, parameter_binds=[bindings(circuit, values)]).result()
+                states = np.stack([np.asarray(result.data(i)["statevector"]) for i in range(len(values))])
+                return qiskit_states_to_wire_order(states, fmap.n_qubits)
+
+            return evaluate
+        if kind == "fidelity":  # compute-uncompute: P(0...0) = |<phi_k|phi_q>|^2
+            circuit = circuit.compose(slot_circuit(gates, fmap.n_qubits, "b")[0].inverse())
+            circuit.measure_all()
+            return self.sampler_evaluate(circuit, lambda bits: (~bits.any(-1)).mean(-1, keepdims=True))
         circuit.measure_all()
-        evaluate = self.sampler_evaluate(circuit, lambda bits: (1.0 - 2.0 * bits).mean(-2))
-        return ShiftRule.apply(angles, evaluate, EXPECTATION_RULE, dtype)
+        return self.sampler_evaluate(circuit, lambda bits: (1.0 - 2.0 * bits).mean(-2))
 
     def sampler_evaluate(self, circuit, estimate: Callable[[np.ndarray], np.ndarray]) -> Evaluate:
         """A function of slot angles that samples ``circuit`` and reduces its bits with ``estimate``:
@@ -226,20 +236,16 @@ class AerExecutor(StatevectorExecutor):
         else:
             options = {"backend_options": {"method": self.method, "device": self.device}}
         sampler = SamplerV2(default_shots=self.shots, seed=self.seed, options=options)
-        n = circuit.num_clbits
+        n, columns = circuit.num_clbits, parameter_columns(circuit)
 
         def evaluate(values: np.ndarray) -> np.ndarray:
-            ordered = values[:, parameter_columns(circuit)]
+            ordered = values[:, columns]
             result = sampler.run([(circuit, ordered)]).result()[0]
             packed = result.data.meas.array  # (M, shots, bytes), qubit 0 = last bit
             bits = np.unpackbits(packed, axis=-1, bitorder="big")[..., -n:].astype(bool)
             return estimate(qiskit_bits_to_wire_order(bits))
 
         return evaluate
-
-
-def slot_order(parameter) -> tuple[str, int]:
-    return parameter.vector.name, parameter.index
 
 
 def parameter_columns(circuit) -> list[int]:

@@ -84,9 +84,10 @@ class PennyLaneExecutor(StatevectorExecutor):
         unitaries = self.ansatz_unitaries(fmap, w)  # (R, H, D, D)
         flat_x = x.reshape(-1, features)  # (B*H*N, F)
         psi = None
+        qubits = fmap.encoder.qubit_states(fmap.n_qubits, flat_x.T)  # closed form, or None
         for u in unitaries:
-            if psi is None and fmap.encoder.qubit_states(fmap.n_qubits, flat_x.T) is not None:
-                psi = product_state(fmap.encoder.qubit_states(fmap.n_qubits, flat_x.T), dtype)
+            if psi is None and qubits is not None:
+                psi = product_state(qubits, dtype)
             else:
                 state = qnode(flat_x, psi)  # (B*H*N, D)
                 psi = state.real.to(dtype) if fmap.real else state.to(dtype)
