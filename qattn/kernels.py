@@ -101,10 +101,6 @@ class QuantumKernel(ScoreKernel):
         """``(B, H, N, F)`` projected features -> encoding angles, scaled per head and feature."""
         return features * self.input_scale[:, None, :]
 
-    def temperature(self) -> torch.Tensor:
-        """``(H, 1, 1)``, broadcastable over ``(B, H, N, S)``."""
-        return self.log_temperature.exp()[:, None, None]
-
     def extra_repr(self) -> str:
         return f"feature_map={self.feature_map}, executor={self.executor}"
 
@@ -122,8 +118,9 @@ class FidelityKernel(QuantumKernel):
 
     def forward(self, q, k):
         w_q, w_k = self.query_weights, self.key_weights
-        fid = self.executor.fidelities(self.feature_map, self.angles(q), w_q, self.angles(k), w_k)
-        return self.temperature() * fid.to(q.dtype)  # (B, H, N, S)
+        tau = self.log_temperature.exp()  # folded in by the executor, where it is cheaper than on (N, S)
+        fid = self.executor.fidelities(self.feature_map, self.angles(q), w_q, self.angles(k), w_k, scale=tau)
+        return fid.to(q.dtype)  # (B, H, N, S)
 
 
 @KERNELS.register("gaussian")
@@ -138,10 +135,11 @@ class GaussianKernel(QuantumKernel):
         f_q, f_k = self.executor.z_expectation_pair(
             self.feature_map, self.angles(q), self.query_weights, self.angles(k), self.key_weights
         )
-        f_q, f_k = f_q.to(q.dtype), f_k.to(q.dtype)
+        root_tau = self.log_temperature.mul(0.5).exp()[:, None, None]  # tau ||a - b||^2 = ||√tau a - √tau b||^2
+        f_q, f_k = root_tau * f_q.to(q.dtype), root_tau * f_k.to(q.dtype)
         sq_dist = (
             f_q.square().sum(-1, keepdim=True)  # (B, H, N, 1)
             + f_k.square().sum(-1).unsqueeze(-2)  # (B, H, 1, S)
             - 2 * f_q @ f_k.transpose(-1, -2)  # (B, H, N, S)
         )
-        return -self.temperature() * sq_dist
+        return -sq_dist

@@ -25,7 +25,21 @@ FEATURE_MAPS = [
     FeatureMap(AngleEncoding("RY"), HardwareEfficient(), n_qubits=3),
     FeatureMap(IQPEncoding(), StronglyEntangling(layers=1), n_qubits=2, reuploads=2),
     FeatureMap(AngleEncoding("RY"), HardwareEfficient(("RY",)), n_qubits=3, reuploads=2),  # real amplitudes
+    # one upload: the PennyLane executor folds U_K^† U_Q into one metric (real, mixed, complex arithmetic)
+    FeatureMap(AngleEncoding("RY"), HardwareEfficient(("RY",)), n_qubits=3),
+    FeatureMap(AngleEncoding("RX"), HardwareEfficient(), n_qubits=2),
+    FeatureMap(IQPEncoding(), StronglyEntangling(layers=1), n_qubits=2),
 ]
+
+
+@pytest.mark.parametrize("fmap", FEATURE_MAPS[:1] + FEATURE_MAPS[3:], ids=repr)
+def test_float32_fidelities_stay_within_float32_rounding_of_float64(fmap):
+    """Training runs in float32 (complex64 where a circuit is complex): no precision games beyond rounding."""
+    x_q, w_q, x_k, w_k = inputs(fmap)
+    want = REFERENCE.fidelities(fmap, x_q, w_q, x_k, w_k)
+    got = REFERENCE.fidelities(fmap, x_q.float(), w_q.float(), x_k.float(), w_k.float())
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got.double(), want, atol=1e-6, rtol=0)
 
 
 def inputs(fmap, seed=0):
@@ -41,7 +55,11 @@ def inputs(fmap, seed=0):
 @pytest.mark.parametrize("name", list(EXACT))
 def test_exact_executors_agree_on_fidelities_and_features(name, fmap):
     executor, (x_q, w_q, x_k, w_k) = EXACT[name](), inputs(fmap)
-    torch.testing.assert_close(executor.fidelities(fmap, x_q, w_q, x_k, w_k), REFERENCE.fidelities(fmap, x_q, w_q, x_k, w_k), atol=1e-6, rtol=0)
+    want = REFERENCE.fidelities(fmap, x_q, w_q, x_k, w_k)
+    torch.testing.assert_close(executor.fidelities(fmap, x_q, w_q, x_k, w_k), want, atol=1e-6, rtol=0)
+    scale = torch.tensor([0.5, 3.0], dtype=torch.float64)  # per head, folded in where an executor can
+    for ex in (executor, REFERENCE):
+        torch.testing.assert_close(ex.fidelities(fmap, x_q, w_q, x_k, w_k, scale), scale[:, None, None] * want, atol=1e-6, rtol=0)
     torch.testing.assert_close(executor.z_expectations(fmap, x_q, w_q), REFERENCE.z_expectations(fmap, x_q, w_q), atol=1e-6, rtol=0)
 
 

@@ -30,7 +30,7 @@ from qattn.circuits import FeatureMap
 from qattn.circuits.qubit_order import qiskit_bits_to_wire_order, qiskit_states_to_wire_order
 from qattn.circuits.to_qiskit import slot_circuit
 
-from .base import StatevectorExecutor, complex_dtype
+from .base import StatevectorExecutor, complex_dtype, per_head
 
 Evaluate = Callable[[np.ndarray], np.ndarray]  # (M, slots) angles -> (M, outputs)
 
@@ -162,15 +162,15 @@ class AerExecutor(StatevectorExecutor):
 
     # -- sampled ---------------------------------------------------------------------------------
 
-    def fidelities(self, fmap, x_q, w_q, x_k, w_k):
+    def fidelities(self, fmap, x_q, w_q, x_k, w_k, scale=None):
         if self.shots is None:
-            return super().fidelities(fmap, x_q, w_q, x_k, w_k)
+            return super().fidelities(fmap, x_q, w_q, x_k, w_k, scale)
         a_q, a_k = slot_angles(fmap, x_q, w_q), slot_angles(fmap, x_k, w_k)  # (B, H, N, G), (B, H, S, G)
         tokens, keys = a_q.shape[2], a_k.shape[2]
         pairs = torch.cat([a_q.unsqueeze(3).expand(-1, -1, -1, keys, -1), a_k.unsqueeze(2).expand(-1, -1, tokens, -1, -1)], -1)
         flat = pairs.reshape(-1, pairs.shape[-1])
         fid = ShiftRule.apply(flat, self.program(fmap, "fidelity"), EXPECTATION_RULE, x_q.dtype)
-        return fid.view(*pairs.shape[:4])
+        return per_head(scale, fid.view(*pairs.shape[:4]))
 
     def z_expectations(self, fmap, x, w):
         if self.shots is None:

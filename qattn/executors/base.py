@@ -31,9 +31,18 @@ class Executor(ABC):
 
     @abstractmethod
     def fidelities(
-        self, fmap: FeatureMap, x_q: torch.Tensor, w_q: torch.Tensor, x_k: torch.Tensor, w_k: torch.Tensor
+        self,
+        fmap: FeatureMap,
+        x_q: torch.Tensor,
+        w_q: torch.Tensor,
+        x_k: torch.Tensor,
+        w_k: torch.Tensor,
+        scale: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """``|<phi(x_k; w_k)|phi(x_q; w_q)>|^2`` for every query/key pair: ``(B, H, N, S)``."""
+        """``scale_h |<phi(x_k; w_k)|phi(x_q; w_q)>|^2`` for every query/key pair: ``(B, H, N, S)``.
+
+        ``scale`` (``(H,)``, positive, default 1) is a per-head factor; an executor may fold it into
+        a smaller tensor than the ``N x S`` scores."""
 
     @abstractmethod
     def z_expectations(self, fmap: FeatureMap, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -59,9 +68,9 @@ class StatevectorExecutor(Executor):
         """Query and key states; an executor may prepare both in one execution."""
         return self.states(fmap, x_q, w_q), self.states(fmap, x_k, w_k)
 
-    def fidelities(self, fmap, x_q, w_q, x_k, w_k):
+    def fidelities(self, fmap, x_q, w_q, x_k, w_k, scale=None):
         psi_q, psi_k = self.state_pair(fmap, x_q, w_q, x_k, w_k)  # (B, H, N, D), (B, H, S, D)
-        return squared_magnitude(psi_q @ psi_k.conj().transpose(-1, -2))  # (B, H, N, S): |<k|q>|^2
+        return per_head(scale, squared_magnitude(psi_q @ psi_k.mH))  # (B, H, N, S): |<k|q>|^2
 
     def z_expectations(self, fmap, x, w):
         return self.z_from_states(fmap, self.states(fmap, x, w))
@@ -71,6 +80,11 @@ class StatevectorExecutor(Executor):
         """``(..., 2^n)`` states -> ``(..., n)`` exact ``<Z_q>``."""
         probs = squared_magnitude(psi)
         return probs @ torch.as_tensor(z_signs(fmap.n_qubits), dtype=probs.dtype, device=probs.device)
+
+
+def per_head(scale: torch.Tensor | None, scores: torch.Tensor) -> torch.Tensor:
+    """``scores`` ``(B, H, N, S)`` times a per-head ``scale`` ``(H,)`` (None: unchanged)."""
+    return scores if scale is None else scale[:, None, None] * scores
 
 
 def squared_magnitude(t: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,7 @@ No Python loop over tokens, no circuit per pair.
 
 from __future__ import annotations
 
+import functools
 from functools import cache
 from typing import ClassVar
 
@@ -23,7 +24,7 @@ import torch
 from qattn.circuits import CircuitFamily, FeatureMap
 from qattn.circuits.to_pennylane import apply_pennylane
 
-from .base import StatevectorExecutor, complex_dtype
+from .base import StatevectorExecutor, complex_dtype, squared_magnitude
 
 
 def batch_last(t: torch.Tensor) -> torch.Tensor:
@@ -76,21 +77,59 @@ class PennyLaneExecutor(StatevectorExecutor):
         u = u.reshape(heads, uploads, *u.shape[-2:]).transpose(0, 1)
         return u.real.to(w.dtype) if fmap.real else u.to(complex_dtype(w.dtype))
 
+    def encoded_states(self, fmap: FeatureMap, x: torch.Tensor, start: torch.Tensor | None = None) -> torch.Tensor:
+        """``S(x)`` applied to ``start`` (default ``|0>``) for every row of ``x`` ``(T, F)``: ``(T, 2^n)``.
+
+        A product encoder on ``|0>`` (angle encodings) is the exact Kronecker product of its wires'
+        states; anything else is one broadcast QNode execution. Real encoders keep real amplitudes."""
+        real = fmap.encoder.real and (start is None or not start.is_complex())
+        dtype = x.dtype if real else complex_dtype(x.dtype)
+        qubits = fmap.encoder.qubit_states(fmap.n_qubits, x.T) if start is None else None
+        if qubits is not None:
+            return product_state(qubits, dtype)
+        state = encoder_qnode(fmap.encoder, fmap.n_qubits, self.device)(x, start)
+        return state.real.to(dtype) if real else state.to(dtype)
+
     def states(self, fmap: FeatureMap, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         batch, heads, tokens, features = x.shape
         dim = 2**fmap.n_qubits
-        dtype = x.dtype if fmap.real else complex_dtype(x.dtype)  # real circuits keep real amplitudes
-        qnode = encoder_qnode(fmap.encoder, fmap.n_qubits, self.device)
-        unitaries = self.ansatz_unitaries(fmap, w)  # (R, H, D, D)
         flat_x = x.reshape(-1, features)  # (B*H*N, F)
         psi = None
-        qubits = fmap.encoder.qubit_states(fmap.n_qubits, flat_x.T)  # closed form, or None
-        for u in unitaries:
-            if psi is None and qubits is not None:
-                psi = product_state(qubits, dtype)
-            else:
-                state = qnode(flat_x, psi)  # (B*H*N, D)
-                psi = state.real.to(dtype) if fmap.real else state.to(dtype)
-            psi = psi.view(batch, heads, tokens, dim) @ u.transpose(-1, -2)  # (B, H, N, D)
-            psi = psi.reshape(-1, dim)
+        for u in self.ansatz_unitaries(fmap, w):  # (H, D, D) per upload
+            psi = self.encoded_states(fmap, flat_x, psi)
+            dtype = promote(psi, u)
+            psi = (psi.view(batch, heads, tokens, dim).to(dtype) @ u.to(dtype).mT).reshape(-1, dim)  # U S(x) per head
         return psi.view(batch, heads, tokens, dim)
+
+    def fidelities(self, fmap, x_q, w_q, x_k, w_k, scale=None):
+        """With one upload, ``<S(k)|U_K^† U_Q|S(q)>``: both heads' unitaries fold into one metric
+        ``M = U_K^† U_Q`` per head (and ``sqrt(scale)`` into ``M``), applied to the queries only;
+        keys stay bare encodings, and real encodings (``angle_ry``) keep real arithmetic in the
+        ``N x S`` overlaps even when ``M`` is complex. With re-uploading the states are prepared in full."""
+        if fmap.reuploads > 1:
+            return super().fidelities(fmap, x_q, w_q, x_k, w_k, scale)
+        u_q, u_k = self.ansatz_unitaries(fmap, torch.cat([w_q, w_k]))[0].chunk(2)  # one call: (H, D, D) each
+        metric = u_k.mH @ u_q
+        if scale is not None:
+            metric = metric * scale.sqrt()[:, None, None]
+        encode = lambda x: self.encoded_states(fmap, x.flatten(0, -2)).view(*x.shape[:-1], -1)  # noqa: E731
+        return metric_fidelities(encode(x_q), metric, encode(x_k))
+
+
+def promote(*tensors: torch.Tensor) -> torch.dtype:
+    return functools.reduce(torch.promote_types, (t.dtype for t in tensors))
+
+
+def metric_fidelities(s_q: torch.Tensor, metric: torch.Tensor, s_k: torch.Tensor) -> torch.Tensor:
+    """``|<s_k| M |s_q>|^2`` for every query/key pair: ``(B, H, N, D)``, ``(H, D, D)``, ``(B, H, S, D)``
+    -> ``(B, H, N, S)``.
+
+    Real states with a complex metric: the real and imaginary parts of ``<s_k|M|s_q>`` are two real
+    matmuls, half the work of one complex matmul."""
+    if s_q.is_complex() or s_k.is_complex() or not metric.is_complex():
+        dtype = promote(s_q, metric, s_k)
+        return squared_magnitude(s_q.to(dtype) @ metric.to(dtype).mT @ s_k.to(dtype).mH)
+    dim = s_q.shape[-1]
+    m_s_q = s_q @ torch.cat([metric.real, metric.imag], -2).mT  # (B, H, N, 2D): [Re M s_q | Im M s_q]
+    re, im = (part @ s_k.mT for part in m_s_q.split(dim, -1))  # (B, H, N, S) each
+    return torch.addcmul(re * re, im, im)
