@@ -14,7 +14,7 @@ test: $(VENV)/.installed
 	$(PYTHON) -m pytest
 
 bench: $(VENV)/.installed
-	$(PYTHON) benchmarks/attention_speed.py
+	$(PYTHON) benchmarks/speed.py
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)

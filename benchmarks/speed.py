@@ -1,15 +1,25 @@
-"""Speed and memory of quantum vs classical attention, and vs per-circuit peers; writes results/benchmarks.md.
+"""Speed and memory of quantum vs classical attention; writes results/benchmarks.md.
 
-    python benchmarks/speed.py                 # full table (several minutes on 2 cores)
-    python benchmarks/speed.py --tokens 128 512 --repeats 1
+    python benchmarks/speed.py                           # everything (about 30 minutes on 2 cores)
+    python benchmarks/speed.py --sections layer peers --tokens 128 512 --repeats 1
 
-1. One attention layer, forward+backward, batch 8, 4 heads, N tokens: the classical twin (head dim 64)
-   and quantum layers with 6 qubits per head (PennyLane executor, float32 / complex64). Each
-   measurement runs in a fresh process, which also reports its peak memory above the state before
-   the forward pass.
-2. Peers, the way much public quantum-attention code runs circuits: one PennyLane QNode call per
-   query-key pair (fidelity) and per token and head (gaussian). A sample of calls is timed and
-   extrapolated to the layer's full workload at N=512.
+Sections (``--sections``, all by default):
+
+- ``layer``: one attention layer, forward+backward, batch 8, 4 heads, N tokens: the classical twin
+  (head dim 64) and quantum layers with 6 qubits per head (PennyLane executor). Every measurement
+  runs in a fresh process, which also reports its peak memory above the state before the passes.
+- ``precision``: the same layers in float32 against float64 on the same weights and input (largest
+  difference of attention weights), so no speed comes from precision games.
+- ``peers``: the way much public quantum-attention code runs circuits, one PennyLane QNode call per
+  query-key pair (fidelity) and per token and head (gaussian); a sample of calls is timed and
+  extrapolated to the layer's whole workload at N=512.
+- ``document``: the long-document strategy, the TextClassifier of ``experiments/imdb.toml``
+  (chunks of 64 tokens, local then global attention) on 2048-token documents, batch 8: time and
+  peak memory of a training step's forward+backward, quantum vs classical.
+- ``training``: one IMDB epoch of each attention kind through the real harness
+  (``experiments/imdb.toml``, ``train.epochs=1``), tracked in MLflow (``$MLFLOW_TRACKING_URI``, else
+  ``sqlite:///mlflow.db``); the table names the runs. Needs the shared data (skipped, with the
+  reason, without it).
 """
 
 from __future__ import annotations
@@ -25,45 +35,124 @@ from pathlib import Path
 import torch
 from attention_speed import time_forward_backward  # this folder is on sys.path when run as a script
 
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results" / "benchmarks.md"
+IMDB = ROOT / "experiments" / "imdb.toml"
+SECTIONS = ("layer", "precision", "peers", "document", "training")
+
 BATCH, HEADS, HEAD_DIM, QUBITS = 8, 4, 64, 6
-LAYERS = {
-    "classical dot": {},
-    "fidelity, hardware_efficient (complex)": {"kernel": "fidelity", "circuit": "hardware_efficient"},
-    "fidelity, real_amplitudes (real)": {"kernel": "fidelity", "circuit": "real_amplitudes"},
-    "gaussian, hardware_efficient (complex)": {"kernel": "gaussian", "circuit": "hardware_efficient"},
+CLASSICAL = "classical dot"
+LAYERS = {  # name -> (QuantumMultiheadAttention options, arithmetic of the scores in float32)
+    CLASSICAL: ({}, "float32"),
+    "fidelity, hardware_efficient": (
+        {"kernel": "fidelity", "circuit": "hardware_efficient"},
+        "float32 encodings, complex64 metric U_K^† U_Q, float32 overlaps (Re and Im)",
+    ),
+    "fidelity, real_amplitudes": ({"kernel": "fidelity", "circuit": "real_amplitudes"}, "float32 throughout"),
+    "gaussian, hardware_efficient": ({"kernel": "gaussian", "circuit": "hardware_efficient"}, "complex64 states, float32 features"),
 }
-RESULTS = Path(__file__).resolve().parents[1] / "results" / "benchmarks.md"
 
 
-def build(name: str):
-    from qattn import ClassicalMultiheadAttention, QuantumMultiheadAttention
-
-    embed = HEADS * HEAD_DIM
-    options = LAYERS[name]
-    if not options:
-        return ClassicalMultiheadAttention(embed, HEADS)
-    return QuantumMultiheadAttention(embed, HEADS, n_qubits=QUBITS, **options)
+# -- measuring in a fresh process -----------------------------------------------------------------
 
 
-def measure(name: str, tokens: int, repeats: int, queue) -> None:
-    """In a fresh process: median fwd+bwd seconds and peak RSS growth (MiB) of one layer."""
-    torch.manual_seed(0)
-    layer = build(name)
-    x = torch.randn(BATCH, tokens, HEADS * HEAD_DIM)
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    seconds = time_forward_backward(layer, x, repeats)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    queue.put((seconds, (peak - baseline) / 1024))
-
-
-def in_fresh_process(name: str, tokens: int, repeats: int) -> tuple[float, float]:
+def fresh(target, *args):
+    """``target(*args)`` in a spawned process: its result, and the process's peak RSS growth (MiB)
+    during the call (a fresh process keeps one measurement's allocations out of the next)."""
     context = mp.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=measure, args=(name, tokens, repeats, queue))
+    process = context.Process(target=_report, args=(queue, target, args))
     process.start()
     result = queue.get()
     process.join()
+    if isinstance(result, BaseException):
+        raise result
     return result
+
+
+def _report(queue, target, args) -> None:
+    try:
+        baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        value = target(*args)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        queue.put((value, (peak - baseline) / 1024))
+    except BaseException as err:  # noqa: BLE001 - handed to the parent, which raises it
+        queue.put(err)
+
+
+# -- layer and precision ----------------------------------------------------------------------------
+
+
+def build_layer(name: str):
+    from qattn import ClassicalMultiheadAttention, QuantumMultiheadAttention
+
+    options, _ = LAYERS[name]
+    if not options:
+        return ClassicalMultiheadAttention(HEADS * HEAD_DIM, HEADS)
+    return QuantumMultiheadAttention(HEADS * HEAD_DIM, HEADS, n_qubits=QUBITS, **options)
+
+
+def layer_seconds(name: str, tokens: int, repeats: int) -> float:
+    torch.manual_seed(0)
+    layer = build_layer(name)
+    return time_forward_backward(layer, torch.randn(BATCH, tokens, HEADS * HEAD_DIM), repeats)
+
+
+def float32_deviation(name: str, tokens: int) -> float:
+    """Largest |attention weight in float32 - in float64|, same weights and input."""
+    torch.manual_seed(0)
+    layer = build_layer(name).eval()
+    x = torch.randn(BATCH, tokens, HEADS * HEAD_DIM)
+    with torch.no_grad():
+        _, w32 = layer(x, x, x, average_attn_weights=False)
+        _, w64 = layer.double()(x.double(), x.double(), x.double(), average_attn_weights=False)
+    return (w32.double() - w64).abs().max().item()
+
+
+def layer_section(tokens_list: list[int], repeats: int) -> tuple[list[str], dict[str, float]]:
+    lines = [
+        "## Attention layer",
+        "",
+        f"Forward+backward, batch {BATCH}, {HEADS} heads; classical head dim {HEAD_DIM}; quantum: {QUBITS} qubits per head "
+        "(2^6 = 64 amplitudes), angle_ry encoder, PennyLane executor, float32 inputs; median of "
+        f"{repeats} passes after a warm-up. Peak memory: growth of the process's peak RSS during the passes.",
+        "",
+        "| layer | N | fwd+bwd [s] | ratio to classical | peak memory [MiB] | memory ratio |",
+        "|---|---|---|---|---|---|",
+    ]
+    at_512 = {}
+    for tokens in tokens_list:
+        results = {name: fresh(layer_seconds, name, tokens, repeats) for name in LAYERS}
+        base_time, base_memory = results[CLASSICAL]
+        for name, (seconds, memory) in results.items():
+            lines.append(
+                f"| {name} | {tokens} | {seconds:.3f} | {seconds / base_time:.2f}x | {memory:.0f} | {memory / max(base_memory, 1):.2f}x |"
+            )
+            if tokens == 512:
+                at_512[name] = seconds
+        print("\n".join(lines[-len(results) :]), flush=True)
+    return lines, at_512
+
+
+def precision_section(tokens: int = 512) -> list[str]:
+    lines = [
+        "## Precision",
+        "",
+        f"Each layer in float32 against itself in float64 (same weights, same input, N={tokens}): the largest "
+        "difference of any attention weight. The exact executor stays exact up to float32 rounding, like the "
+        "classical layer (the conformance tests hold every executor to 1e-6 in float64).",
+        "",
+        "| layer | arithmetic of the scores | max abs difference of attention weights |",
+        "|---|---|---|",
+    ]
+    for name, (_, arithmetic) in LAYERS.items():
+        deviation, _ = fresh(float32_deviation, name, tokens)
+        lines.append(f"| {name} | {arithmetic} | {deviation:.1e} |")
+        print(lines[-1], flush=True)
+    return lines
+
+
+# -- peers ------------------------------------------------------------------------------------------
 
 
 def per_call_peers(tokens: int, sample: int) -> dict[str, float]:
@@ -105,6 +194,122 @@ def per_call_peers(tokens: int, sample: int) -> dict[str, float]:
     }
 
 
+def peers_section(at_512: dict[str, float], sample: int) -> list[str]:
+    if not at_512:
+        at_512 = {name: fresh(layer_seconds, name, 512, 3)[0] for name in LAYERS}
+    peers = per_call_peers(512, sample)
+    fidelity, gaussian = at_512["fidelity, hardware_efficient"], at_512["gaussian, hardware_efficient"]
+    return [
+        "## Per-call peers",
+        "",
+        f"At N=512, the same layers (hardware_efficient ansatz) against one QNode call per pair or per token "
+        f"and head, forward+backward, timed on {sample} calls and extrapolated:",
+        "",
+        "| workload | per-call peer [s] | qattn layer [s] | qattn speed-up |",
+        "|---|---|---|---|",
+        f"| fidelity, {BATCH * HEADS * 512 * 512:,} pairs | {peers['fidelity']:.0f} | {fidelity:.3f} | {peers['fidelity'] / fidelity:,.0f}x |",
+        f"| gaussian, {2 * BATCH * HEADS * 512:,} token circuits | {peers['gaussian']:.0f} | {gaussian:.3f} | {peers['gaussian'] / gaussian:,.0f}x |",
+    ]
+
+
+# -- long documents ---------------------------------------------------------------------------------
+
+
+def document_step(kind: str, tokens: int, repeats: int) -> float:
+    """Median seconds of a TextClassifier training step's forward+backward on random token ids."""
+    from qattn.config import load_config
+    from qattn.model import build_model
+
+    config = load_config(IMDB, [f"model.attention='{kind}'", f"model.max_length={tokens}"]).model
+    torch.manual_seed(0)
+    model = build_model(config, vocab_size=16000, num_classes=2)
+    ids = torch.randint(1, 16000, (BATCH, tokens))
+    labels = torch.randint(0, 2, (BATCH,))
+    times = []
+    for i in range(repeats + 1):
+        model.zero_grad(set_to_none=True)
+        start = time.perf_counter()
+        torch.nn.functional.cross_entropy(model(ids).logits, labels).backward()
+        if i:
+            times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def document_section(tokens: int, repeats: int) -> list[str]:
+    from qattn.config import load_config
+
+    model = load_config(IMDB).model
+    results = {kind: fresh(document_step, kind, tokens, repeats) for kind in ("classical", "quantum")}
+    (c_time, c_memory), (q_time, q_memory) = results["classical"], results["quantum"]
+    return [
+        "## Long documents",
+        "",
+        f"The TextClassifier of `experiments/imdb.toml` (embed {model.embed_dim}, {model.num_heads} heads, quantum: "
+        f"{model.kernel} kernel, {model.n_qubits} qubits, {model.circuit}; classical head dim {model.embed_dim // model.num_heads}; "
+        f"chunks of {model.chunk_size} tokens, {model.local_layers} local + {model.global_layers} global blocks) on "
+        f"{tokens}-token documents, batch {BATCH}: forward+backward of a training step, median of {repeats}.",
+        "",
+        "| model | tokens | fwd+bwd [s] | ratio to classical | peak memory [MiB] | memory ratio |",
+        "|---|---|---|---|---|---|",
+        f"| classical | {tokens} | {c_time:.3f} | 1.00x | {c_memory:.0f} | 1.00x |",
+        f"| quantum | {tokens} | {q_time:.3f} | {q_time / c_time:.2f}x | {q_memory:.0f} | {q_memory / max(c_memory, 1):.2f}x |",
+    ]
+
+
+# -- training ---------------------------------------------------------------------------------------
+
+
+def train_one_epoch(kind: str) -> dict:
+    from qattn.config import load_config
+    from qattn.experiment import run_experiment
+
+    overrides = [f"model.attention='{kind}'", "train.epochs=1", "tracking.experiment='benchmarks'", "train.output_dir='runs/benchmarks'"]
+    result = run_experiment(load_config(IMDB, overrides), restart=True)
+    return {
+        "seconds": result.seconds_per_epoch,
+        "docs_per_s": result.docs_per_s,
+        "accuracy": result.test.accuracy,
+        "run_id": result.run_id,
+        "uri": result.tracking_uri,
+        "parameters": result.parameters,
+    }
+
+
+def training_section() -> list[str]:
+    from qattn.config import load_config
+    from qattn.data import DataError, load_dataset
+
+    config = load_config(IMDB)
+    lines = ["## Training throughput", ""]
+    try:
+        train_docs = len(load_dataset(config.data).train.texts)
+    except DataError as err:
+        return [*lines, f"Skipped: the IMDB data is not available here ({err})."]
+    runs = {kind: fresh(train_one_epoch, kind)[0] for kind in ("classical", "quantum")}
+    base = runs["classical"]["seconds"]
+    model = config.model
+    lines += [
+        f"One training epoch on IMDB ({train_docs:,} documents, max length {model.max_length}, batch "
+        f"{config.train.batch_size}) through the harness: `qattn train experiments/imdb.toml --set train.epochs=1 "
+        "--set model.attention=<kind>`, the default config otherwise (quantum: "
+        f"{model.kernel}, {model.n_qubits} qubits, {model.circuit}). Epoch time excludes the dev evaluation. "
+        f"MLflow experiment `benchmarks` at `{runs['classical']['uri']}`.",
+        "",
+        "| model | parameters (quantum / classical) | epoch [s] | docs/s | ratio to classical | test accuracy after 1 epoch | MLflow run |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for kind, run in runs.items():
+        counts = run["parameters"]
+        lines.append(
+            f"| {kind} | {counts['quantum']:,} / {counts['classical']:,} | {run['seconds']:.0f} | {run['docs_per_s']:.1f} "
+            f"| {run['seconds'] / base:.2f}x | {run['accuracy']:.4f} | `{run['run_id']}` |"
+        )
+    return lines
+
+
+# -- report -----------------------------------------------------------------------------------------
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -116,50 +321,40 @@ def machine() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tokens", type=int, nargs="+", default=[128, 512, 1024, 2048])
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument("--tokens", type=int, nargs="+", default=[128, 512, 1024, 2048], help="layer section")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--peer-sample", type=int, default=20)
+    parser.add_argument("--document-tokens", type=int, default=2048)
     args = parser.parse_args()
 
+    command = ["python benchmarks/speed.py"]
+    if args.sections != list(SECTIONS):
+        command += ["--sections", *args.sections]
+    command += ["--tokens", *map(str, args.tokens), "--repeats", str(args.repeats)]
     lines = [
         "# Benchmarks",
         "",
-        f"Generated by `python benchmarks/speed.py {' '.join(['--tokens', *map(str, args.tokens), '--repeats', str(args.repeats)])}`"
-        f" on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; {machine()}.",
-        f"Attention layer forward+backward, batch {BATCH}, {HEADS} heads; classical head dim {HEAD_DIM}; quantum: "
-        f"{QUBITS} qubits per head, angle_ry encoder, PennyLane executor, float32 inputs (complex64 states for complex "
-        "circuits, float32 for real ones). Peak memory: growth of the process's peak RSS during the passes.",
+        f"Generated by `{' '.join(command)}` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; {machine()}.",
         "",
-        "| layer | N | fwd+bwd [s] | ratio to classical | peak memory [MiB] | memory ratio |",
-        "|---|---|---|---|---|---|",
     ]
-    layer_512 = {}
-    for tokens in args.tokens:
-        results = {name: in_fresh_process(name, tokens, args.repeats) for name in LAYERS}
-        base_time, base_memory = results["classical dot"]
-        for name, (seconds, memory) in results.items():
-            lines.append(
-                f"| {name} | {tokens} | {seconds:.3f} | {seconds / base_time:.2f}x | {memory:.0f} | {memory / max(base_memory, 1):.2f}x |"
-            )
-            if tokens == 512:
-                layer_512[name] = seconds
-        print("\n".join(lines[-len(results):]), flush=True)
-    if layer_512:
-        peers = per_call_peers(512, args.peer_sample)
-        lines += [
-            "",
-            f"Per-call peers at N=512 (one QNode call per pair or per token, timed on {args.peer_sample} calls, extrapolated):",
-            "",
-            "| workload | per-call peer [s] | qattn layer [s] | qattn speed-up |",
-            "|---|---|---|---|",
-            f"| fidelity, {BATCH * HEADS * 512 * 512:,} pairs | {peers['fidelity']:.0f} | {layer_512['fidelity, hardware_efficient (complex)']:.3f} "
-            f"| {peers['fidelity'] / layer_512['fidelity, hardware_efficient (complex)']:,.0f}x |",
-            f"| gaussian, {2 * BATCH * HEADS * 512:,} token circuits | {peers['gaussian']:.0f} | {layer_512['gaussian, hardware_efficient (complex)']:.3f} "
-            f"| {peers['gaussian'] / layer_512['gaussian, hardware_efficient (complex)']:,.0f}x |",
-        ]
-    text = "\n".join(lines) + "\n"
+    at_512: dict[str, float] = {}
+    for section in args.sections:
+        if section == "layer":
+            part, at_512 = layer_section(args.tokens, args.repeats)
+        elif section == "precision":
+            part = precision_section()
+        elif section == "peers":
+            part = peers_section(at_512, args.peer_sample)
+        elif section == "document":
+            part = document_section(args.document_tokens, args.repeats)
+        else:
+            part = training_section()
+        print("\n".join(part), "", sep="\n", flush=True)
+        lines += [*part, ""]
+    text = "\n".join(lines)
     RESULTS.write_text(text)
-    print(text)
+    print(f"written to {RESULTS}")
 
 
 if __name__ == "__main__":
