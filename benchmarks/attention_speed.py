@@ -6,8 +6,8 @@
 Quantum layers (PennyLane executor, angle_ry encoder, n_qubits=6): fidelity with the complex
 hardware_efficient ansatz (RY, RZ, CNOT), fidelity with real_amplitudes (RY, CNOT: real arithmetic),
 and gaussian with hardware_efficient. Classical twin: head dim 64 (embed 256). Every layer is timed
-on the same input for ``--repeats`` runs after one warm-up; the table gives medians and each
-quantum/classical ratio (absolute times drift between machines, ratios less so).
+on the same input, interleaved over ``--repeats`` rounds after one warm-up; the table gives medians
+and each quantum/classical ratio (absolute times drift between machines, ratios less so).
 """
 
 from __future__ import annotations
@@ -21,17 +21,25 @@ import torch
 from qattn import ClassicalMultiheadAttention, QuantumMultiheadAttention
 
 
-def time_forward_backward(layer: torch.nn.Module, x: torch.Tensor, repeats: int) -> float:
-    """Median seconds of one forward + backward pass (after one warm-up pass)."""
-    times = []
-    for i in range(repeats + 1):
-        layer.zero_grad(set_to_none=True)
-        start = time.perf_counter()
-        out, _ = layer(x, x, x, need_weights=False)
-        out.square().mean().backward()
-        if i:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def forward_backward_seconds(layer: torch.nn.Module, x: torch.Tensor) -> float:
+    """Seconds of one forward + backward pass."""
+    layer.zero_grad(set_to_none=True)
+    start = time.perf_counter()
+    out, _ = layer(x, x, x, need_weights=False)
+    out.square().mean().backward()
+    return time.perf_counter() - start
+
+
+def interleaved_medians(layers: dict[str, torch.nn.Module], x: torch.Tensor, repeats: int) -> dict[str, float]:
+    """Median seconds per layer: one warm-up pass each, then ``repeats`` rounds in which every layer
+    runs once, so drift of the machine (and the allocator's state) reaches every layer alike."""
+    for layer in layers.values():
+        forward_backward_seconds(layer, x)
+    times: dict[str, list[float]] = {name: [] for name in layers}
+    for _ in range(repeats):
+        for name, layer in layers.items():
+            times[name].append(forward_backward_seconds(layer, x))
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main() -> None:
@@ -54,7 +62,7 @@ def main() -> None:
             embed, args.heads, n_qubits=args.qubits, kernel=kernel, circuit=circuit
         )
     print(f"B={args.batch} N={args.tokens} heads={args.heads} embed={embed} threads={torch.get_num_threads()}")
-    seconds = {name: time_forward_backward(layer, x, args.repeats) for name, layer in layers.items()}
+    seconds = interleaved_medians(layers, x, args.repeats)
     width = max(map(len, seconds))
     print(f"{'layer':<{width}}  fwd+bwd [s]  ratio to classical")
     for name, s in seconds.items():

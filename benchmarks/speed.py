@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-from attention_speed import time_forward_backward  # this folder is on sys.path when run as a script
+from attention_speed import forward_backward_seconds, interleaved_medians  # this folder is on sys.path as a script
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results" / "benchmarks.md"
@@ -92,10 +92,18 @@ def build_layer(name: str):
     return QuantumMultiheadAttention(HEADS * HEAD_DIM, HEADS, n_qubits=QUBITS, **options)
 
 
-def layer_seconds(name: str, tokens: int, repeats: int) -> float:
+def layer_seconds(tokens: int, repeats: int) -> dict[str, float]:
+    """Median fwd+bwd seconds of every layer, interleaved in one process on the same input."""
+    torch.manual_seed(0)
+    layers = {name: build_layer(name) for name in LAYERS}
+    return interleaved_medians(layers, torch.randn(BATCH, tokens, HEADS * HEAD_DIM), repeats)
+
+
+def layer_pass(name: str, tokens: int) -> None:
+    """Build one layer and run one fwd+bwd pass (its process's peak memory is the measurement)."""
     torch.manual_seed(0)
     layer = build_layer(name)
-    return time_forward_backward(layer, torch.randn(BATCH, tokens, HEADS * HEAD_DIM), repeats)
+    forward_backward_seconds(layer, torch.randn(BATCH, tokens, HEADS * HEAD_DIM))
 
 
 def float32_deviation(name: str, tokens: int) -> float:
@@ -115,22 +123,25 @@ def layer_section(tokens_list: list[int], repeats: int) -> tuple[list[str], dict
         "",
         f"Forward+backward, batch {BATCH}, {HEADS} heads; classical head dim {HEAD_DIM}; quantum: {QUBITS} qubits per head "
         "(2^6 = 64 amplitudes), angle_ry encoder, PennyLane executor, float32 inputs; median of "
-        f"{repeats} passes after a warm-up. Peak memory: growth of the process's peak RSS during the passes.",
+        f"{repeats} passes after a warm-up, the layers interleaved in one process. Peak memory: growth of the peak RSS of "
+        "a fresh process running one pass of that layer alone.",
         "",
         "| layer | N | fwd+bwd [s] | ratio to classical | peak memory [MiB] | memory ratio |",
         "|---|---|---|---|---|---|",
     ]
     at_512 = {}
     for tokens in tokens_list:
-        results = {name: fresh(layer_seconds, name, tokens, repeats) for name in LAYERS}
-        base_time, base_memory = results[CLASSICAL]
-        for name, (seconds, memory) in results.items():
+        seconds_of, _ = fresh(layer_seconds, tokens, repeats)
+        memory_of = {name: fresh(layer_pass, name, tokens)[1] for name in LAYERS}
+        base_time, base_memory = seconds_of[CLASSICAL], memory_of[CLASSICAL]
+        for name, seconds in seconds_of.items():
+            memory = memory_of[name]
             lines.append(
                 f"| {name} | {tokens} | {seconds:.3f} | {seconds / base_time:.2f}x | {memory:.0f} | {memory / max(base_memory, 1):.2f}x |"
             )
             if tokens == 512:
                 at_512[name] = seconds
-        print("\n".join(lines[-len(results) :]), flush=True)
+        print("\n".join(lines[-len(LAYERS) :]), flush=True)
     return lines, at_512
 
 
@@ -196,7 +207,7 @@ def per_call_peers(tokens: int, sample: int) -> dict[str, float]:
 
 def peers_section(at_512: dict[str, float], sample: int) -> list[str]:
     if not at_512:
-        at_512 = {name: fresh(layer_seconds, name, 512, 3)[0] for name in LAYERS}
+        at_512, _ = fresh(layer_seconds, 512, 3)
     peers = per_call_peers(512, sample)
     fidelity, gaussian = at_512["fidelity, hardware_efficient"], at_512["gaussian, hardware_efficient"]
     return [
@@ -323,7 +334,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     parser.add_argument("--tokens", type=int, nargs="+", default=[128, 512, 1024, 2048], help="layer section")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--peer-sample", type=int, default=20)
     parser.add_argument("--document-tokens", type=int, default=2048)
     args = parser.parse_args()

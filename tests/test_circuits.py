@@ -3,6 +3,7 @@
 import numpy as np
 import pennylane as qml
 import pytest
+import torch
 
 from qattn.circuits import (
     CATALOGUE,
@@ -18,6 +19,7 @@ from qattn.circuits import (
 from qattn.circuits.qubit_order import qiskit_statevector, qiskit_unitary, z_signs
 from qattn.circuits.to_pennylane import apply_pennylane
 from qattn.circuits.to_qiskit import bind, to_qiskit
+from qattn.executors.pennylane import unitary
 
 FAMILIES = [CATALOGUE.get(name) for name in CATALOGUE.names()] + [
     HardwareEfficient(rotations=("RX", "RY", "RZ"), entangler="CZ", pattern="ring", layers=3),
@@ -44,6 +46,11 @@ def test_pennylane_and_qiskit_compile_to_the_same_unitary(family, n):
     expected = qiskit_unitary(bind(to_qiskit(family, n), x, w))
     actual = pennylane_unitary(lambda: family.gates(n, x, w), n)
     np.testing.assert_allclose(actual, expected, atol=1e-10)
+    # the executor's unitary (PennyLane gate matrices, each applied on its own wires), batched over 2 angle sets
+    batch_x, batch_w = (torch.as_tensor(np.stack([a, -a], -1)) for a in (x, w))  # trailing batch axis
+    batched = unitary(list(family.gates(n, batch_x, batch_w)), n, 2, torch.complex128)
+    np.testing.assert_allclose(batched[0].numpy(), expected, atol=1e-10)
+    np.testing.assert_allclose(batched[1].numpy(), qiskit_unitary(bind(to_qiskit(family, n), -x, -w)), atol=1e-10)
 
 
 @pytest.mark.parametrize("reuploads", [1, 3])
