@@ -15,6 +15,7 @@ from qattn import QuantumMultiheadAttention
 from qattn.circuits import AngleEncoding, FeatureMap, HardwareEfficient, IQPEncoding, StronglyEntangling
 from qattn.executors import AerExecutor, PennyLaneExecutor
 from qattn.executors.aer import EXPECTATION_RULE, ShiftRule
+from qattn.executors.base import SquaredModulus
 
 SHOTS = 4000
 REFERENCE = PennyLaneExecutor()
@@ -40,6 +41,12 @@ def test_float32_fidelities_stay_within_float32_rounding_of_float64(fmap):
     got = REFERENCE.fidelities(fmap, x_q.float(), w_q.float(), x_k.float(), w_k.float())
     assert got.dtype == torch.float32
     torch.testing.assert_close(got.double(), want, atol=1e-6, rtol=0)
+
+
+def test_squared_modulus_gradients_match_finite_differences():
+    re, im = torch.randn(2, 3, 4, dtype=torch.float64, requires_grad=True), torch.randn(2, 3, 4, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(SquaredModulus.apply(re, im), re**2 + im**2)
+    assert torch.autograd.gradcheck(SquaredModulus.apply, (re, im))
 
 
 def inputs(fmap, seed=0):

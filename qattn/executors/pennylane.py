@@ -26,7 +26,7 @@ from qattn.circuits import CircuitFamily, FeatureMap
 from qattn.circuits import Gate
 from qattn.circuits.to_pennylane import apply_pennylane, pennylane_matrix
 
-from .base import StatevectorExecutor, complex_dtype, squared_magnitude
+from .base import SquaredModulus, StatevectorExecutor, complex_dtype, squared_magnitude
 
 
 def batch_last(t: torch.Tensor) -> torch.Tensor:
@@ -151,4 +151,4 @@ def metric_fidelities(s_q: torch.Tensor, metric: torch.Tensor, s_k: torch.Tensor
     dim = s_q.shape[-1]
     m_s_q = s_q @ torch.cat([metric.real, metric.imag], -2).mT  # (B, H, N, 2D): [Re M s_q | Im M s_q]
     re, im = (part @ s_k.mT for part in m_s_q.split(dim, -1))  # (B, H, N, S) each
-    return torch.addcmul(re * re, im, im)
+    return SquaredModulus.apply(re, im)
