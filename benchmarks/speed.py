@@ -57,8 +57,8 @@ LAYERS = {  # name -> (QuantumMultiheadAttention options, arithmetic of the scor
 
 
 def fresh(target, *args):
-    """``target(*args)`` in a spawned process: its result, and the process's peak RSS growth (MiB)
-    during the call (a fresh process keeps one measurement's allocations out of the next)."""
+    """``target(*args)`` in a spawned process: its result, and its peak RSS during the call above the
+    RSS before it (MiB; a fresh process keeps one measurement's allocations out of the next)."""
     context = mp.get_context("spawn")
     queue = context.Queue()
     process = context.Process(target=_report, args=(queue, target, args))
@@ -72,12 +72,34 @@ def fresh(target, *args):
 
 def _report(queue, target, args) -> None:
     try:
-        baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        baseline = reset_peak_memory()
         value = target(*args)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        queue.put((value, (peak - baseline) / 1024))
+        queue.put((value, (peak_memory() - baseline) / 1024))
     except BaseException as err:  # noqa: BLE001 - handed to the parent, which raises it
         queue.put(err)
+
+
+def reset_peak_memory() -> int:
+    """Reset the kernel's peak-RSS mark to the current RSS (Linux ``clear_refs``); the current RSS in KiB."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return proc_status("VmRSS")
+    except OSError:  # not Linux: fall back on the lifetime peak
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def peak_memory() -> int:
+    try:
+        return proc_status("VmHWM")
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def proc_status(key: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{key}:"):
+            return int(line.split()[1])  # kB
+    raise OSError(f"no {key} in /proc/self/status")
 
 
 # -- layer and precision ----------------------------------------------------------------------------
