@@ -1,4 +1,4 @@
-"""The ``qattn`` command line: demo, train, evaluate, quickstart."""
+"""The ``qattn`` command line: quickstart, train, compare, report, evaluate, demo."""
 
 from __future__ import annotations
 
@@ -22,9 +22,10 @@ def user_errors():
     from qattn.config import ConfigError
     from qattn.data import DataError
     from qattn.experiment import ExperimentError
+    from qattn.report import ReportError
     from qattn.tracking import TrackingError
 
-    return (ConfigError, DataError, ExperimentError, TrackingError)
+    return (ConfigError, DataError, ExperimentError, ReportError, TrackingError)
 
 
 class FriendlyGroup(click.Group):
@@ -57,6 +58,39 @@ def train(config: Path, overrides: tuple[str, ...], resume: bool, restart: bool)
 
     result = run_experiment(load_config(config, list(overrides)), resume=resume, restart=restart)
     print_results([result])
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@set_option
+@click.option("--seeds", type=click.IntRange(min=1), help="Seeds 0..N-1 per cell (default: compare.seeds of the config).")
+def compare(config: Path, overrides: tuple[str, ...], seeds: int | None) -> None:
+    """Run the grid of attention kinds x seeds of CONFIG as one MLflow parent run; resumes if interrupted."""
+    from qattn.config import load_config
+    from qattn.grid import run_grid
+
+    if seeds is not None:
+        overrides = (*overrides, f"compare.seeds={list(range(seeds))}")
+    experiment = load_config(config, list(overrides))
+    command = " ".join(["qattn compare", str(config), *(f"--set {o}" for o in overrides if not o.startswith("compare.seeds="))])
+    command += f" --seeds {len(experiment.compare.seeds)}" if seeds is not None else ""
+    parent_id, outcomes = run_grid(experiment, command, echo=lambda line: click.echo(line, err=True))
+    click.echo(f"grid parent run {parent_id}: {len(outcomes)} cells; write the report with `qattn report {parent_id}`")
+
+
+@main.command()
+@click.argument("target")
+@click.option("--results", type=click.Path(file_okay=False, path_type=Path), default=Path("results"), show_default=True)
+@click.option("--tracking-uri", help="MLflow store holding the grid (default: $MLFLOW_TRACKING_URI, else MLflow's).")
+def report(target: str, results: Path, tracking_uri: str | None) -> None:
+    """Write results/<name>.md and plots for a grid: TARGET is its parent run id or its MLflow experiment."""
+    import mlflow
+
+    from qattn.report import write_report
+
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    click.echo(f"wrote {write_report(target, results)}")
 
 
 @main.command()

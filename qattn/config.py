@@ -151,6 +151,28 @@ class TrackingConfig(Section):
     system_metrics: bool = True
 
 
+class CompareConfig(Section):
+    """The grid ``qattn compare`` runs: attention kinds x qubit counts (quantum kinds) x seeds."""
+
+    kinds: list[str] = Field(["dot", "fidelity", "gaussian"], min_length=1, description="'dot' (classical) and quantum kernels")
+    n_qubits: list[int] = Field([], description="qubit counts for the quantum kinds; empty: model.n_qubits")
+    seeds: list[int] = Field([0, 1, 2], min_length=1, description="train.seed of each cell (the data split stays data.seed)")
+
+    @model_validator(mode="after")
+    def _cells(self) -> CompareConfig:
+        valid = ["dot", *quantum_kernels()]
+        for kind in self.kinds:
+            if kind not in valid:
+                raise ValueError(f"unknown kind {kind!r} in compare.kinds; valid: {', '.join(valid)}")
+        for name in ("kinds", "n_qubits", "seeds"):
+            values = getattr(self, name)
+            if len(set(values)) != len(values):
+                raise ValueError(f"compare.{name} lists a value twice: {values}")
+        if any(n < 1 for n in self.n_qubits):
+            raise ValueError(f"compare.n_qubits must be positive, got {self.n_qubits}")
+        return self
+
+
 class ExperimentConfig(Section):
     name: str = "experiment"
     data: DataConfig = DataConfig()
@@ -158,6 +180,7 @@ class ExperimentConfig(Section):
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     tracking: TrackingConfig = TrackingConfig()
+    compare: CompareConfig = CompareConfig()
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> ExperimentConfig:

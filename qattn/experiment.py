@@ -44,14 +44,16 @@ class RunResult:
 
 def checkpoint_dir(config: ExperimentConfig) -> Path:
     """``<output_dir>/<run name>-<hash>``: the hash covers everything that shapes training (not where
-    results go), so a changed config never resumes, or overwrites, another config's checkpoints."""
-    identity = config.model_dump(mode="json", exclude={"tracking": True, "train": {"output_dir"}})
+    results go, nor the grid around it), so a changed config never resumes, or overwrites, another
+    config's checkpoints."""
+    identity = config.model_dump(mode="json", exclude={"tracking": True, "compare": True, "train": {"output_dir"}})
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
     return Path(config.train.output_dir) / f"{tracking.run_name(config)}-{digest}"
 
 
-def run_experiment(config: ExperimentConfig, *, resume: bool = False, restart: bool = False) -> RunResult:
-    """Train and test one model; ``resume`` continues from the run's last checkpoint."""
+def run_experiment(config: ExperimentConfig, *, resume: bool = False, restart: bool = False, nested: bool = False) -> RunResult:
+    """Train and test one model; ``resume`` continues from the run's last checkpoint; ``nested`` makes
+    the MLflow run a child of the active run (a grid's parent run)."""
     if resume and restart:
         raise ExperimentError("--resume and --restart exclude each other: continue the run, or start it over")
     uri = tracking.connect(config)
@@ -91,7 +93,7 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = False, restart: b
                 f"the MLflow run {run_id} of {last} is not in {uri} (deleted, or logged to another store); "
                 "resume against the store it was logged to, or pass --restart"
             ) from None
-    with mlflow.start_run(run_id=run_id, run_name=name, log_system_metrics=config.tracking.system_metrics) as run:
+    with mlflow.start_run(run_id=run_id, run_name=name, nested=nested, log_system_metrics=config.tracking.system_metrics) as run:
         resolved = dump_config(config)
         if not resume:
             tracking.log_run_metadata(config, parameter_counts(model))

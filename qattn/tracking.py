@@ -27,6 +27,13 @@ def connect(config: ExperimentConfig) -> str:
     """Point MLflow at the configured store, check it answers, select the experiment; return the URI."""
     if config.tracking.uri:
         mlflow.set_tracking_uri(config.tracking.uri)
+    uri = check_store()
+    mlflow.set_experiment(config.tracking.experiment)
+    return uri
+
+
+def check_store() -> str:
+    """The current tracking URI, after checking that the store answers (a clear error if not)."""
     uri = mlflow.get_tracking_uri()
     try:
         with quick_requests():
@@ -37,7 +44,6 @@ def connect(config: ExperimentConfig) -> str:
             "Start the server (e.g. `mlflow server --host 127.0.0.1 --port 5000`), or set tracking.uri "
             "(or MLFLOW_TRACKING_URI) to a reachable store such as sqlite:///mlflow.db"
         ) from None
-    mlflow.set_experiment(config.tracking.experiment)
     return uri
 
 

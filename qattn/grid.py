@@ -1,0 +1,127 @@
+"""The comparison grid: attention kinds x qubit counts x seeds on one data set, one MLflow parent run.
+
+    qattn compare experiments/imdb.toml --seeds 3
+
+Every cell is the experiment config with ``model.attention`` / ``model.kernel`` / ``model.n_qubits`` /
+``train.seed`` set, trained by :func:`qattn.experiment.run_experiment` as a child run of the grid's
+parent run; everything else (data, tokenizer, model size, optimiser, epochs) is the same for every
+cell. A grid is known by a hash of its config without the seeds, so running it again resumes it:
+cells whose run finished are found in MLflow and skipped, an interrupted cell resumes from its
+checkpoint, and more seeds extend the same grid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import mlflow
+import torch
+from mlflow.entities import Run
+
+from qattn import tracking
+from qattn.config import ExperimentConfig, validate_config
+from qattn.experiment import RunResult, checkpoint_dir, run_experiment
+
+GRID_TAG = "qattn_grid"  # on the parent run: the grid's hash
+NAME_TAG = "qattn_name"  # on the parent run: the experiment config's name (the report's file name)
+COMMAND_TAG = "qattn_command"  # on the parent run: the command that ran it
+
+
+@dataclass(frozen=True)
+class Cell:
+    kind: str  # "dot" (classical) or a quantum kernel
+    n_qubits: int | None  # None for classical
+    seed: int
+
+    def config(self, base: ExperimentConfig) -> ExperimentConfig:
+        raw = base.model_dump()
+        if self.kind == "dot":
+            raw["model"]["attention"] = "classical"
+        else:
+            raw["model"].update(attention="quantum", kernel=self.kind, n_qubits=self.n_qubits)
+        raw["train"]["seed"] = self.seed
+        return validate_config(raw, source=f"grid cell {self}")
+
+
+def cells(config: ExperimentConfig) -> list[Cell]:
+    grid = config.compare
+    qubits = grid.n_qubits or [config.model.n_qubits]
+    return [
+        Cell(kind, None if kind == "dot" else n, seed)
+        for kind in grid.kinds
+        for n in ([None] if kind == "dot" else qubits)
+        for seed in grid.seeds
+    ]
+
+
+def grid_id(config: ExperimentConfig) -> str:
+    """What makes two grids the same: the config that shapes training, and the kinds and qubit counts."""
+    identity = config.model_dump(mode="json", exclude={"tracking": True, "train": {"output_dir", "seed"}, "compare": {"seeds"}})
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def find_parent(config: ExperimentConfig) -> Run | None:
+    """The most recent parent run of this grid in the configured experiment, if any."""
+    runs = mlflow.search_runs(
+        experiment_names=[config.tracking.experiment],
+        filter_string=f"tags.{GRID_TAG} = '{grid_id(config)}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
+    return runs[0] if runs else None
+
+
+def finished_children(parent_id: str) -> dict[str, Run]:
+    """Run name -> the latest finished child run of a grid's parent run."""
+    experiment_id = mlflow.get_run(parent_id).info.experiment_id
+    runs = mlflow.search_runs(
+        experiment_ids=[experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_id}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time ASC"],
+        output_format="list",
+    )
+    return {run.info.run_name: run for run in runs}
+
+
+def resumable(config: ExperimentConfig, parent_id: str) -> bool:
+    """Whether the cell left a checkpoint of a run that belongs to this grid (then it resumes)."""
+    last = checkpoint_dir(config) / "last.pt"
+    if not last.is_file():
+        return False
+    run_id = torch.load(last, weights_only=True).get("mlflow_run_id")
+    try:
+        return mlflow.get_run(run_id).data.tags.get("mlflow.parentRunId") == parent_id
+    except Exception:  # noqa: BLE001 - a run from another store or deleted: start the cell over
+        return False
+
+
+def run_grid(config: ExperimentConfig, command: str, echo=print) -> tuple[str, list[RunResult | Run]]:
+    """Run (or resume) every cell; returns the parent run id and, per cell, the result or the finished run."""
+    tracking.connect(config)
+    parent = find_parent(config)
+    grid = cells(config)
+    with mlflow.start_run(
+        run_id=parent.info.run_id if parent else None,
+        run_name=f"{config.name}-grid",
+        tags=None if parent else {GRID_TAG: grid_id(config), NAME_TAG: config.name},
+        log_system_metrics=False,
+    ) as run:
+        mlflow.set_tags({COMMAND_TAG: command, "qattn_cells": str(len(grid))})
+        if not parent:
+            tracking.log_run_metadata(config, {})
+        done = finished_children(run.info.run_id)
+        outcomes: list[RunResult | Run] = []
+        for number, cell in enumerate(grid, 1):
+            cell_config = cell.config(config)
+            name = tracking.run_name(cell_config)
+            if name in done:
+                echo(f"[{number}/{len(grid)}] {name}: finished in MLflow run {done[name].info.run_id}, skipped")
+                outcomes.append(done[name])
+                continue
+            resume = resumable(cell_config, run.info.run_id)
+            echo(f"[{number}/{len(grid)}] {name}: {'resuming from its checkpoint' if resume else 'training'}")
+            outcomes.append(run_experiment(cell_config, resume=resume, restart=not resume, nested=True))
+    return run.info.run_id, outcomes

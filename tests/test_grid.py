@@ -1,0 +1,130 @@
+"""`qattn compare` and `qattn report` against a real MLflow server, an interrupted grid included."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+from click.testing import CliRunner
+
+from qattn.attention import AttentionShell
+from qattn.cli import main
+from qattn.config import ConfigError, load_config
+from qattn.grid import Cell, cells, grid_id
+from qattn.model import build_model
+from tests.conftest import QUICKSTART
+
+EXPERIMENTS = sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.toml"))
+
+
+def cli(*args):
+    return [sys.executable, "-m", "qattn.cli", *args]
+
+
+def with_sets(overrides):
+    return [arg for override in overrides for arg in ("--set", override)]
+
+
+def test_an_interrupted_grid_resumes_and_the_report_reads_mlflow(mlflow_server, tiny, tmp_path):
+    overrides = tiny + [
+        f"tracking.uri={mlflow_server}", "tracking.experiment=grid-test", "compare.kinds=['dot', 'fidelity']",
+        "data.synthetic.train_docs=160", "train.checkpoint_every=2", "train.threads=1",
+    ]
+    command = cli("compare", str(QUICKSTART), *with_sets(overrides), "--seeds", "2")
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while not list((tmp_path / "runs").glob("synthetic-classical-dot-h2-s1-*/last.pt")):  # the second cell
+        assert process.poll() is None, process.stderr.read().decode()[-3000:]
+        assert time.monotonic() < deadline, "the second cell wrote no checkpoint"
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    (checkpoint,) = (tmp_path / "runs").glob("synthetic-classical-dot-h2-s1-*/last.pt")
+    interrupted_run = torch.load(checkpoint, weights_only=True)["mlflow_run_id"]
+    client = mlflow.MlflowClient(mlflow_server)
+    (first,) = client.search_runs(
+        [client.get_experiment_by_name("grid-test").experiment_id], "attributes.run_name = 'synthetic-classical-dot-h2-s0'"
+    )
+    assert first.info.status == "FINISHED"
+
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"synthetic-classical-dot-h2-s0: finished in MLflow run {first.info.run_id}, skipped" in resumed.stderr
+    assert "synthetic-classical-dot-h2-s1: resuming from its checkpoint" in resumed.stderr
+
+    experiment = client.get_experiment_by_name("grid-test").experiment_id
+    (parent,) = client.search_runs([experiment], "tags.qattn_grid != ''")
+    children = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    names = sorted(run.info.run_name for run in children)
+    assert names == sorted(
+        f"synthetic-{kind}-h2-s{seed}" for kind in ("classical-dot", "quantum-fidelity-q2") for seed in (0, 1)
+    )  # one run per cell: the finished cell was not re-run, the interrupted one continued its run
+    assert all(run.info.status == "FINISHED" for run in children)
+    assert {run.info.run_name: run.info.run_id for run in children}["synthetic-classical-dot-h2-s1"] == interrupted_run
+
+    results = tmp_path / "results"
+    out = CliRunner().invoke(main, ["report", "grid-test", "--results", str(results), "--tracking-uri", mlflow_server])
+    assert out.exit_code == 0, out.output
+    report = (results / "quickstart.md").read_text()
+    for run in children:
+        assert run.info.run_id in report
+    accuracy = [run.data.metrics["test/accuracy"] for run in children if run.data.params["model.attention"] == "classical"]
+    mean, std = 100 * sum(accuracy) / 2, 100 * abs(accuracy[0] - accuracy[1]) / 2**0.5
+    assert f"| classical dot | 2 | {mean:.2f} ± {std:.2f} |" in report
+    assert "| quantum fidelity, 2 qubits | 2 |" in report and "qattn compare" in report
+    for plot in ("learning_curves.png", "accuracy_vs_parameters.png", "attention_maps.png"):
+        assert (results / "quickstart" / plot).stat().st_size > 0
+    logged = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert {"report/quickstart.md", "report/attention_maps.png"} <= logged
+
+
+def test_grid_cells_and_identity():
+    config = load_config(QUICKSTART, ["compare.kinds=['dot', 'gaussian']", "compare.n_qubits=[2, 3]", "compare.seeds=[0, 5]"])
+    assert cells(config) == [
+        Cell("dot", None, 0), Cell("dot", None, 5),
+        Cell("gaussian", 2, 0), Cell("gaussian", 2, 5), Cell("gaussian", 3, 0), Cell("gaussian", 3, 5),
+    ]
+    gaussian = Cell("gaussian", 3, 5).config(config)
+    assert (gaussian.model.attention, gaussian.model.kernel, gaussian.model.n_qubits, gaussian.train.seed) == ("quantum", "gaussian", 3, 5)
+    assert Cell("dot", None, 0).config(config).model.attention == "classical"
+    more_seeds = load_config(QUICKSTART, ["compare.kinds=['dot', 'gaussian']", "compare.n_qubits=[2, 3]", "compare.seeds=[0, 1, 2]"])
+    assert grid_id(more_seeds) == grid_id(config)  # more seeds extend the same grid
+    assert grid_id(load_config(QUICKSTART, ["compare.kinds=['dot']"])) != grid_id(config)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("compare.kinds=['dot', 'swap']", "unknown kind 'swap' in compare.kinds; valid: dot, fidelity, gaussian"),
+        ("compare.seeds=[1, 1]", "compare.seeds lists a value twice"),
+        ("compare.kinds=[]", "compare.kinds"),
+        ("compare.n_qubits=[0]", "compare.n_qubits must be positive"),
+    ],
+)
+def test_bad_grids_are_named(override, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+        load_config(QUICKSTART, [override])
+
+
+def test_report_of_nothing_says_what_was_looked_for(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = CliRunner().invoke(main, ["report", "no-such-grid", "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"])
+    assert out.exit_code != 0
+    assert "'no-such-grid' is neither a run id nor an experiment" in out.output
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
+def test_quantum_heads_never_get_more_parameters_than_classical_ones(path):
+    config = load_config(path)
+    counts = {}
+    for cell in cells(config):
+        model = build_model(cell.config(config).model, 1000, 4)
+        attention = [m for m in model.modules() if isinstance(m, AttentionShell)]
+        counts[cell] = sum(p.numel() for m in attention for p in m.parameters())
+    classical = counts.pop(Cell("dot", None, config.compare.seeds[0]))
+    assert all(count <= classical for count in counts.values()), (classical, counts)
