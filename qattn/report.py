@@ -124,7 +124,7 @@ def write_report(target: str, results: Path = Path("results")) -> Path:
         seconds = statistics.mean(epoch_seconds[label]) if epoch_seconds[label] else float("nan")
         lines.append(
             f"| {label} | {len(kind.runs)} | {mean_std(kind.metric('test/accuracy'))} | {mean_std(kind.metric('test/macro_f1'))} "
-            f"| {quantum:,} / {classical:,} / {quantum + classical:,} | {seconds:.0f} |"
+            f"| {quantum:,} / {classical:,} / {quantum + classical:,} | {seconds:.1f} |"
         )
     lines += ["", "## Runs", "", "| attention | seed | test accuracy | test macro-F1 | best epoch | MLflow run |", "|---|---|---|---|---|---|"]
     for label, kind in kinds.items():
