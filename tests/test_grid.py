@@ -77,6 +77,7 @@ def test_an_interrupted_grid_resumes_and_the_report_reads_mlflow(mlflow_server, 
     mean, std = 100 * sum(accuracy) / 2, 100 * abs(accuracy[0] - accuracy[1]) / 2**0.5
     assert f"| classical dot | 2 | {mean:.2f} ± {std:.2f} |" in report
     assert "| quantum fidelity, 2 qubits | 2 |" in report and "qattn compare" in report
+    assert f"- [quickstart](quickstart.md): Test accuracy, mean ± std over seeds: classical dot {mean:.2f} ± {std:.2f}%" in (results / "README.md").read_text()
     for plot in ("learning_curves.png", "accuracy_vs_parameters.png", "attention_maps.png"):
         assert (results / "quickstart" / plot).stat().st_size > 0
     logged = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
