@@ -86,6 +86,17 @@ def finished_children(parent_id: str) -> dict[str, Run]:
     return {run.info.run_name: run for run in runs}
 
 
+def mark_abandoned(parent_id: str, name: str) -> None:
+    """A cell that starts over marks its earlier unfinished runs KILLED (not RUNNING forever)."""
+    experiment_id = mlflow.get_run(parent_id).info.experiment_id
+    client = mlflow.MlflowClient()
+    for run in client.search_runs(
+        [experiment_id],
+        f"tags.mlflow.parentRunId = '{parent_id}' and attributes.run_name = '{name}' and attributes.status = 'RUNNING'",
+    ):
+        client.set_terminated(run.info.run_id, "KILLED")
+
+
 def resumable(config: ExperimentConfig, parent_id: str) -> bool:
     """Whether the cell left a checkpoint of a run that belongs to this grid (then it resumes)."""
     last = checkpoint_dir(config) / "last.pt"
@@ -122,6 +133,8 @@ def run_grid(config: ExperimentConfig, command: str, echo=print) -> tuple[str, l
                 outcomes.append(done[name])
                 continue
             resume = resumable(cell_config, run.info.run_id)
+            if not resume:
+                mark_abandoned(run.info.run_id, name)
             echo(f"[{number}/{len(grid)}] {name}: {'resuming from its checkpoint' if resume else 'training'}")
             outcomes.append(run_experiment(cell_config, resume=resume, restart=not resume, nested=True))
     return run.info.run_id, outcomes

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from qattn.attention import AttentionShell
 from qattn.cli import main
 from qattn.config import ConfigError, load_config
-from qattn.grid import Cell, cells, grid_id
+from qattn.grid import GRID_TAG, Cell, cells, grid_id, run_grid
 from qattn.model import build_model
 from tests.conftest import QUICKSTART
 
@@ -82,6 +82,21 @@ def test_an_interrupted_grid_resumes_and_the_report_reads_mlflow(mlflow_server, 
         assert (results / "quickstart" / plot).stat().st_size > 0
     logged = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert {"report/quickstart.md", "report/attention_maps.png"} <= logged
+
+
+def test_a_cell_that_starts_over_marks_its_abandoned_run_killed(tiny):
+    config = load_config(QUICKSTART, [*tiny, "compare.kinds=['dot']", "compare.seeds=[0]", "train.epochs=1"])
+    mlflow.set_tracking_uri(config.tracking.uri)
+    experiment = mlflow.set_experiment(config.tracking.experiment).experiment_id
+    client = mlflow.MlflowClient()
+    parent = client.create_run(experiment, run_name="quickstart-grid", tags={GRID_TAG: grid_id(config)})
+    name = "synthetic-classical-dot-h2-s0"
+    abandoned = client.create_run(experiment, run_name=name, tags={"mlflow.parentRunId": parent.info.run_id})  # killed before any checkpoint
+
+    parent_id, (result,) = run_grid(config, "test")
+    assert parent_id == parent.info.run_id and result.run_id != abandoned.info.run_id
+    assert client.get_run(abandoned.info.run_id).info.status == "KILLED"
+    assert client.get_run(result.run_id).info.status == "FINISHED"
 
 
 def test_grid_cells_and_identity():
