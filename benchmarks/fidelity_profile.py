@@ -9,7 +9,8 @@ rounds. Pairs of rows compare what the PennyLane executor does with what it did 
   PennyLane's gate matrices applied on their own wires (:func:`qattn.executors.pennylane.unitary`);
 - the N x S overlaps: full complex states ``|<U_K S(k)|U_Q S(q)>|^2`` (complex matmul) vs the folded
   metric ``|<S(k)|M|S(q)>|^2`` with real encodings (two real matmuls);
-- the head temperature: multiplied into the N x S scores vs folded into the metric.
+- the head temperature: multiplied into the N x S scores vs folded into the metric;
+- Re^2 + Im^2 of the overlaps: autograd's expression vs :class:`qattn.executors.base.SquaredModulus`.
 
 The classical layer's own score matmul ``q k^T`` and the softmax (both kinds pay it) are given for scale.
 """
@@ -25,6 +26,7 @@ import torch
 
 from qattn.circuits import CATALOGUE, FeatureMap
 from qattn.circuits.to_pennylane import apply_pennylane
+from qattn.executors.base import SquaredModulus
 from qattn.executors.pennylane import PennyLaneExecutor, batch_last, metric_fidelities, unitary
 
 
@@ -54,6 +56,7 @@ def main() -> None:
     u_q, u_k = u[:heads].clone().requires_grad_(), u[heads:].clone().requires_grad_()
     metric = (u_k.mH @ u_q).detach().requires_grad_()
     features = torch.randn(batch, heads, tokens, dim, requires_grad=True)
+    re, im = (torch.randn(batch, heads, tokens, tokens, requires_grad=True) for _ in range(2))
     scores = torch.randn(batch, heads, tokens, tokens, requires_grad=True)
 
     def total(t: torch.Tensor) -> torch.Tensor:
@@ -76,6 +79,8 @@ def main() -> None:
         "overlaps: folded metric, real encodings": lambda: metric_fidelities(s_q, metric, s_k),
         "temperature on the N x S scores": lambda: tau.exp()[:, None, None] * metric_fidelities(s_q, metric, s_k),
         "temperature folded into the metric": lambda: metric_fidelities(s_q, metric * tau.mul(0.5).exp()[:, None, None], s_k),
+        "modulus: autograd re*re + im*im": lambda: torch.addcmul(re * re, im, im),
+        "modulus: SquaredModulus": lambda: SquaredModulus.apply(re, im),
         "for scale: classical q k^T (head dim 2^n)": lambda: features @ features.mT,
         "for scale: softmax over N x S": lambda: torch.softmax(scores, -1),
     }

@@ -69,11 +69,10 @@ def compare(config: Path, overrides: tuple[str, ...], seeds: int | None) -> None
     from qattn.config import load_config
     from qattn.grid import run_grid
 
+    command = " ".join(["qattn compare", str(config), *(f"--set {o}" for o in overrides), *(["--seeds", str(seeds)] if seeds else [])])
     if seeds is not None:
         overrides = (*overrides, f"compare.seeds={list(range(seeds))}")
     experiment = load_config(config, list(overrides))
-    command = " ".join(["qattn compare", str(config), *(f"--set {o}" for o in overrides if not o.startswith("compare.seeds="))])
-    command += f" --seeds {len(experiment.compare.seeds)}" if seeds is not None else ""
     parent_id, outcomes = run_grid(experiment, command, echo=lambda line: click.echo(line, err=True))
     click.echo(f"grid parent run {parent_id}: {len(outcomes)} cells; write the report with `qattn report {parent_id}`")
 

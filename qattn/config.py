@@ -8,6 +8,8 @@ valid names. The resolved config is saved with every run and checkpoint (:func:`
 
 from __future__ import annotations
 
+import hashlib
+import json
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -254,6 +256,13 @@ def section_at(loc: tuple) -> type[Section] | None:
             return None
         section = field.annotation
     return section
+
+
+def digest(config: ExperimentConfig, exclude: dict, length: int) -> str:
+    """A short hash of the config without the ``exclude``d parts (a pydantic ``exclude`` spec): what
+    makes two checkpoints, or two grids, the same."""
+    identity = config.model_dump(mode="json", exclude=exclude)
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:length]
 
 
 def dump_config(config: ExperimentConfig) -> str:

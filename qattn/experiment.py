@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +15,7 @@ from tokenizers import Tokenizer
 from qattn import tracking
 from qattn.artifacts import attention_figure, circuit_files, confusion_figure, learning_curves_figure
 from qattn.attention import parameter_counts
-from qattn.config import ConfigError, ExperimentConfig, config_from_toml, dump_config
+from qattn.config import ConfigError, ExperimentConfig, config_from_toml, digest, dump_config
 from qattn.data import TextDataset, load_dataset
 from qattn.model import TextClassifier, build_model
 from qattn.tokenizer import build_tokenizer, encode
@@ -46,9 +44,8 @@ def checkpoint_dir(config: ExperimentConfig) -> Path:
     """``<output_dir>/<run name>-<hash>``: the hash covers everything that shapes training (not where
     results go, nor the grid around it), so a changed config never resumes, or overwrites, another
     config's checkpoints."""
-    identity = config.model_dump(mode="json", exclude={"tracking": True, "compare": True, "train": {"output_dir"}})
-    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
-    return Path(config.train.output_dir) / f"{tracking.run_name(config)}-{digest}"
+    identity = digest(config, exclude={"tracking": True, "compare": True, "train": {"output_dir"}}, length=8)
+    return Path(config.train.output_dir) / f"{tracking.run_name(config)}-{identity}"
 
 
 def run_experiment(config: ExperimentConfig, *, resume: bool = False, restart: bool = False, nested: bool = False) -> RunResult:

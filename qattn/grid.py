@@ -12,8 +12,6 @@ checkpoint, and more seeds extend the same grid.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 
 import mlflow
@@ -21,7 +19,7 @@ import torch
 from mlflow.entities import Run
 
 from qattn import tracking
-from qattn.config import ExperimentConfig, validate_config
+from qattn.config import ExperimentConfig, digest, validate_config
 from qattn.experiment import RunResult, checkpoint_dir, run_experiment
 
 GRID_TAG = "qattn_grid"  # on the parent run: the grid's hash
@@ -58,8 +56,7 @@ def cells(config: ExperimentConfig) -> list[Cell]:
 
 def grid_id(config: ExperimentConfig) -> str:
     """What makes two grids the same: the config that shapes training, and the kinds and qubit counts."""
-    identity = config.model_dump(mode="json", exclude={"tracking": True, "train": {"output_dir", "seed"}, "compare": {"seeds"}})
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+    return digest(config, exclude={"tracking": True, "train": {"output_dir", "seed"}, "compare": {"seeds"}}, length=12)
 
 
 def find_parent(config: ExperimentConfig) -> Run | None:
@@ -74,9 +71,8 @@ def find_parent(config: ExperimentConfig) -> Run | None:
     return runs[0] if runs else None
 
 
-def finished_children(parent_id: str) -> dict[str, Run]:
+def finished_children(parent_id: str, experiment_id: str) -> dict[str, Run]:
     """Run name -> the latest finished child run of a grid's parent run."""
-    experiment_id = mlflow.get_run(parent_id).info.experiment_id
     runs = mlflow.search_runs(
         experiment_ids=[experiment_id],
         filter_string=f"tags.mlflow.parentRunId = '{parent_id}' and attributes.status = 'FINISHED'",
@@ -86,9 +82,8 @@ def finished_children(parent_id: str) -> dict[str, Run]:
     return {run.info.run_name: run for run in runs}
 
 
-def mark_abandoned(parent_id: str, name: str) -> None:
+def mark_abandoned(parent_id: str, experiment_id: str, name: str) -> None:
     """A cell that starts over marks its earlier unfinished runs KILLED (not RUNNING forever)."""
-    experiment_id = mlflow.get_run(parent_id).info.experiment_id
     client = mlflow.MlflowClient()
     for run in client.search_runs(
         [experiment_id],
@@ -123,7 +118,7 @@ def run_grid(config: ExperimentConfig, command: str, echo=print) -> tuple[str, l
         mlflow.set_tags({COMMAND_TAG: command, "qattn_cells": str(len(grid))})
         if not parent:
             tracking.log_run_metadata(config, {})
-        done = finished_children(run.info.run_id)
+        done = finished_children(run.info.run_id, run.info.experiment_id)
         outcomes: list[RunResult | Run] = []
         for number, cell in enumerate(grid, 1):
             cell_config = cell.config(config)
@@ -134,7 +129,7 @@ def run_grid(config: ExperimentConfig, command: str, echo=print) -> tuple[str, l
                 continue
             resume = resumable(cell_config, run.info.run_id)
             if not resume:
-                mark_abandoned(run.info.run_id, name)
+                mark_abandoned(run.info.run_id, run.info.experiment_id, name)
             echo(f"[{number}/{len(grid)}] {name}: {'resuming from its checkpoint' if resume else 'training'}")
             outcomes.append(run_experiment(cell_config, resume=resume, restart=not resume, nested=True))
     return run.info.run_id, outcomes

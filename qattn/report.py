@@ -88,7 +88,7 @@ def mean_std(values: list[float], scale: float = 100.0, digits: int = 2) -> str:
 def write_report(target: str, results: Path = Path("results")) -> Path:
     client = MlflowClient(check_store())
     parent = find_grid(client, target)
-    children = finished_children(parent.info.run_id)
+    children = finished_children(parent.info.run_id, parent.info.experiment_id)
     if not children:
         raise ReportError(f"grid run {parent.info.run_id} has no finished cells yet")
     kinds: dict[str, Kind] = {}

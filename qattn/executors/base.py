@@ -95,7 +95,7 @@ def squared_magnitude(t: torch.Tensor) -> torch.Tensor:
 class SquaredModulus(torch.autograd.Function):
     """``re^2 + im^2`` of two real tensors. Same values and gradients as the autograd expression; its
     backward allocates only the two gradients it returns, where autograd's allocates five temporaries
-    the size of the N x S scores (measured: a third of the overlap's forward+backward time at N=1024)."""
+    the size of the N x S scores (``benchmarks/fidelity_profile.py`` times both)."""
 
     @staticmethod
     def forward(ctx, re: torch.Tensor, im: torch.Tensor) -> torch.Tensor:

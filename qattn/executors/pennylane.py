@@ -122,8 +122,8 @@ def unitary(gates: list[Gate], n_qubits: int, batch: int, dtype: torch.dtype, de
     """``(batch, 2^n, 2^n)``: the product of the gates, each PennyLane's matrix (batched over angles)
     applied on its own wires only, a ``2^k x 2^k`` matmul on the running unitary's columns.
 
-    ``qml.matrix`` multiplies full ``2^n x 2^n`` matrices per gate: the same result, measured 3x slower
-    (forward+backward, 6 qubits, hardware_efficient)."""
+    ``qml.matrix`` multiplies full ``2^n x 2^n`` matrices per gate: the same result, several times
+    slower forward+backward (``benchmarks/fidelity_profile.py`` times both)."""
     dim = 2**n_qubits
     u = torch.eye(dim, dtype=dtype, device=device).expand(batch, dim, dim).reshape(batch, *[2] * n_qubits, dim)  # (b, wires..., cols)
     for gate in gates:
