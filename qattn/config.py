@@ -59,7 +59,8 @@ class DataConfig(Section):
     label_field: str = "label"
     dev_fraction: float = Field(0.1, gt=0, lt=1, description="carved from train (by seed) when there is no dev split")
     max_train_docs: int | None = Field(None, ge=1, description="seeded subsample of train, to fit a budget")
-    max_eval_docs: int | None = Field(None, ge=1, description="seeded subsample of dev and of test")
+    max_dev_docs: int | None = Field(None, ge=1, description="seeded subsample of dev (evaluated every epoch)")
+    max_test_docs: int | None = Field(None, ge=1, description="seeded subsample of test; leave unset to report the full split")
     seed: int = 0
     synthetic: SyntheticConfig = SyntheticConfig()
 

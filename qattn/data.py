@@ -253,8 +253,8 @@ def subsample(dataset: TextDataset, config: DataConfig) -> TextDataset:
         dataset.name,
         dataset.label_names,
         cut(dataset.train, config.max_train_docs, 1),
-        cut(dataset.dev, config.max_eval_docs, 2),
-        cut(dataset.test, config.max_eval_docs, 3),
+        cut(dataset.dev, config.max_dev_docs, 2),
+        cut(dataset.test, config.max_test_docs, 3),
     )
 
 

@@ -53,7 +53,7 @@ def test_user_csv_with_custom_columns_and_integer_labels(tmp_path):
 def test_subsampling_is_seeded(tmp_path):
     train = write_jsonl(tmp_path / "train.jsonl", docs(["a", "b"] * 50))
     test = write_jsonl(tmp_path / "test.jsonl", docs(["a", "b"] * 10))
-    config = files_config(tmp_path, train, test, max_train_docs=20, max_eval_docs=5)
+    config = files_config(tmp_path, train, test, max_train_docs=20, max_dev_docs=5, max_test_docs=5)
     first, second = load_dataset(config), load_dataset(config)
     assert (len(first.train), len(first.dev), len(first.test)) == (20, 5, 5)
     assert first.train.texts == second.train.texts
