@@ -10,7 +10,9 @@ rounds. Pairs of rows compare what the PennyLane executor does with what it did 
 - the N x S overlaps: full complex states ``|<U_K S(k)|U_Q S(q)>|^2`` (complex matmul) vs the folded
   metric ``|<S(k)|M|S(q)>|^2`` with real encodings (two real matmuls);
 - the head temperature: multiplied into the N x S scores vs folded into the metric;
-- Re^2 + Im^2 of the overlaps: autograd's expression vs :class:`qattn.executors.base.SquaredModulus`.
+- Re^2 + Im^2 of the overlaps: autograd's expression vs :class:`qattn.executors.base.SquaredModulus`,
+  on the folded metric's two real parts and on complex overlaps (the full-state path of re-uploading
+  and complex encoders, through :func:`qattn.executors.base.squared_magnitude`).
 
 The classical layer's own score matmul ``q k^T`` and the softmax (both kinds pay it) are given for scale.
 """
@@ -26,7 +28,7 @@ import torch
 
 from qattn.circuits import CATALOGUE, FeatureMap
 from qattn.circuits.to_pennylane import apply_pennylane
-from qattn.executors.base import SquaredModulus
+from qattn.executors.base import SquaredModulus, squared_magnitude
 from qattn.executors.pennylane import PennyLaneExecutor, batch_last, metric_fidelities, unitary
 
 
@@ -57,6 +59,7 @@ def main() -> None:
     metric = (u_k.mH @ u_q).detach().requires_grad_()
     features = torch.randn(batch, heads, tokens, dim, requires_grad=True)
     re, im = (torch.randn(batch, heads, tokens, tokens, requires_grad=True) for _ in range(2))
+    overlaps = torch.complex(re.detach(), im.detach()).requires_grad_()
     scores = torch.randn(batch, heads, tokens, tokens, requires_grad=True)
 
     def total(t: torch.Tensor) -> torch.Tensor:
@@ -81,6 +84,8 @@ def main() -> None:
         "temperature folded into the metric": lambda: metric_fidelities(s_q, metric * tau.mul(0.5).exp()[:, None, None], s_k),
         "modulus: autograd re*re + im*im": lambda: torch.addcmul(re * re, im, im),
         "modulus: SquaredModulus": lambda: SquaredModulus.apply(re, im),
+        "complex modulus: autograd .real^2 + .imag^2": lambda: overlaps.real.square() + overlaps.imag.square(),
+        "complex modulus: squared_magnitude": lambda: squared_magnitude(overlaps),
         "for scale: classical q k^T (head dim 2^n)": lambda: features @ features.mT,
         "for scale: softmax over N x S": lambda: torch.softmax(scores, -1),
     }

@@ -88,8 +88,9 @@ def per_head(scale: torch.Tensor | None, scores: torch.Tensor) -> torch.Tensor:
 
 
 def squared_magnitude(t: torch.Tensor) -> torch.Tensor:
-    """``|t|^2`` for real or complex tensors (real amplitudes skip complex arithmetic entirely)."""
-    return t.real.square() + t.imag.square() if t.is_complex() else t.square()
+    """``|t|^2`` for real or complex tensors (real amplitudes skip complex arithmetic entirely; complex
+    ones go through :class:`SquaredModulus`, whose backward allocates no N x S temporaries)."""
+    return SquaredModulus.apply(t.real, t.imag) if t.is_complex() else t.square()
 
 
 class SquaredModulus(torch.autograd.Function):
