@@ -77,6 +77,10 @@ def test_an_interrupted_grid_resumes_and_the_report_reads_mlflow(mlflow_server, 
     mean, std = 100 * sum(accuracy) / 2, 100 * abs(accuracy[0] - accuracy[1]) / 2**0.5
     assert f"| classical dot | 2 | {mean:.2f} ± {std:.2f} |" in report
     assert "| quantum fidelity, 2 qubits | 2 |" in report and "qattn compare" in report
+    for run in children:  # dev accuracy at the chosen checkpoint, read from the run's dev/accuracy history
+        best = int(run.data.metrics["best_epoch"])
+        (dev,) = [p.value for p in client.get_metric_history(run.info.run_id, "dev/accuracy") if p.step == best]
+        assert f"| {dev:.4f} | {best + 1} | `{run.info.run_id}` |" in report
     assert f"- [quickstart](quickstart.md): Test accuracy, mean ± std over seeds: classical dot {mean:.2f} ± {std:.2f}%" in (results / "README.md").read_text()
     for plot in ("learning_curves.png", "accuracy_vs_parameters.png", "attention_maps.png"):
         assert (results / "quickstart" / plot).stat().st_size > 0
