@@ -94,10 +94,12 @@ class AttentionShell(nn.Module):
         k = self.k_proj(key).view(batch, src_len, heads, -1).transpose(1, 2)  # (B, H, S, F)
         v = self.v_proj(value).view(batch, src_len, heads, -1).transpose(1, 2)  # (B, H, S, hd)
 
-        scores = self.kernel(q, k)  # (B, H, N, S)
         mask = self._combined_mask(key_padding_mask, attn_mask, is_causal, batch, tgt_len, src_len, q.dtype)
-        if mask is not None:
-            scores = scores + mask
+        if mask is None:
+            scores = self.kernel(q, k)  # (B, H, N, S)
+        else:
+            needed = torch.isfinite(mask).expand(batch, mask.shape[1] if mask.dim() == 4 else 1, tgt_len, src_len)
+            scores = self.kernel(q, k, needed) + mask
         weights = F.softmax(scores, dim=-1)
         if self.dropout > 0.0:
             weights = F.dropout(weights, p=self.dropout, training=self.training)

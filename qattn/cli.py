@@ -1,4 +1,4 @@
-"""The ``qattn`` command line: quickstart, train, compare, report, evaluate, demo."""
+"""The ``qattn`` command line: quickstart, train, compare, report, evaluate, demo, ibm."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import torch
 
 from qattn import ClassicalMultiheadAttention, QuantumMultiheadAttention, parameter_counts
 from qattn.circuits.to_qiskit import to_qiskit
+from qattn.ibm.cli import ibm
 from qattn.kernels import quantum_kernels
 
 QUANTUM_KERNELS = quantum_kernels()
@@ -22,10 +23,11 @@ def user_errors():
     from qattn.config import ConfigError
     from qattn.data import DataError
     from qattn.experiment import ExperimentError
+    from qattn.ibm.devices import HardwareError
     from qattn.report import ReportError
     from qattn.tracking import TrackingError
 
-    return (ConfigError, DataError, ExperimentError, ReportError, TrackingError)
+    return (ConfigError, DataError, ExperimentError, HardwareError, ReportError, TrackingError)
 
 
 class FriendlyGroup(click.Group):
@@ -174,6 +176,9 @@ def demo(batch: int, tokens: int, embed_dim: int, heads: int, qubits: int, kerne
         click.echo("Attention weights, document 0, head 0 (rows: queries, columns: keys):")
         for row in weights[0, 0].detach():
             click.echo("  " + " ".join(f"{w:5.3f}" for w in row.tolist()))
+
+
+main.add_command(ibm)
 
 
 if __name__ == "__main__":

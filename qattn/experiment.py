@@ -154,8 +154,24 @@ def log_artifacts(config, model: TextClassifier, tokenizer: Tokenizer, dataset: 
         mlflow.log_text(text, path)
 
 
-def evaluate_saved(target: str, split: str = "test") -> tuple[Metrics, ExperimentConfig, Path]:
-    """Evaluate a best checkpoint, given as a file or as the MLflow run id that holds it."""
+@dataclass
+class SavedModel:
+    """A trained model as its best checkpoint holds it, with what it was trained on."""
+
+    model: TextClassifier
+    config: ExperimentConfig
+    tokenizer: Tokenizer
+    dataset: TextDataset
+    path: Path
+    run_id: str | None  # the MLflow run that trained it
+
+    def encoded(self, split: str) -> EncodedSplit:
+        data = getattr(self.dataset, split)
+        return EncodedSplit(encode(self.tokenizer, data.texts, self.config.model.max_length), data.labels)
+
+
+def load_saved(target: str) -> SavedModel:
+    """A best checkpoint, given as a file or as the MLflow run id that holds it."""
     path = Path(target)
     if not path.is_file():
         try:
@@ -177,8 +193,14 @@ def evaluate_saved(target: str, split: str = "test") -> tuple[Metrics, Experimen
         raise ExperimentError(
             f"the data now gives classes {dataset.label_names}, the checkpoint was trained on {payload['label_names']}"
         )
-    data = getattr(dataset, split)
     model = build_model(config.model, tokenizer.get_vocab_size(), dataset.num_classes)
     model.load_state_dict(weights)
-    encoded = EncodedSplit(encode(tokenizer, data.texts, config.model.max_length), data.labels)
-    return evaluate(model, encoded, dataset.num_classes, config.train.batch_size), config, path
+    model.eval()
+    return SavedModel(model, config, tokenizer, dataset, path, payload.get("mlflow_run_id"))
+
+
+def evaluate_saved(target: str, split: str = "test") -> tuple[Metrics, ExperimentConfig, Path]:
+    """Evaluate a best checkpoint, given as a file or as the MLflow run id that holds it."""
+    saved = load_saved(target)
+    metrics = evaluate(saved.model, saved.encoded(split), saved.dataset.num_classes, saved.config.train.batch_size)
+    return metrics, saved.config, saved.path

@@ -28,8 +28,10 @@ class ScoreKernel(nn.Module):
     quantum: ClassVar[bool] = False
     feature_dim: int
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        """``q``: ``(B, H, N, F)``, ``k``: ``(B, H, S, F)`` -> scores ``(B, H, N, S)``."""
+    def forward(self, q: torch.Tensor, k: torch.Tensor, needed: torch.Tensor | None = None) -> torch.Tensor:
+        """``q``: ``(B, H, N, F)``, ``k``: ``(B, H, S, F)`` -> scores ``(B, H, N, S)``. ``needed``
+        (bool, broadcastable to the scores) marks those the shell does not mask; scores elsewhere
+        may be anything (hardware executors skip their circuits)."""
         raise NotImplementedError
 
 
@@ -49,7 +51,7 @@ class DotKernel(ScoreKernel):
         super().__init__()
         self.feature_dim = head_dim
 
-    def forward(self, q, k):
+    def forward(self, q, k, needed=None):
         return (q * math.sqrt(1.0 / self.feature_dim)) @ k.transpose(-1, -2)
 
 
@@ -116,10 +118,10 @@ class FidelityKernel(QuantumKernel):
     def initial_temperature(self) -> float:
         return 2 ** (self.feature_map.n_qubits / 2)
 
-    def forward(self, q, k):
+    def forward(self, q, k, needed=None):
         w_q, w_k = self.query_weights, self.key_weights
         tau = self.log_temperature.exp()  # folded in by the executor, where it is cheaper than on (N, S)
-        fid = self.executor.fidelities(self.feature_map, self.angles(q), w_q, self.angles(k), w_k, scale=tau)
+        fid = self.executor.fidelities(self.feature_map, self.angles(q), w_q, self.angles(k), w_k, scale=tau, needed=needed)
         return fid.to(q.dtype)  # (B, H, N, S)
 
 
@@ -131,9 +133,9 @@ class GaussianKernel(QuantumKernel):
     On hardware it needs O(N) circuits per head (expectation values per token), not O(N^2).
     """
 
-    def forward(self, q, k):
+    def forward(self, q, k, needed=None):
         f_q, f_k = self.executor.z_expectation_pair(
-            self.feature_map, self.angles(q), self.query_weights, self.angles(k), self.key_weights
+            self.feature_map, self.angles(q), self.query_weights, self.angles(k), self.key_weights, needed=needed
         )
         root_tau = self.log_temperature.mul(0.5).exp()[:, None, None]  # tau ||a - b||^2 = ||√tau a - √tau b||^2
         f_q, f_k = root_tau * f_q.to(q.dtype), root_tau * f_k.to(q.dtype)

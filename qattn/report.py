@@ -180,8 +180,9 @@ def write_index(results: Path) -> None:
     (results / "README.md").write_text(
         "# results/\n\n"
         "Generated, never typed: `qattn report` writes one report per comparison grid from MLflow (and rewrites this\n"
-        "index); `benchmarks/speed.py` writes [benchmarks.md](benchmarks.md). Each report names the command that ran\n"
-        "the grid and every MLflow run it came from.\n\n" + "\n".join(entries) + "\n"
+        "index); `benchmarks/speed.py` writes [benchmarks.md](benchmarks.md); `qattn ibm plan --write` wrote\n"
+        "[hardware-plan.md](hardware-plan.md). Each report names the command that produced it and every MLflow run\n"
+        "it came from.\n\n" + "\n".join(entries) + "\n"
     )
 
 

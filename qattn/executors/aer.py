@@ -162,7 +162,7 @@ class AerExecutor(StatevectorExecutor):
 
     # -- sampled ---------------------------------------------------------------------------------
 
-    def fidelities(self, fmap, x_q, w_q, x_k, w_k, scale=None):
+    def fidelities(self, fmap, x_q, w_q, x_k, w_k, scale=None, needed=None):
         if self.shots is None:
             return super().fidelities(fmap, x_q, w_q, x_k, w_k, scale)
         a_q, a_k = slot_angles(fmap, x_q, w_q), slot_angles(fmap, x_k, w_k)  # (B, H, N, G), (B, H, S, G)
@@ -178,7 +178,7 @@ class AerExecutor(StatevectorExecutor):
         angles = slot_angles(fmap, x, w)
         return self.sampled_z(fmap, angles.reshape(-1, angles.shape[-1]), x.dtype).view(*angles.shape[:3], -1)
 
-    def z_expectation_pair(self, fmap, x_q, w_q, x_k, w_k):
+    def z_expectation_pair(self, fmap, x_q, w_q, x_k, w_k, needed=None):
         """Query and key ``<Z_q>`` features in one Aer call (exact: from the states)."""
         if self.shots is None:
             psi_q, psi_k = self.state_pair(fmap, x_q, w_q, x_k, w_k)

@@ -38,18 +38,22 @@ class Executor(ABC):
         x_k: torch.Tensor,
         w_k: torch.Tensor,
         scale: torch.Tensor | None = None,
+        needed: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``scale_h |<phi(x_k; w_k)|phi(x_q; w_q)>|^2`` for every query/key pair: ``(B, H, N, S)``.
 
         ``scale`` (``(H,)``, positive, default 1) is a per-head factor; an executor may fold it into
-        a smaller tensor than the ``N x S`` scores."""
+        a smaller tensor than the ``N x S`` scores. ``needed`` (bool, broadcastable to
+        ``(B, H, N, S)``, None: all) marks the scores attention uses (the rest are masked): an
+        executor that pays per circuit runs only those; simulators compute everything."""
 
     @abstractmethod
     def z_expectations(self, fmap: FeatureMap, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """``<phi(x; w)| Z_q |phi(x; w)>`` for every wire q: ``(B, H, N, n_qubits)``."""
 
-    def z_expectation_pair(self, fmap, x_q, w_q, x_k, w_k) -> tuple[torch.Tensor, torch.Tensor]:
-        """Query and key features; an executor may compute both in one execution."""
+    def z_expectation_pair(self, fmap, x_q, w_q, x_k, w_k, needed=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Query and key features; an executor may compute both in one execution. ``needed``: as
+        in :meth:`fidelities` (a query or key is needed when any of its scores is)."""
         return self.z_expectations(fmap, x_q, w_q), self.z_expectations(fmap, x_k, w_k)
 
 
@@ -68,7 +72,7 @@ class StatevectorExecutor(Executor):
         """Query and key states; an executor may prepare both in one execution."""
         return self.states(fmap, x_q, w_q), self.states(fmap, x_k, w_k)
 
-    def fidelities(self, fmap, x_q, w_q, x_k, w_k, scale=None):
+    def fidelities(self, fmap, x_q, w_q, x_k, w_k, scale=None, needed=None):
         psi_q, psi_k = self.state_pair(fmap, x_q, w_q, x_k, w_k)  # (B, H, N, D), (B, H, S, D)
         return per_head(scale, squared_magnitude(psi_q @ psi_k.mH))  # (B, H, N, S): |<k|q>|^2
 

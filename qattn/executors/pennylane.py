@@ -103,7 +103,7 @@ class PennyLaneExecutor(StatevectorExecutor):
             psi = (psi.view(batch, heads, tokens, dim).to(dtype) @ u.to(dtype).mT).reshape(-1, dim)  # U S(x) per head
         return psi.view(batch, heads, tokens, dim)
 
-    def fidelities(self, fmap, x_q, w_q, x_k, w_k, scale=None):
+    def fidelities(self, fmap, x_q, w_q, x_k, w_k, scale=None, needed=None):
         """With one upload, ``<S(k)|U_K^† U_Q|S(q)>``: both heads' unitaries fold into one metric
         ``M = U_K^† U_Q`` per head (and ``sqrt(scale)`` into ``M``), applied to the queries only;
         keys stay bare encodings, and real encodings (``angle_ry``) keep real arithmetic in the

@@ -1,0 +1,12 @@
+"""IBM Quantum hardware for a trained model's attention: plan, submit, walk away, retrieve.
+
+    qattn ibm plan RUN_ID --backend ibm_fez --docs 0:4       # circuits, shots, depth, QPU time
+    qattn ibm submit RUN_ID --backend ibm_fez --docs 0:4     # journals every job id, returns
+    qattn ibm status ibm-jobs/<...>                           # later, from any process
+    qattn ibm retrieve ibm-jobs/<...>                         # next stage, or hardware vs exact in MLflow
+
+``fake_<name>`` devices run the same code offline in Qiskit Runtime's local testing mode.
+Modules: :mod:`.staged` (the forward pass in stages), :mod:`.programs` (ISA circuits, observables,
+cost), :mod:`.devices` (devices, credentials, local jobs), :mod:`.journal`, :mod:`.workflow`,
+:mod:`.cli`.
+"""

@@ -1,0 +1,195 @@
+"""``qattn ibm``: plan, submit, status, retrieve, resubmit, cancel."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import click
+
+from .journal import Options
+
+JOURNAL = click.argument("journal", type=click.Path(file_okay=False, path_type=Path))
+
+
+def parse_docs(ctx, param, value: str) -> list[int]:
+    """``0:4`` (a range) or ``0,3,7`` (a list) -> document indices."""
+    try:
+        if ":" in value:
+            start, stop = (int(part) for part in value.split(":"))
+            docs = list(range(start, stop))
+        else:
+            docs = [int(part) for part in value.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"give a range like 0:4 or a list like 0,3,7, not {value!r}") from None
+    if not docs:
+        raise click.BadParameter(f"{value!r} picks no documents")
+    return docs
+
+
+def runtime_options(command):
+    """The options of how circuits run, shared by plan and submit; passed on as ``options: Options``."""
+    decorators = [
+        click.option("--backend", "backend", required=True, help="IBM device (ibm_fez...) or fake_<name> for local testing mode."),
+        click.option("--shots", type=click.IntRange(min=1), default=4096, show_default=True),
+        click.option("--resilience-level", type=click.IntRange(0, 2), default=1, show_default=True,
+                     help="0: none; 1: readout mitigation (TREX); 2: + zero-noise extrapolation (3x executions)."),
+        click.option("--measure-mitigation/--no-measure-mitigation", default=None, help="Override the level's readout mitigation."),
+        click.option("--dd", type=click.Choice(["XX", "XpXm", "XY4"]), help="Dynamical decoupling sequence (default: off)."),
+        click.option("--twirl-gates/--no-twirl-gates", default=None, help="Pauli-twirl two-qubit gates (default: the level's)."),
+        click.option("--twirl-measure/--no-twirl-measure", default=None, help="Twirl measurements (default: the level's)."),
+        click.option("--optimization-level", type=click.IntRange(0, 3), default=2, show_default=True, help="Preset pass manager level."),
+        click.option("--seed-transpiler", type=int, default=0, show_default=True),
+        click.option("--mode", type=click.Choice(["batch", "session"]), default="batch", show_default=True, help="Qiskit Runtime execution mode."),
+        click.option("--max-executions", type=click.IntRange(min=1), default=10_000_000, show_default=True,
+                     help="Per job (circuits x shots); IBM's documented limit."),
+        click.option("--seed-simulator", type=int, help="Local testing mode: seed Aer's sampling."),
+    ]
+
+    @functools.wraps(command)
+    def wrapper(backend, shots, resilience_level, measure_mitigation, dd, twirl_gates, twirl_measure,
+                optimization_level, seed_transpiler, mode, max_executions, seed_simulator, **kwargs):
+        options = Options(
+            shots=shots, resilience_level=resilience_level, measure_mitigation=measure_mitigation, dynamical_decoupling=dd,
+            twirl_gates=twirl_gates, twirl_measure=twirl_measure, optimization_level=optimization_level,
+            seed_transpiler=seed_transpiler, mode=mode, max_executions=max_executions, seed_simulator=seed_simulator,
+        )
+        return command(backend=backend, options=options, **kwargs)
+
+    for decorator in reversed(decorators):
+        wrapper = decorator(wrapper)
+    return wrapper
+
+
+data_options = [
+    click.option("--split", type=click.Choice(["dev", "test"]), default="test", show_default=True),
+    click.option("--docs", callback=parse_docs, default="0", show_default=True, help="Documents of the split: 0:4 or 0,3,7."),
+]
+
+
+def with_data(command):
+    for decorator in reversed(data_options):
+        command = decorator(command)
+    return command
+
+
+def tracking(command):
+    @click.option("--tracking-uri", help="MLflow store of the model (default: $MLFLOW_TRACKING_URI, else MLflow's).")
+    @functools.wraps(command)
+    def wrapper(tracking_uri, **kwargs):
+        if tracking_uri:
+            import mlflow
+
+            mlflow.set_tracking_uri(tracking_uri)
+        return command(**kwargs)
+
+    return wrapper
+
+
+@click.group()
+def ibm() -> None:
+    """Run a trained model's quantum attention on IBM Quantum hardware (or a fake device, offline)."""
+
+
+@ibm.command()
+@click.argument("target")
+@runtime_options
+@with_data
+@click.option("--tokens", type=click.IntRange(min=1), help="Plan one document of this many tokens instead of --docs.")
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help="Config override (TARGET a config).")
+@click.option("--write", type=click.Path(dir_okay=False, path_type=Path), help="Also write the plan as a Markdown report.")
+@tracking
+def plan(target, backend, options, split, docs, tokens, overrides, write) -> None:
+    """Cost of running TARGET's attention on a device, before anything is sent.
+
+    TARGET: a checkpoint, the MLflow run id of a trained model, or an experiment config (with
+    --tokens). Every quantum kernel is planned for the same documents; the model's own comes first.
+    """
+    import shlex
+    import sys
+
+    from .workflow import format_seconds, plan as make_plan, total
+
+    plans, model_kernel, evaluation = make_plan(target, backend, options, split=split, docs=docs, tokens=tokens, overrides=list(overrides))
+    header = ["kernel", "stage", "kind", "circuits", "executions", "jobs", "depth", "2q gates", "QPU time"]
+    rows = []
+    for kernel, stages in plans.items():
+        label = f"{kernel}{' (model)' if kernel == model_kernel else ''}"
+        rows += [
+            [label, str(s.stage), s.kind, f"{s.circuits:,}", f"{s.executions:,}", str(s.jobs), str(s.depth), str(s.two_qubit_gates),
+             format_seconds(s.qpu_seconds)]
+            for s in stages
+        ]
+        rows.append([label, "all", "", f"{int(total(stages, 'circuits')):,}", f"{int(total(stages, 'executions')):,}",
+                     str(int(total(stages, 'jobs'))), "", "", format_seconds(total(stages, "qpu_seconds"))])
+    summary = (f"{backend}: {len(evaluation.docs)} document(s), {int((evaluation.ids != 0).sum())} tokens; "
+               f"{options.shots} shots per circuit, resilience level {options.resilience_level}")
+    note = ("QPU time: executions x (circuit duration from the device's calibrated gate times + its default repetition "
+            "delay); queueing, compilation and mitigation calibration circuits are not included.")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    click.echo(summary)
+    for row in [header, *rows]:
+        click.echo("  ".join(cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))))
+    click.echo(note)
+    if write:
+        command = shlex.join(["qattn", *sys.argv[1:]])
+        lines = [f"# Hardware plan: {target} on {backend}", "", f"Generated by `{command}` (nothing was submitted).", "",
+                 f"{summary}.", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        lines += ["", note, ""]
+        write.write_text("\n".join(lines))
+        click.echo(f"wrote {write}")
+
+
+@ibm.command()
+@click.argument("target")
+@runtime_options
+@with_data
+@click.option("--journal", type=click.Path(file_okay=False, path_type=Path), help="Journal folder (default: ibm-jobs/<name>-<device>-<time>).")
+@click.option("--ideal", is_flag=True, help="Fake devices only: simulate without the device's noise.")
+@tracking
+def submit(target, backend, options, split, docs, journal, ideal) -> None:
+    """Submit the first stage of TARGET's attention circuits; every job id is journaled before this returns."""
+    from .workflow import submit as send
+
+    folder = send(target, backend, options, split=split, docs=docs, folder=journal, ideal=ideal, echo=click.echo)
+    click.echo(f"journal: {folder}\nlater: qattn ibm status {folder}; qattn ibm retrieve {folder}")
+
+
+@ibm.command()
+@JOURNAL
+def status(journal: Path) -> None:
+    """Each job's status, as the runtime reports it now."""
+    from .workflow import status as check
+
+    record = check(journal)
+    click.echo(f"{record.device}: {len(record.stages)} stage(s) submitted; {'retrieved' if record.finished else 'in progress'}")
+    for job in record.jobs:
+        click.echo(f"  stage {job.stage} rows {job.rows[0]}:{job.rows[1]}  {job.job_id}  {job.status}  (submitted {job.submitted_at})")
+
+
+@ibm.command()
+@JOURNAL
+def retrieve(journal: Path) -> None:
+    """Collect finished jobs: submit the next stage, or rebuild attention and predictions and log them to MLflow."""
+    from .workflow import retrieve as collect
+
+    collect(journal, echo=click.echo)
+
+
+@ibm.command()
+@JOURNAL
+def resubmit(journal: Path) -> None:
+    """Send again the circuits whose jobs failed, were cancelled or were lost (finished ones are kept)."""
+    from .workflow import resubmit as again
+
+    again(journal, echo=click.echo)
+
+
+@ibm.command()
+@JOURNAL
+def cancel(journal: Path) -> None:
+    """Cancel the journal's jobs that have not finished."""
+    from .workflow import cancel as stop
+
+    stop(journal, echo=click.echo)

@@ -1,0 +1,150 @@
+"""The job journal: everything needed to find, retrieve and resubmit a hardware evaluation's jobs.
+
+One folder per evaluation::
+
+    journal.json        what was asked (model, data slice, device, options) and every job: its id,
+                        stage, rows and last known status; rewritten (atomically) after each submission
+    stage-<k>.npz       the angles and output rows of stage k's circuits (what its jobs contain)
+    results/<id>.npy    a retrieved job's values
+    local/<id>.npz      local testing mode only: a finished local job's values (see qattn.ibm.devices)
+
+Each job id is also set as a tag on the evaluation's MLflow run the moment it is known, so a lost
+folder can be rebuilt by hand from MLflow. No credential is ever written here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .devices import HardwareError
+
+FINAL = {"DONE", "ERROR", "CANCELLED", "LOST", "RETRIEVED"}  # RETRIEVED: DONE and its values saved here
+FAILED = {"ERROR", "CANCELLED", "LOST"}  # LOST: a local job whose process ended before it did
+
+
+class Options(BaseModel):
+    """How the circuits run (Qiskit Runtime Estimator options, transpilation, execution mode)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    shots: int = Field(4096, ge=1)
+    mode: Literal["batch", "session"] = "batch"
+    optimization_level: int = Field(2, ge=0, le=3)
+    seed_transpiler: int | None = 0
+    resilience_level: int = Field(1, ge=0, le=2)  # 1: TREX readout mitigation; 2: + ZNE
+    measure_mitigation: bool | None = None  # None: what resilience_level implies
+    dynamical_decoupling: Literal["XX", "XpXm", "XY4"] | None = None
+    twirl_gates: bool | None = None
+    twirl_measure: bool | None = None
+    seed_simulator: int | None = None  # local testing mode only
+    max_executions: int = Field(10_000_000, ge=1)  # per job (circuits x shots); IBM's documented job limit
+
+    def estimator_options(self, local: bool) -> dict:
+        options: dict = {"default_shots": self.shots, "resilience_level": self.resilience_level}
+        if self.measure_mitigation is not None:
+            options["resilience"] = {"measure_mitigation": self.measure_mitigation}
+        if self.dynamical_decoupling:
+            options["dynamical_decoupling"] = {"enable": True, "sequence_type": self.dynamical_decoupling}
+        twirling = {"enable_gates": self.twirl_gates, "enable_measure": self.twirl_measure}
+        if any(v is not None for v in twirling.values()):
+            options["twirling"] = {k: v for k, v in twirling.items() if v is not None}
+        if local and self.seed_simulator is not None:
+            options["simulator"] = {"seed_simulator": self.seed_simulator}
+        return options
+
+    @property
+    def executions_per_circuit(self) -> int:
+        """Shots each circuit costs, zero-noise extrapolation's three noise factors included."""
+        return self.shots * (3 if self.resilience_level == 2 else 1)
+
+
+class Stage(BaseModel):
+    stage: int
+    kind: Literal["fidelity", "z"]
+    circuits: int
+    depth: int
+    two_qubit_gates: int
+
+
+class Job(BaseModel):
+    job_id: str
+    stage: int
+    rows: tuple[int, int]  # [start, stop) of the stage's circuits
+    status: str = "SUBMITTED"
+    submitted_at: str
+
+
+class Journal(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str  # the checkpoint file or MLflow run id given
+    model_run_id: str
+    tracking_uri: str
+    mlflow_run_id: str  # this evaluation's run, a child of the model's
+    device: str
+    ideal: bool = False
+    split: str
+    docs: list[int]
+    options: Options
+    stages: list[Stage] = []
+    jobs: list[Job] = []
+    finished: bool = False
+
+    @staticmethod
+    def path(folder: Path) -> Path:
+        return folder / "journal.json"
+
+    @classmethod
+    def load(cls, folder: Path) -> Journal:
+        path = cls.path(folder)
+        if not path.is_file():
+            raise HardwareError(f"{folder} holds no journal.json: give the folder `qattn ibm submit` printed")
+        try:
+            return cls.model_validate(json.loads(path.read_text()))
+        except (ValueError, ValidationError) as err:
+            raise HardwareError(f"{path} is not a qattn job journal: {str(err)[:300]}") from None
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.path(folder).with_suffix(".tmp")
+        tmp.write_text(self.model_dump_json(indent=2))
+        os.replace(tmp, self.path(folder))
+
+    def stage_jobs(self, stage: int) -> list[Job]:
+        return [job for job in self.jobs if job.stage == stage]
+
+    def ranges(self, stage: int) -> dict[tuple[int, int], list[Job]]:
+        """Each row range of a stage with its jobs, oldest first (a resubmission adds a job to its range)."""
+        ranges: dict[tuple[int, int], list[Job]] = {}
+        for job in self.stage_jobs(stage):
+            ranges.setdefault(job.rows, []).append(job)
+        return ranges
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def save_stage(folder: Path, stage: int, angles: np.ndarray, rows: np.ndarray) -> None:
+    np.savez(folder / f"stage-{stage}.npz", angles=angles, rows=rows)
+
+
+def load_stage(folder: Path, stage: int) -> np.ndarray:
+    with np.load(folder / f"stage-{stage}.npz") as data:
+        return data["angles"]
+
+
+def save_values(folder: Path, job_id: str, values: np.ndarray) -> None:
+    (folder / "results").mkdir(exist_ok=True)
+    np.save(folder / "results" / f"{job_id}.npy", values)
+
+
+def load_values(folder: Path, job_id: str) -> np.ndarray:
+    return np.load(folder / "results" / f"{job_id}.npy")

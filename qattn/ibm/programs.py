@@ -1,0 +1,82 @@
+"""A stage's circuits for a device: one ISA circuit per kernel kind, its observables, and its cost.
+
+Every circuit of a stage has the same shape (only the angles differ), so a stage is one
+parameterised circuit, transpiled once with a preset pass manager for the device, and one Estimator
+pub that broadcasts it over the stage's angle rows. Observables are diagonal, so each circuit is
+measured once in the Z basis:
+
+- ``fidelity``: the projector ``|0...0><0...0| = prod_q (I + Z_q) / 2`` (``2^n`` Z strings);
+- ``z``: ``Z_q`` for every qubit ``q``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+from qiskit import QuantumCircuit
+from qiskit.quantum_info import SparsePauliOp
+from qiskit.transpiler import generate_preset_pass_manager
+
+from qattn.circuits import FeatureMap
+from qattn.circuits.to_qiskit import slot_circuit
+from qattn.executors.aer import parameter_columns
+
+from .devices import HardwareError
+
+
+@dataclass
+class Program:
+    kind: str
+    circuit: QuantumCircuit  # in the device's ISA
+    observables: object  # a SparsePauliOp (fidelity) or a (1, n) nested list of them (z)
+    columns: list[int]  # our angle columns in the order of circuit.parameters
+
+    def pub(self, angles: np.ndarray) -> tuple:
+        """The Estimator pub of ``(M, slots)`` angle rows: values ``(M,)`` (fidelity) or ``(M, n)`` (z)."""
+        values = angles[:, self.columns]
+        if self.kind == "z":
+            return self.circuit, self.observables, values[:, None, :]
+        return self.circuit, self.observables, values
+
+    @property
+    def depth(self) -> int:
+        return self.circuit.depth()
+
+    @property
+    def two_qubit_gates(self) -> int:
+        return self.circuit.num_nonlocal_gates()
+
+    def seconds(self, backend) -> float:
+        """One execution's duration on the device (gates and measurement), from its calibrated durations."""
+        return float(self.circuit.estimate_duration(backend.target, unit="s"))
+
+
+def logical_circuit(fmap: FeatureMap, kind: str) -> QuantumCircuit:
+    gates = list(fmap.gates(np.zeros(fmap.input_size), np.zeros(fmap.weight_shape)))
+    circuit, _ = slot_circuit(gates, fmap.n_qubits, "a")
+    if kind == "fidelity":  # compute-uncompute: phi_K(k)^dagger phi_Q(q) |0>
+        circuit = circuit.compose(slot_circuit(gates, fmap.n_qubits, "b")[0].inverse())
+    return circuit
+
+
+def observables(n_qubits: int, kind: str) -> object:
+    if kind == "fidelity":
+        terms = [("Z" * len(s), list(s), 2.0**-n_qubits) for r in range(n_qubits + 1) for s in combinations(range(n_qubits), r)]
+        return SparsePauliOp.from_sparse_list(terms, n_qubits)
+    return [[SparsePauliOp.from_sparse_list([("Z", [q], 1.0)], n_qubits) for q in range(n_qubits)]]
+
+
+def build_program(fmap: FeatureMap, kind: str, backend, optimization_level: int = 2, seed_transpiler: int | None = None) -> Program:
+    """The stage's circuit transpiled for ``backend`` (qubit ``i`` is wire ``i`` before layout)."""
+    if fmap.n_qubits > backend.num_qubits:
+        raise HardwareError(f"the model's heads use {fmap.n_qubits} qubits; {backend.name} has {backend.num_qubits}")
+    manager = generate_preset_pass_manager(optimization_level=optimization_level, backend=backend, seed_transpiler=seed_transpiler)
+    isa = manager.run(logical_circuit(fmap, kind))
+    obs = observables(fmap.n_qubits, kind)
+    if kind == "fidelity":
+        obs = obs.apply_layout(isa.layout)
+    else:
+        obs = [[o.apply_layout(isa.layout) for o in obs[0]]]
+    return Program(kind, isa, obs, parameter_columns(isa))

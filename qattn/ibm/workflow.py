@@ -1,0 +1,457 @@
+"""Plan, submit, check, retrieve, resubmit and cancel a hardware evaluation of a model's attention.
+
+``plan`` counts every stage's circuits (exact simulation stands in for the device, so nothing is
+sent), transpiles each stage's circuit for the device and estimates QPU time. ``submit`` sends the
+first stage in as few Estimator jobs as the per-job execution limit allows, inside a Batch or
+Session, and journals every job id before returning. ``retrieve`` collects finished jobs, submits
+the next stage while one remains, and after the last one rebuilds the attention weights and
+predictions, compares them with exact simulation and logs both to an MLflow run that is a child of
+the model's run.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import torch
+from mlflow.entities import RunTag
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+from qattn.circuits import FeatureMap
+from qattn.circuits.qubit_order import z_signs
+from qattn.config import load_config
+from qattn.executors import Executor
+from qattn.experiment import SavedModel, load_saved
+from qattn.kernels import QuantumKernel, quantum_kernels
+from qattn.model import PAD_ID, ClassifierOutput, TextClassifier, build_model
+from qattn.tracking import check_store
+from qattn.trainer import pad_batch
+
+from .devices import Device, HardwareError, LocalJobs, job_status, resolve_device
+from .journal import FAILED, FINAL, Job, Journal, Options, Stage, load_stage, load_values, now, save_stage, save_values
+from .programs import Program, build_program
+from .staged import Pending, Request, StagedExecutor
+
+Echo = Callable[[str], None]
+
+
+@dataclass
+class Evaluation:
+    """A model and the documents it reads on the device (one padded batch)."""
+
+    model: TextClassifier
+    ids: torch.Tensor  # (D, L)
+    labels: list[int] | None
+    split: str
+    docs: list[int]
+
+
+def quantum_kernels_of(model: TextClassifier) -> list[QuantumKernel]:
+    return [module for module in model.modules() if isinstance(module, QuantumKernel)]
+
+
+@contextmanager
+def executor_swapped(model: TextClassifier, executor: Executor):
+    kernels = quantum_kernels_of(model)
+    saved = [kernel.executor for kernel in kernels]
+    for kernel in kernels:
+        kernel.executor = executor
+    try:
+        yield
+    finally:
+        for kernel, original in zip(kernels, saved):
+            kernel.executor = original
+
+
+def forward(evaluation: Evaluation, executor: Executor | None = None) -> ClassifierOutput:
+    """The model on the evaluation's documents (with ``executor`` in every quantum kernel, if given)."""
+    if isinstance(executor, StagedExecutor):
+        executor.reset()
+    evaluation.model.eval()
+    with torch.no_grad(), executor_swapped(evaluation.model, executor) if executor else nullcontext():
+        return evaluation.model(evaluation.ids, return_attention=True)
+
+
+def documents(saved: SavedModel, split: str, docs: list[int]) -> Evaluation:
+    encoded = saved.encoded(split)
+    if not docs or min(docs) < 0 or max(docs) >= len(encoded.ids):
+        raise HardwareError(f"--docs must pick documents 0..{len(encoded.ids) - 1} of the {split} split, got {docs}")
+    return Evaluation(saved.model, pad_batch(encoded.ids, docs), [encoded.labels[i] for i in docs], split, docs)
+
+
+def synthetic_document(model: TextClassifier, vocab_size: int, tokens: int, max_length: int) -> Evaluation:
+    """One document of exactly ``tokens`` non-padding tokens (for plans that need no data)."""
+    if tokens > max_length:
+        raise HardwareError(f"--tokens {tokens} exceeds the model's max_length of {max_length} (documents are cut there)")
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(PAD_ID + 1, vocab_size, (1, tokens), generator=generator)
+    return Evaluation(model, ids, None, "synthetic", [0])
+
+
+def require_quantum(model: TextClassifier) -> None:
+    if not quantum_kernels_of(model):
+        raise HardwareError("this model's attention is classical: it has no circuits to run on a device")
+
+
+# -- plan ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class StagePlan:
+    stage: int
+    kind: str
+    circuits: int
+    executions: int
+    jobs: int
+    depth: int
+    two_qubit_gates: int
+    qpu_seconds: float
+
+
+def stage_plans(evaluation: Evaluation, device: Device, options: Options) -> list[StagePlan]:
+    stand_in = StagedExecutor(stand_in=quantum_kernels_of(evaluation.model)[0].executor)
+    forward(evaluation, stand_in)
+    programs: dict[tuple[FeatureMap, str], Program] = {}
+    plans = []
+    for request in stand_in.requests:
+        key = (request.fmap, request.kind)
+        if key not in programs:
+            programs[key] = build_program(request.fmap, request.kind, device.backend, options.optimization_level, options.seed_transpiler)
+        program = programs[key]
+        executions = request.circuits * options.executions_per_circuit
+        plans.append(StagePlan(
+            request.stage, request.kind, request.circuits, executions, len(job_ranges(request.circuits, options)),
+            program.depth, program.two_qubit_gates, executions * (program.seconds(device.backend) + device.rep_delay),
+        ))  # fmt: skip
+    return plans
+
+
+def plan(
+    target: str, device_name: str, options: Options, *, split: str = "test", docs: list[int] | None = None,
+    tokens: int | None = None, overrides: list[str] = (),
+) -> tuple[dict[str, list[StagePlan]], str, Evaluation]:
+    """Stage plans per quantum kernel (the model's own first) for a checkpoint, an MLflow run or a
+    config (untrained: circuit counts and depths do not depend on weights)."""
+    device = resolve_device(device_name)
+    if target.endswith(".toml"):
+        config = load_config(target, list(overrides))
+        vocab, model_kernel = config.tokenizer.vocab_size, config.model.kernel
+        if config.model.attention != "quantum":
+            raise HardwareError(f"{target} configures classical attention; plan a quantum one (--set model.attention=quantum)")
+        if tokens is None:
+            raise HardwareError("a config has no trained tokenizer: give --tokens N to plan one document of N tokens")
+        evaluation = synthetic_document(build_model(config.model, vocab, 2), vocab, tokens, config.model.max_length)
+    else:
+        saved = load_saved(target)
+        config, vocab, model_kernel = saved.config, saved.tokenizer.get_vocab_size(), saved.config.model.kernel
+        require_quantum(saved.model)
+        if tokens is not None:
+            evaluation = synthetic_document(saved.model, vocab, tokens, config.model.max_length)
+        else:
+            evaluation = documents(saved, split, docs or [0])
+    plans = {model_kernel: stage_plans(evaluation, device, options)}
+    for kernel in quantum_kernels():
+        if kernel not in plans:
+            other = build_model(config.model.model_copy(update={"kernel": kernel}), vocab, 2)
+            plans[kernel] = stage_plans(Evaluation(other, evaluation.ids, None, evaluation.split, evaluation.docs), device, options)
+    return plans, model_kernel, evaluation
+
+
+def job_ranges(circuits: int, options: Options) -> list[tuple[int, int]]:
+    """Row ranges of one stage, each within the per-job execution limit."""
+    per_job = max(1, options.max_executions // options.executions_per_circuit)
+    return [(start, min(start + per_job, circuits)) for start in range(0, circuits, per_job)]
+
+
+# -- submit --------------------------------------------------------------------------------------
+
+
+def submit(
+    target: str, device_name: str, options: Options, *, split: str, docs: list[int], folder: Path | None = None,
+    ideal: bool = False, echo: Echo = print,
+) -> Path:
+    """Journal and submit the first stage; returns the journal folder."""
+    device = resolve_device(device_name, ideal)
+    saved = load_saved(target)
+    require_quantum(saved.model)
+    evaluation = documents(saved, split, docs)
+    try:
+        forward(evaluation, StagedExecutor())
+        raise HardwareError("the model ran without asking for circuits")  # require_quantum rules this out
+    except Pending as pending:
+        request = pending.request
+    uri = check_store()
+    client = MlflowClient(uri)
+    model_run = find_model_run(client, saved)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    folder = folder or Path("ibm-jobs") / f"{saved.config.name}-{device.name}-{stamp}"
+    if Journal.path(folder).exists():
+        raise HardwareError(f"{folder} already holds a journal; retrieve it, or choose another --journal folder")
+    run = client.create_run(
+        model_run.info.experiment_id,
+        run_name=f"ibm-{device.name}-{split}-{len(docs)}docs",
+        tags={MLFLOW_PARENT_RUN_ID: model_run.info.run_id, "qattn.ibm.journal": str(folder.resolve())},
+    )
+    journal = Journal(  # paths made absolute: retrieve may run from another directory
+        model=str(Path(target).resolve()) if Path(target).is_file() else target, model_run_id=model_run.info.run_id,
+        tracking_uri=absolute_uri(uri), mlflow_run_id=run.info.run_id,
+        device=device.name, ideal=ideal, split=split, docs=docs, options=options,
+    )
+    for key, value in {"device": device.name, "ideal": ideal, "split": split, "docs": docs, **options.model_dump()}.items():
+        client.log_param(run.info.run_id, f"ibm.{key}", value)
+    journal.save(folder)
+    submit_stage(folder, journal, device, request, client, echo)
+    return folder
+
+
+def absolute_uri(uri: str) -> str:
+    """``sqlite:///mlflow.db`` (relative to the working directory) -> an absolute SQLite URI."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + str(Path(uri.removeprefix(prefix)).resolve())
+    return uri
+
+
+def find_model_run(client: MlflowClient, saved: SavedModel):
+    if saved.run_id is None:
+        raise HardwareError(f"{saved.path} names no MLflow run; evaluate a model trained by qattn (its run id or checkpoint)")
+    try:
+        return client.get_run(saved.run_id)
+    except Exception:  # noqa: BLE001 - not found, under any of MLflow's exception types
+        raise HardwareError(
+            f"the model's MLflow run {saved.run_id} is not in the store at {mlflow.get_tracking_uri()}; "
+            "point --tracking-uri (or MLFLOW_TRACKING_URI) at the store it was trained with"
+        ) from None
+
+
+def submit_stage(folder: Path, journal: Journal, device: Device, request: Request, client: MlflowClient, echo: Echo) -> None:
+    options = journal.options
+    program = build_program(request.fmap, request.kind, device.backend, options.optimization_level, options.seed_transpiler)
+    save_stage(folder, request.stage, request.angles, request.rows)
+    journal.stages.append(Stage(
+        stage=request.stage, kind=request.kind, circuits=request.circuits, depth=program.depth,
+        two_qubit_gates=program.two_qubit_gates,
+    ))  # fmt: skip
+    journal.save(folder)
+    ranges = job_ranges(request.circuits, options)
+    run_jobs(folder, journal, device, program, request.angles, request.stage, ranges, client)
+    echo(f"stage {request.stage}: {request.circuits} {request.kind} circuits x {options.shots} shots in {len(ranges)} job(s) on {device.name}")
+
+
+def run_jobs(
+    folder: Path, journal: Journal, device: Device, program: Program, angles: np.ndarray, stage: int,
+    ranges: list[tuple[int, int]], client: MlflowClient,
+) -> None:
+    """One Estimator job per row range, in one Batch or Session; each job journaled as soon as it has an id."""
+    from qiskit_ibm_runtime import Batch, Session
+    from qiskit_ibm_runtime.executor_estimator import Estimator
+
+    context = Session if journal.options.mode == "session" else Batch
+    jobs = []
+    with context(backend=device.mode) as runtime:
+        estimator = Estimator(mode=runtime, options=journal.options.estimator_options(device.local))
+        for start, stop in ranges:
+            job = estimator.run([program.pub(angles[start:stop])])
+            journal.jobs.append(Job(job_id=job.job_id(), stage=stage, rows=(start, stop), submitted_at=now()))
+            journal.save(folder)
+            client.set_tag(journal.mlflow_run_id, *job_tag(journal.jobs[-1], program.kind))
+            jobs.append(job)
+    if device.local:  # the local "device" is this process: keep what it computed where retrieve looks
+        for job in jobs:
+            LocalJobs(folder / "local").keep(job)
+
+
+def job_tag(job: Job, kind: str) -> tuple[str, str]:
+    return f"qattn.ibm.job.{job.job_id}", f"stage {job.stage} ({kind}) rows {job.rows[0]}:{job.rows[1]}"
+
+
+# -- status, retrieve, resubmit, cancel ----------------------------------------------------------
+
+
+def refresh(folder: Path, journal: Journal, device: Device, keep_values: bool = True) -> None:
+    """Ask for every unfinished job's status; save the values of those done (``keep_values``). Tags
+    every job on the MLflow run again (a process killed between journal and tag left one out)."""
+    kinds = {stage.stage: stage.kind for stage in journal.stages}
+    tags = [RunTag(*job_tag(job, kinds[job.stage])) for job in journal.jobs]
+    for start in range(0, len(tags), 100):  # MLflow's limit per batch
+        MlflowClient(journal.tracking_uri).log_batch(journal.mlflow_run_id, tags=tags[start : start + 100])
+    local = LocalJobs(folder / "local")
+    for job in journal.jobs:
+        if job.status in FAILED or job.status == "RETRIEVED" or (job.status == "DONE" and not keep_values):
+            continue
+        remote = None if device.local else device.service.job(job.job_id)
+        status = local.status(job.job_id) if device.local else job_status(remote)
+        if status == "DONE" and keep_values:
+            values = local.values(job.job_id)[0] if device.local else np.asarray(remote.result()[0].data.evs)
+            save_values(folder, job.job_id, values)
+            status = "RETRIEVED"
+        job.status = status
+    journal.save(folder)
+
+
+def stage_results(folder: Path, journal: Journal) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """``stage -> (angles, values)`` for every stage whose row ranges all have a retrieved job."""
+    results = {}
+    for stage in journal.stages:
+        ranges = journal.ranges(stage.stage)
+        expected = job_ranges(stage.circuits, journal.options)
+        retrieved = [next((j for j in ranges.get(rows, []) if j.status == "RETRIEVED"), None) for rows in expected]
+        if all(retrieved):
+            values = np.concatenate([load_values(folder, job.job_id) for job in retrieved])
+            results[stage.stage] = (load_stage(folder, stage.stage), values)
+    return results
+
+
+def open_journal(folder: Path) -> tuple[Journal, Device]:
+    journal = Journal.load(folder)
+    mlflow.set_tracking_uri(journal.tracking_uri)
+    return journal, resolve_device(journal.device, journal.ideal)
+
+
+def status(folder: Path) -> Journal:
+    journal, device = open_journal(folder)
+    refresh(folder, journal, device, keep_values=False)
+    return journal
+
+
+def retrieve(folder: Path, echo: Echo = print) -> bool:
+    """Collect finished jobs; submit the next stage, or finish the evaluation. True once finished."""
+    journal, device = open_journal(folder)
+    if journal.finished:
+        echo(f"already retrieved: MLflow run {journal.mlflow_run_id}")
+        return True
+    refresh(folder, journal, device)
+    saved = load_saved(journal.model)
+    evaluation = documents(saved, journal.split, journal.docs)
+    results = stage_results(folder, journal)
+    client = MlflowClient(journal.tracking_uri)
+    try:
+        hardware = forward(evaluation, StagedExecutor(results))
+    except Pending as pending:
+        stage = pending.request.stage
+        if stage >= len(journal.stages):
+            submit_stage(folder, journal, device, pending.request, client, echo)
+            echo(f"stage {stage} submitted; run `qattn ibm retrieve {folder}` again when its jobs are done")
+            return False
+        jobs = journal.stage_jobs(stage)
+        counts = {s: sum(j.status == s for j in jobs) for s in sorted({j.status for j in jobs})}
+        echo(f"stage {stage} is not complete yet: jobs {counts}")
+        submitted = journal.ranges(stage)
+        if any(all(j.status in FAILED for j in submitted.get(rows, [])) for rows in job_ranges(journal.stages[stage].circuits, journal.options)):
+            echo(f"parts of it failed, were lost or were never sent; send them (only them): `qattn ibm resubmit {folder}`")
+        return False
+    exact = forward(evaluation)
+    log_comparison(folder, journal, evaluation, hardware, exact, results, client)
+    journal.finished = True
+    journal.save(folder)
+    echo(f"retrieved all {len(journal.stages)} stage(s); hardware vs exact logged to MLflow run {journal.mlflow_run_id}")
+    return True
+
+
+def resubmit(folder: Path, echo: Echo = print) -> int:
+    """Send the row ranges whose every job failed, was cancelled or was lost, and those a crash kept
+    from being sent at all; finished and running jobs are kept. Returns how many jobs were sent."""
+    journal, device = open_journal(folder)
+    refresh(folder, journal, device)
+    client = MlflowClient(journal.tracking_uri)
+    sent = 0
+    for stage in journal.stages:
+        submitted = journal.ranges(stage.stage)
+        ranges = [
+            rows for rows in job_ranges(stage.circuits, journal.options)
+            if all(job.status in FAILED for job in submitted.get(rows, []))
+        ]
+        if not ranges:
+            continue
+        angles = load_stage(folder, stage.stage)
+        fmap = quantum_kernels_of(load_saved(journal.model).model)[0].feature_map
+        program = build_program(fmap, stage.kind, device.backend, journal.options.optimization_level, journal.options.seed_transpiler)
+        run_jobs(folder, journal, device, program, angles, stage.stage, ranges, client)
+        echo(f"stage {stage.stage}: resubmitted {len(ranges)} job(s)")
+        sent += len(ranges)
+    if not sent:
+        echo("nothing to resubmit: every part of every stage has a job that finished or is still running")
+    return sent
+
+
+def cancel(folder: Path, echo: Echo = print) -> int:
+    """Cancel every job not yet in a final state; returns how many were asked to stop."""
+    journal, device = open_journal(folder)
+    refresh(folder, journal, device, keep_values=False)
+    asked = 0
+    for job in journal.jobs:
+        if job.status in FINAL:
+            continue
+        if device.local:  # local jobs finish inside submit; nothing is left running
+            continue
+        device.service.job(job.job_id).cancel()
+        job.status, asked = "CANCELLED", asked + 1
+    journal.save(folder)
+    echo(f"cancelled {asked} job(s)")
+    return asked
+
+
+# -- hardware vs exact ---------------------------------------------------------------------------
+
+
+def exact_values(fmap: FeatureMap, kind: str, angles: np.ndarray) -> np.ndarray:
+    """What each submitted circuit estimates, computed exactly (statevectors of the same angle rows)."""
+    from qattn.executors.aer import AerExecutor
+
+    states = AerExecutor().program(fmap, "states")
+    if kind == "z":
+        return (np.abs(states(angles)) ** 2) @ z_signs(fmap.n_qubits)
+    half = angles.shape[1] // 2
+    psi_q, psi_k = states(angles[:, :half]), states(angles[:, half:])
+    return np.abs(np.sum(psi_k.conj() * psi_q, axis=1)) ** 2
+
+
+def log_comparison(folder, journal, evaluation, hardware, exact, results, client) -> None:
+    run_id = journal.mlflow_run_id
+    fmap = quantum_kernels_of(evaluation.model)[0].feature_map
+    metrics = {}
+    for stage in journal.stages:
+        angles, values = results[stage.stage]
+        error = np.abs(values - exact_values(fmap, stage.kind, angles))
+        metrics |= {f"stage_{stage.stage}/mean_abs_error": float(error.mean()), f"stage_{stage.stage}/max_abs_error": float(error.max())}
+    for name in ("local_attention", "global_attention"):
+        ours, reference = getattr(hardware, name), getattr(exact, name)
+        if ours is not None:
+            metrics[f"{name}/max_abs_diff"] = float((ours - reference).abs().max())
+            metrics[f"{name}/mean_abs_diff"] = float((ours - reference).abs().mean())
+    predicted, expected = hardware.logits.argmax(-1), exact.logits.argmax(-1)
+    metrics["prediction_agreement"] = float((predicted == expected).float().mean())
+    if evaluation.labels is not None:
+        labels = torch.tensor(evaluation.labels)
+        metrics["hardware/accuracy"] = float((predicted == labels).float().mean())
+        metrics["exact/accuracy"] = float((expected == labels).float().mean())
+    for key, value in metrics.items():
+        client.log_metric(run_id, key, value)
+    with tempfile.TemporaryDirectory() as scratch:
+        arrays = {"hardware_logits": hardware.logits.numpy(), "exact_logits": exact.logits.numpy(), "docs": np.array(journal.docs)}
+        for name in ("local_attention", "global_attention"):
+            if getattr(hardware, name) is not None:
+                arrays[f"hardware_{name}"], arrays[f"exact_{name}"] = getattr(hardware, name).numpy(), getattr(exact, name).numpy()
+        np.savez(Path(scratch) / "hardware_vs_exact.npz", **arrays)
+        client.log_artifact(run_id, str(Path(scratch) / "hardware_vs_exact.npz"))
+    client.log_artifact(run_id, str(Journal.path(folder)))
+    client.set_terminated(run_id, "FINISHED")
+
+
+def total(plans: list[StagePlan], field: str) -> float:
+    return sum(getattr(p, field) for p in plans)
+
+
+def format_seconds(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+

@@ -1,0 +1,211 @@
+"""`qattn ibm` offline: Qiskit Runtime's local testing mode with small fake devices, the same code
+path that talks to IBM. No test reaches the network (a guard refuses and records every attempt)."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from qattn.attention import QuantumMultiheadAttention
+from qattn.config import load_config
+from qattn.executors import PennyLaneExecutor
+from qattn.experiment import run_experiment
+from qattn.ibm import workflow
+from qattn.ibm.devices import HardwareError, resolve_device
+from qattn.ibm.journal import Journal, Options
+from qattn.ibm.staged import Pending, StagedExecutor
+from qattn.ibm.workflow import exact_values, job_ranges
+from qattn.kernels import QuantumKernel
+from tests.conftest import QUICKSTART
+
+GUARD = Path(__file__).parent / "network_guard"
+SECRET = "qattn-test-token-6f1d2c"  # set as QISKIT_IBM_TOKEN; must never reach a file
+SHOTS = 2000
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny quantum model trained and logged to MLflow: 2 qubits, 2 heads, documents of <= 24 tokens."""
+    folder = tmp_path_factory.mktemp("ibm")
+    cwd = os.getcwd()
+    os.chdir(folder)  # MLflow puts a SQLite store's artifacts under ./mlruns
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    overrides = [
+        "data.synthetic.train_docs=32", "data.synthetic.dev_docs=10", "data.synthetic.test_docs=10",
+        "data.synthetic.min_words=12", "data.synthetic.max_words=20", "data.synthetic.vocab=50",
+        "tokenizer.vocab_size=300", "model.embed_dim=8", "model.num_heads=2", "model.ff_dim=16", "model.n_qubits=2",
+        "model.chunk_size=12", "model.max_length=24", "train.epochs=1", "train.batch_size=8",
+        "tracking.system_metrics=false", "tracking.attention_maps=0", f"train.output_dir={folder / 'runs'}",
+        f"tokenizer.cache_dir={folder / 'tokenizers'}", f"tracking.uri={uri}",
+    ]
+    result = run_experiment(load_config(QUICKSTART, overrides), restart=True)
+    yield result.run_id, uri, folder
+    os.chdir(cwd)
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    attempts = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise OSError("network access refused by the test")
+
+    for owner, name in [(socket.socket, "connect"), (socket.socket, "connect_ex"), (socket, "getaddrinfo"), (socket, "create_connection")]:
+        monkeypatch.setattr(owner, name, refuse)
+    yield attempts
+    assert attempts == [], f"a test reached for the network: {attempts}"
+
+
+def guarded_env(tmp_path, uri):
+    return {
+        **os.environ, "PYTHONPATH": os.pathsep.join([str(GUARD), os.environ.get("PYTHONPATH", "")]),
+        "QATTN_NETWORK_LOG": str(tmp_path / "network.log"), "QISKIT_IBM_TOKEN": SECRET, "HOME": str(tmp_path / "home"),
+        "MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1",
+    }
+
+
+def test_submit_killed_then_retrieved_from_the_journal_in_another_process(trained, tmp_path, no_network, monkeypatch):
+    run_id, uri, store = trained
+    monkeypatch.setenv("QISKIT_IBM_TOKEN", SECRET)
+    mlflow.set_tracking_uri(uri)
+    options = Options(shots=SHOTS, resilience_level=0, seed_simulator=1, max_executions=150 * SHOTS)
+    plans, _, _ = workflow.plan(run_id, "fake_manila", options, split="test", docs=[0, 1])
+
+    journal = tmp_path / "journal"
+    command = [
+        sys.executable, "-m", "qattn.cli", "ibm", "submit", run_id, "--backend", "fake_manila", "--ideal", "--docs", "0:2",
+        "--shots", str(SHOTS), "--resilience-level", "0", "--seed-simulator", "1", "--max-executions", str(150 * SHOTS),
+        "--journal", str(journal),
+    ]
+    process = subprocess.Popen(command, env=guarded_env(tmp_path, uri), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (Journal.path(journal).exists() and Journal.load(journal).jobs):
+        assert process.poll() is None, process.stderr.read().decode()[-3000:]
+        assert time.monotonic() < deadline, "no job was journaled"
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)  # the local jobs die with it, unfinished
+    process.wait(timeout=30)
+    assert not (tmp_path / "network.log").exists()
+
+    record = workflow.status(journal)  # this (test) process knows nothing but the journal
+    assert record.stages[0].circuits == plans["fidelity"][0].circuits
+    assert {job.status for job in record.jobs} == {"LOST"}
+    assert workflow.retrieve(journal, echo=lambda line: None) is False
+    workflow.resubmit(journal, echo=lambda line: None)
+    record = Journal.load(journal)  # the submitted ranges cover the stage once, in as many jobs as planned
+    assert sorted(record.ranges(0)) == job_ranges(plans["fidelity"][0].circuits, options)
+    assert len(record.ranges(0)) == plans["fidelity"][0].jobs > 1
+
+    assert workflow.retrieve(journal, echo=lambda line: None) is False  # stage 1 (global attention) submitted
+    assert workflow.retrieve(journal, echo=lambda line: None) is True
+    record = Journal.load(journal)
+    assert [s.circuits for s in record.stages] == [p.circuits for p in plans["fidelity"]]
+    assert all(job.status in {"LOST", "RETRIEVED"} for job in record.jobs)
+
+    client = MlflowClient(uri)
+    run = client.get_run(record.mlflow_run_id)
+    assert run.data.tags["mlflow.parentRunId"] == run_id and run.info.status == "FINISHED"
+    assert {f"qattn.ibm.job.{job.job_id}" for job in record.jobs} <= set(run.data.tags)
+    metrics = run.data.metrics
+    tolerance = 5 * np.sqrt(0.25 / SHOTS)  # five standard deviations of a frequency estimate
+    assert metrics["stage_0/max_abs_error"] < tolerance and metrics["stage_1/max_abs_error"] < tolerance
+    tau = max(float(m.log_temperature.detach().exp().max()) for m in workflow.load_saved(run_id).model.modules() if isinstance(m, QuantumKernel))
+    assert 0 < metrics["local_attention/max_abs_diff"] < tau * tolerance
+    assert metrics["prediction_agreement"] == 1.0
+
+    for path in [*tmp_path.rglob("*"), *store.rglob("*")]:
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), f"the token leaked into {path}"
+
+
+def test_a_noisy_fake_device_is_reported(trained, tmp_path, no_network):
+    run_id, uri, _ = trained
+    mlflow.set_tracking_uri(uri)
+    options = Options(shots=1000, resilience_level=1, seed_simulator=2)  # readout mitigation on a noisy snapshot
+    journal = workflow.submit(run_id, "fake_manila", options, split="test", docs=[0], folder=tmp_path / "noisy", echo=lambda line: None)
+    while not workflow.retrieve(journal, echo=lambda line: None):
+        pass
+    metrics = MlflowClient(uri).get_run(Journal.load(journal).mlflow_run_id).data.metrics
+    for key in ("stage_0/mean_abs_error", "stage_1/mean_abs_error", "local_attention/max_abs_diff", "prediction_agreement"):
+        assert np.isfinite(metrics[key])
+    assert metrics["stage_0/mean_abs_error"] > 0
+
+
+def test_masked_pairs_cost_no_circuits_and_a_changed_model_is_refused():
+    layer = QuantumMultiheadAttention(8, 2, n_qubits=2, batch_first=True).eval()
+    x = torch.randn(2, 5, 8)
+    padding = torch.tensor([[False] * 5, [False, False, False, True, True]])
+    staged = StagedExecutor()
+    layer.kernel.executor = staged
+    with pytest.raises(Pending) as pending:
+        layer(x, x, x, key_padding_mask=padding)
+    request = pending.value.request
+    assert request.circuits == 2 * 5 * (5 + 3)  # heads x queries x unmasked keys
+    gates = request.fmap.gates(np.zeros(request.fmap.input_size), np.zeros(request.fmap.weight_shape))
+    assert request.angles.shape[1] == 2 * sum(gate.angle is not None for gate in gates)  # query slots, then key slots
+
+    exact = exact_values(request.fmap, "fidelity", request.angles)
+    staged.results = {0: (request.angles, exact)}
+    staged.reset()
+    out, _ = layer(x, x, x, key_padding_mask=padding)
+    layer.kernel.executor = StagedExecutor(stand_in=PennyLaneExecutor())
+    reference, _ = layer(x, x, x, key_padding_mask=padding)
+    torch.testing.assert_close(out, reference, atol=1e-5, rtol=1e-5)  # hardware values put back where they belong
+
+    layer.kernel.executor = StagedExecutor({0: (request.angles + 0.1, exact)})
+    with pytest.raises(ValueError, match="submit it again"):
+        layer(x, x, x, key_padding_mask=padding)
+
+
+def test_gaussian_features_need_one_circuit_per_token():
+    layer = QuantumMultiheadAttention(8, 2, n_qubits=2, kernel="gaussian", batch_first=True).eval()
+    layer.kernel.executor = StagedExecutor()
+    x = torch.randn(1, 6, 8)
+    with pytest.raises(Pending) as pending:
+        layer(x, x, x, key_padding_mask=torch.tensor([[False] * 4 + [True] * 2]))
+    assert pending.value.request.kind == "z" and pending.value.request.circuits == 2 * (6 + 4)  # heads x (queries + keys)
+
+
+def test_jobs_stay_within_the_execution_limit():
+    options = Options(shots=1000, max_executions=2_500_000)
+    assert job_ranges(6000, options) == [(0, 2500), (2500, 5000), (5000, 6000)]
+    assert job_ranges(6000, options.model_copy(update={"resilience_level": 2}))[0] == (0, 833)  # ZNE: 3 noise factors
+
+
+def test_a_missing_account_says_how_to_save_one(trained, tmp_path):
+    run_id, uri, _ = trained
+    env = {key: value for key, value in guarded_env(tmp_path, uri).items() if not key.startswith("QISKIT_IBM")}
+    out = subprocess.run(
+        [sys.executable, "-m", "qattn.cli", "ibm", "plan", run_id, "--backend", "ibm_fez"], env=env, capture_output=True,
+        text=True, timeout=120,
+    )
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "no IBM Quantum account found" in out.stderr and "save_account" in out.stderr and "QISKIT_IBM_TOKEN" in out.stderr
+    assert not (tmp_path / "network.log").exists()
+
+
+def test_bad_requests_are_named(trained, tmp_path, no_network):
+    run_id, uri, _ = trained
+    mlflow.set_tracking_uri(uri)
+    with pytest.raises(HardwareError, match="unknown fake device 'fake_nowhere'; valid: .*fake_manila"):
+        resolve_device("fake_nowhere")
+    with pytest.raises(HardwareError, match="--docs must pick documents 0..9 of the test split"):
+        workflow.plan(run_id, "fake_manila", Options(), docs=[10])
+    with pytest.raises(HardwareError, match="classical"):
+        workflow.plan(str(QUICKSTART), "fake_manila", Options(), tokens=10, overrides=["model.attention=classical"])
+    with pytest.raises(HardwareError, match="--tokens 30 exceeds the model's max_length of 24"):
+        workflow.plan(run_id, "fake_manila", Options(), tokens=30)
+    with pytest.raises(HardwareError, match="holds no journal.json"):
+        workflow.retrieve(tmp_path)
+    with pytest.raises(HardwareError, match="2 qubits; fake_armonk has 1"):
+        workflow.plan(str(QUICKSTART), "fake_armonk", Options(), tokens=10, overrides=["model.n_qubits=2"])
