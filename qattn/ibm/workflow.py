@@ -349,10 +349,12 @@ def retrieve(folder: Path, echo: Echo = print) -> bool:
             echo(f"parts of it failed, were lost or were never sent; send them (only them): `qattn ibm resubmit {folder}`")
         return False
     exact = forward(evaluation)
-    log_comparison(folder, journal, evaluation, hardware, exact, results, client)
+    metrics = log_comparison(folder, journal, evaluation, hardware, exact, results, client)
     journal.finished = True
     journal.save(folder)
-    echo(f"retrieved all {len(journal.stages)} stage(s); hardware vs exact logged to MLflow run {journal.mlflow_run_id}")
+    echo(f"retrieved all {len(journal.stages)} stage(s); hardware vs exact (MLflow run {journal.mlflow_run_id}):")
+    for key, value in metrics.items():
+        echo(f"  {key:<32} {value:.4f}")
     return True
 
 
@@ -414,7 +416,7 @@ def exact_values(fmap: FeatureMap, kind: str, angles: np.ndarray) -> np.ndarray:
     return np.abs(np.sum(psi_k.conj() * psi_q, axis=1)) ** 2
 
 
-def log_comparison(folder, journal, evaluation, hardware, exact, results, client) -> None:
+def log_comparison(folder, journal, evaluation, hardware, exact, results, client) -> dict[str, float]:
     run_id = journal.mlflow_run_id
     fmap = quantum_kernels_of(evaluation.model)[0].feature_map
     metrics = {}
@@ -444,6 +446,7 @@ def log_comparison(folder, journal, evaluation, hardware, exact, results, client
         client.log_artifact(run_id, str(Path(scratch) / "hardware_vs_exact.npz"))
     client.log_artifact(run_id, str(Journal.path(folder)))
     client.set_terminated(run_id, "FINISHED")
+    return metrics
 
 
 def total(plans: list[StagePlan], field: str) -> float:
