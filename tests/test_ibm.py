@@ -30,11 +30,13 @@ from tests.conftest import QUICKSTART
 GUARD = Path(__file__).parent / "network_guard"
 SECRET = "qattn-test-token-6f1d2c"  # set as QISKIT_IBM_TOKEN; must never reach a file
 SHOTS = 2000
+GAUSSIAN = []  # filled by the trained fixture
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A tiny quantum model trained and logged to MLflow: 2 qubits, 2 heads, documents of <= 24 tokens."""
+    """Tiny quantum models trained and logged to MLflow: 2 qubits, 2 heads, documents of <= 24 tokens;
+    yields (run id of the fidelity model, store URI, folder); the gaussian model's run id is in ``GAUSSIAN``."""
     folder = tmp_path_factory.mktemp("ibm")
     cwd = os.getcwd()
     os.chdir(folder)  # MLflow puts a SQLite store's artifacts under ./mlruns
@@ -48,6 +50,7 @@ def trained(tmp_path_factory):
         f"tokenizer.cache_dir={folder / 'tokenizers'}", f"tracking.uri={uri}",
     ]
     result = run_experiment(load_config(QUICKSTART, overrides), restart=True)
+    GAUSSIAN.append(run_experiment(load_config(QUICKSTART, [*overrides, "model.kernel=gaussian"]), restart=True).run_id)
     yield result.run_id, uri, folder
     os.chdir(cwd)
 
@@ -141,6 +144,21 @@ def test_a_noisy_fake_device_is_reported(trained, tmp_path, no_network):
     assert metrics["stage_0/mean_abs_error"] > 0
 
 
+def test_gaussian_features_from_a_noiseless_fake_agree_with_exact_ones(trained, tmp_path, no_network):
+    _, uri, _ = trained
+    mlflow.set_tracking_uri(uri)
+    options = Options(shots=SHOTS, resilience_level=0, seed_simulator=3)
+    plans, kernel, _ = workflow.plan(GAUSSIAN[0], "fake_manila", options, docs=[0, 1])
+    journal = workflow.submit(GAUSSIAN[0], "fake_manila", options, split="test", docs=[0, 1], folder=tmp_path / "z", ideal=True, echo=lambda line: None)
+    while not workflow.retrieve(journal, echo=lambda line: None):
+        pass
+    record = Journal.load(journal)
+    assert kernel == "gaussian" and [s.circuits for s in record.stages] == [p.circuits for p in plans["gaussian"]]
+    metrics = MlflowClient(uri).get_run(record.mlflow_run_id).data.metrics
+    tolerance = 5 / np.sqrt(SHOTS)  # <Z> from SHOTS samples: standard deviation at most 1/sqrt(SHOTS)
+    assert metrics["stage_0/max_abs_error"] < tolerance and metrics["stage_1/max_abs_error"] < tolerance
+
+
 def test_masked_pairs_cost_no_circuits_and_a_changed_model_is_refused():
     layer = QuantumMultiheadAttention(8, 2, n_qubits=2, batch_first=True).eval()
     x = torch.randn(2, 5, 8)
@@ -163,7 +181,7 @@ def test_masked_pairs_cost_no_circuits_and_a_changed_model_is_refused():
     torch.testing.assert_close(out, reference, atol=1e-5, rtol=1e-5)  # hardware values put back where they belong
 
     layer.kernel.executor = StagedExecutor({0: (request.angles + 0.1, exact)})
-    with pytest.raises(ValueError, match="submit it again"):
+    with pytest.raises(HardwareError, match="submit it again"):
         layer(x, x, x, key_padding_mask=padding)
 
 
@@ -177,9 +195,11 @@ def test_gaussian_features_need_one_circuit_per_token():
 
 
 def test_jobs_stay_within_the_execution_limit():
-    options = Options(shots=1000, max_executions=2_500_000)
+    options = Options(shots=1000, max_executions=2_500_000, resilience_level=0)
     assert job_ranges(6000, options) == [(0, 2500), (2500, 5000), (5000, 6000)]
-    assert job_ranges(6000, options.model_copy(update={"resilience_level": 2}))[0] == (0, 833)  # ZNE: 3 noise factors
+    mitigated = Options(shots=1000)  # level 1: measurement twirling (16 randomizations x 64 shots) and TREX calibration
+    assert mitigated.executions_per_circuit == 1024 and mitigated.executions_per_job == 9_900_000
+    assert Options(shots=1000, resilience_level=2).executions_per_circuit == 3 * 1024  # ZNE: 3 noise factors
 
 
 def test_a_missing_account_says_how_to_save_one(trained, tmp_path):

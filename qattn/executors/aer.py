@@ -251,8 +251,9 @@ class AerExecutor(StatevectorExecutor):
 def parameter_columns(circuit) -> list[int]:
     """Columns of our (slot-ordered, query slots 'a' before key slots 'b') angle arrays, in the order
     Qiskit lists ``circuit.parameters``."""
-    names = sorted({p.vector.name for p in circuit.parameters})
-    sizes = {name: max(p.index for p in circuit.parameters if p.vector.name == name) + 1 for name in names}
+    vectors = {p.vector.name: p.vector for p in circuit.parameters}
+    names = sorted(vectors)
+    sizes = {name: len(vectors[name]) for name in names}  # whole vectors: a slot the transpiler dropped still counts
     offset = {name: sum(sizes[m] for m in names[:i]) for i, name in enumerate(names)}
     return [offset[p.vector.name] + p.index for p in circuit.parameters]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .journal import Options
+from .journal import CALIBRATION_RESERVE, Options
 
 JOURNAL = click.argument("journal", type=click.Path(file_okay=False, path_type=Path))
 
@@ -41,7 +41,7 @@ def runtime_options(command):
         click.option("--optimization-level", type=click.IntRange(0, 3), default=2, show_default=True, help="Preset pass manager level."),
         click.option("--seed-transpiler", type=int, default=0, show_default=True),
         click.option("--mode", type=click.Choice(["batch", "session"]), default="batch", show_default=True, help="Qiskit Runtime execution mode."),
-        click.option("--max-executions", type=click.IntRange(min=1), default=10_000_000, show_default=True,
+        click.option("--max-executions", type=click.IntRange(min=CALIBRATION_RESERVE + 1), default=10_000_000, show_default=True,
                      help="Per job (circuits x shots); IBM's documented limit."),
         click.option("--seed-simulator", type=int, help="Local testing mode: seed Aer's sampling."),
     ]

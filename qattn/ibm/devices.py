@@ -23,9 +23,10 @@ class HardwareError(RuntimeError):
     """A hardware request that cannot go ahead; the message says what to do."""
 
 
-SAVE_ACCOUNT = (
+SAVE_ACCOUNT = (  # the key is typed at a prompt, so it never lands in the shell's history
     "save an IBM Quantum account once with\n"
-    "  python -c \"from qiskit_ibm_runtime import QiskitRuntimeService as S; S.save_account(token='<API key>', instance='<CRN>')\"\n"
+    "  python -c \"import getpass; from qiskit_ibm_runtime import QiskitRuntimeService as S; "
+    "S.save_account(token=getpass.getpass('API key: '), instance='<CRN>')\"\n"
     "or set QISKIT_IBM_TOKEN (and QISKIT_IBM_INSTANCE) in the environment; "
     "or try the workflow offline on a fake device: --backend fake_manila"
 )

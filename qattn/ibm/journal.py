@@ -14,8 +14,10 @@ folder can be rebuilt by hand from MLflow. No credential is ever written here.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
@@ -26,7 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .devices import HardwareError
 
 FINAL = {"DONE", "ERROR", "CANCELLED", "LOST", "RETRIEVED"}  # RETRIEVED: DONE and its values saved here
-FAILED = {"ERROR", "CANCELLED", "LOST"}  # LOST: a local job whose process ended before it did
+FAILED = {"ERROR", "CANCELLED", "LOST"}  # LOST: a local job whose process ended before it did, or unknown to IBM
+CALIBRATION_RESERVE = 100_000  # executions kept free per job for readout-mitigation calibration (32 x 128 today)
 
 
 class Options(BaseModel):
@@ -44,7 +47,7 @@ class Options(BaseModel):
     twirl_gates: bool | None = None
     twirl_measure: bool | None = None
     seed_simulator: int | None = None  # local testing mode only
-    max_executions: int = Field(10_000_000, ge=1)  # per job (circuits x shots); IBM's documented job limit
+    max_executions: int = Field(10_000_000, ge=CALIBRATION_RESERVE + 1)  # per job (circuits x shots); IBM's documented job limit
 
     def estimator_options(self, local: bool) -> dict:
         options: dict = {"default_shots": self.shots, "resilience_level": self.resilience_level}
@@ -60,9 +63,31 @@ class Options(BaseModel):
         return options
 
     @property
+    def measure_mitigation_on(self) -> bool:
+        return self.measure_mitigation if self.measure_mitigation is not None else self.resilience_level >= 1
+
+    @property
+    def twirled(self) -> bool:
+        """Whether the Estimator twirls (level 1 twirls measurements, level 2 gates too; TREX forces it)."""
+        return bool(self.twirl_gates or self.measure_mitigation_on or (self.resilience_level >= 1 and self.twirl_measure is not False)
+                    or self.twirl_measure or self.resilience_level == 2)
+
+    @property
     def executions_per_circuit(self) -> int:
-        """Shots each circuit costs, zero-noise extrapolation's three noise factors included."""
-        return self.shots * (3 if self.resilience_level == 2 else 1)
+        """Shots each circuit costs: twirling rounds shots up to whole randomizations (Qiskit Runtime's
+        own rule), and zero-noise extrapolation runs three noise factors."""
+        shots = self.shots
+        if self.twirled:
+            from qiskit_ibm_runtime.executor.calculate_twirling_shots import calculate_twirling_shots
+
+            randomizations, per_randomization = calculate_twirling_shots(self.shots, "auto", "auto")
+            shots = randomizations * per_randomization
+        return shots * (3 if self.resilience_level == 2 else 1)
+
+    @property
+    def executions_per_job(self) -> int:
+        """The circuits x shots a job may carry: the limit, less room for TREX's calibration circuits."""
+        return self.max_executions - (CALIBRATION_RESERVE if self.measure_mitigation_on else 0)
 
 
 class Stage(BaseModel):
@@ -126,6 +151,20 @@ class Journal(BaseModel):
         for job in self.stage_jobs(stage):
             ranges.setdefault(job.rows, []).append(job)
         return ranges
+
+
+@contextmanager
+def locked(folder: Path):
+    """One ``qattn ibm`` command at a time per journal (two retrieves could both send the next stage,
+    and the later save would drop the other's job ids). The lock dies with its process."""
+    if not folder.is_dir():
+        raise HardwareError(f"{folder} is not a journal folder: give the folder `qattn ibm submit` printed")
+    with open(folder / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise HardwareError(f"another qattn ibm command is working on {folder}; run this one when it is done") from None
+        yield
 
 
 def now() -> str:

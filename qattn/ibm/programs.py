@@ -49,8 +49,15 @@ class Program:
         return self.circuit.num_nonlocal_gates()
 
     def seconds(self, backend) -> float:
-        """One execution's duration on the device (gates and measurement), from its calibrated durations."""
-        return float(self.circuit.estimate_duration(backend.target, unit="s"))
+        """One execution's duration on the device, from its calibrated durations: the gates, then the
+        slowest readout among the qubits used (NaN where the device lists no durations)."""
+        target = backend.target
+        qubits = self.circuit.layout.final_index_layout() if self.circuit.layout else range(self.circuit.num_qubits)
+        try:
+            readout = max(target["measure"][(q,)].duration or 0.0 for q in qubits)
+            return float(self.circuit.estimate_duration(target, unit="s")) + readout
+        except Exception:  # noqa: BLE001 - QiskitError or KeyError: a target without durations
+            return float("nan")
 
 
 def logical_circuit(fmap: FeatureMap, kind: str) -> QuantumCircuit:

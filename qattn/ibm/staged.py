@@ -27,6 +27,8 @@ from qattn.circuits import FeatureMap
 from qattn.executors.aer import slot_angles
 from qattn.executors.base import Executor, per_head
 
+from .devices import HardwareError
+
 
 @dataclass
 class Request:
@@ -76,7 +78,7 @@ class StagedExecutor(Executor):
         if request.stage in self.results:
             submitted, values = self.results[request.stage]
             if submitted.shape != request.angles.shape or not np.allclose(submitted, request.angles, atol=1e-4):
-                raise ValueError(
+                raise HardwareError(
                     f"stage {request.stage}'s circuits were submitted for other angles than the model now computes "
                     "(the checkpoint, its data slice or the code changed since submission); submit it again"
                 )

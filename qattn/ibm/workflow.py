@@ -11,6 +11,8 @@ the model's run.
 
 from __future__ import annotations
 
+import functools
+import math
 import tempfile
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
@@ -28,7 +30,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from qattn.circuits import FeatureMap
 from qattn.circuits.qubit_order import z_signs
 from qattn.config import load_config
-from qattn.executors import Executor
+from qattn.executors import Executor, PennyLaneExecutor
 from qattn.experiment import SavedModel, load_saved
 from qattn.kernels import QuantumKernel, quantum_kernels
 from qattn.model import PAD_ID, ClassifierOutput, TextClassifier, build_model
@@ -36,7 +38,7 @@ from qattn.tracking import check_store
 from qattn.trainer import pad_batch
 
 from .devices import Device, HardwareError, LocalJobs, job_status, resolve_device
-from .journal import FAILED, FINAL, Job, Journal, Options, Stage, load_stage, load_values, now, save_stage, save_values
+from .journal import FAILED, FINAL, Job, Journal, Options, Stage, load_stage, load_values, locked, now, save_stage, save_values
 from .programs import Program, build_program
 from .staged import Pending, Request, StagedExecutor
 
@@ -117,7 +119,7 @@ class StagePlan:
 
 
 def stage_plans(evaluation: Evaluation, device: Device, options: Options) -> list[StagePlan]:
-    stand_in = StagedExecutor(stand_in=quantum_kernels_of(evaluation.model)[0].executor)
+    stand_in = StagedExecutor(stand_in=PennyLaneExecutor())
     forward(evaluation, stand_in)
     programs: dict[tuple[FeatureMap, str], Program] = {}
     plans = []
@@ -167,7 +169,7 @@ def plan(
 
 def job_ranges(circuits: int, options: Options) -> list[tuple[int, int]]:
     """Row ranges of one stage, each within the per-job execution limit."""
-    per_job = max(1, options.max_executions // options.executions_per_circuit)
+    per_job = max(1, options.executions_per_job // options.executions_per_circuit)
     return [(start, min(start + per_job, circuits)) for start in range(0, circuits, per_job)]
 
 
@@ -207,8 +209,10 @@ def submit(
     )
     for key, value in {"device": device.name, "ideal": ideal, "split": split, "docs": docs, **options.model_dump()}.items():
         client.log_param(run.info.run_id, f"ibm.{key}", value)
-    journal.save(folder)
-    submit_stage(folder, journal, device, request, client, echo)
+    folder.mkdir(parents=True, exist_ok=True)
+    with locked(folder):
+        journal.save(folder)
+        submit_stage(folder, journal, device, request, client, echo)
     return folder
 
 
@@ -259,7 +263,13 @@ def run_jobs(
     with context(backend=device.mode) as runtime:
         estimator = Estimator(mode=runtime, options=journal.options.estimator_options(device.local))
         for start, stop in ranges:
-            job = estimator.run([program.pub(angles[start:stop])])
+            try:
+                job = estimator.run([program.pub(angles[start:stop])])
+            except Exception as err:  # noqa: BLE001 - input, plan, network and service errors alike
+                raise HardwareError(
+                    f"Qiskit Runtime refused stage {stage} rows {start}:{stop} ({type(err).__name__}: {str(err)[:300]}); "
+                    f"the jobs sent before it are journaled, and `qattn ibm resubmit {folder}` sends the rest"
+                ) from None
             journal.jobs.append(Job(job_id=job.job_id(), stage=stage, rows=(start, stop), submitted_at=now()))
             journal.save(folder)
             client.set_tag(journal.mlflow_run_id, *job_tag(journal.jobs[-1], program.kind))
@@ -284,17 +294,34 @@ def refresh(folder: Path, journal: Journal, device: Device, keep_values: bool = 
     for start in range(0, len(tags), 100):  # MLflow's limit per batch
         MlflowClient(journal.tracking_uri).log_batch(journal.mlflow_run_id, tags=tags[start : start + 100])
     local = LocalJobs(folder / "local")
-    for job in journal.jobs:
-        if job.status in FAILED or job.status == "RETRIEVED" or (job.status == "DONE" and not keep_values):
-            continue
-        remote = None if device.local else device.service.job(job.job_id)
-        status = local.status(job.job_id) if device.local else job_status(remote)
-        if status == "DONE" and keep_values:
-            values = local.values(job.job_id)[0] if device.local else np.asarray(remote.result()[0].data.evs)
-            save_values(folder, job.job_id, values)
-            status = "RETRIEVED"
-        job.status = status
-    journal.save(folder)
+    try:
+        for job in journal.jobs:
+            if job.status in FAILED or job.status == "RETRIEVED" or (job.status == "DONE" and not keep_values):
+                continue
+            if device.local:
+                status, fetch = local.status(job.job_id), lambda: local.values(job.job_id)[0]
+            else:
+                remote = runtime_call(f"look up job {job.job_id}", device.service.job, job.job_id)
+                status = "LOST" if remote is None else job_status(remote)
+                fetch = lambda: np.asarray(runtime_call(f"fetch job {job.job_id}'s result", remote.result)[0].data.evs)  # noqa: E731
+            if status == "DONE" and keep_values:
+                save_values(folder, job.job_id, fetch())
+                status = "RETRIEVED"
+            job.status = status
+    finally:
+        journal.save(folder)
+
+
+def runtime_call(what: str, call, *args):
+    """A Qiskit Runtime call; a job IBM does not know gives None, any other failure a clear error."""
+    from qiskit_ibm_runtime.exceptions import RuntimeJobNotFound
+
+    try:
+        return call(*args)
+    except RuntimeJobNotFound:
+        return None
+    except Exception as err:  # noqa: BLE001 - network, authentication and service errors alike
+        raise HardwareError(f"could not {what} ({type(err).__name__}: {str(err)[:300]}); the journal is unchanged, try again") from None
 
 
 def stage_results(folder: Path, journal: Journal) -> dict[int, tuple[np.ndarray, np.ndarray]]:
@@ -310,18 +337,32 @@ def stage_results(folder: Path, journal: Journal) -> dict[int, tuple[np.ndarray,
     return results
 
 
+def holding_lock(command):
+    """Run a journal command under the journal's lock (see :func:`qattn.ibm.journal.locked`)."""
+
+    @functools.wraps(command)
+    def locked_command(folder: Path, *args, **kwargs):
+        with locked(folder):
+            return command(folder, *args, **kwargs)
+
+    return locked_command
+
+
 def open_journal(folder: Path) -> tuple[Journal, Device]:
     journal = Journal.load(folder)
     mlflow.set_tracking_uri(journal.tracking_uri)
     return journal, resolve_device(journal.device, journal.ideal)
 
 
+@holding_lock
 def status(folder: Path) -> Journal:
+    """Each job's status now (values are not fetched)."""
     journal, device = open_journal(folder)
     refresh(folder, journal, device, keep_values=False)
     return journal
 
 
+@holding_lock
 def retrieve(folder: Path, echo: Echo = print) -> bool:
     """Collect finished jobs; submit the next stage, or finish the evaluation. True once finished."""
     journal, device = open_journal(folder)
@@ -348,7 +389,7 @@ def retrieve(folder: Path, echo: Echo = print) -> bool:
         if any(all(j.status in FAILED for j in submitted.get(rows, [])) for rows in job_ranges(journal.stages[stage].circuits, journal.options)):
             echo(f"parts of it failed, were lost or were never sent; send them (only them): `qattn ibm resubmit {folder}`")
         return False
-    exact = forward(evaluation)
+    exact = forward(evaluation, PennyLaneExecutor())  # exact, whatever simulator the model trained with
     metrics = log_comparison(folder, journal, evaluation, hardware, exact, results, client)
     journal.finished = True
     journal.save(folder)
@@ -358,6 +399,7 @@ def retrieve(folder: Path, echo: Echo = print) -> bool:
     return True
 
 
+@holding_lock
 def resubmit(folder: Path, echo: Echo = print) -> int:
     """Send the row ranges whose every job failed, was cancelled or was lost, and those a crash kept
     from being sent at all; finished and running jobs are kept. Returns how many jobs were sent."""
@@ -384,19 +426,23 @@ def resubmit(folder: Path, echo: Echo = print) -> int:
     return sent
 
 
+@holding_lock
 def cancel(folder: Path, echo: Echo = print) -> int:
     """Cancel every job not yet in a final state; returns how many were asked to stop."""
     journal, device = open_journal(folder)
     refresh(folder, journal, device, keep_values=False)
     asked = 0
-    for job in journal.jobs:
-        if job.status in FINAL:
-            continue
-        if device.local:  # local jobs finish inside submit; nothing is left running
-            continue
-        device.service.job(job.job_id).cancel()
-        job.status, asked = "CANCELLED", asked + 1
-    journal.save(folder)
+    try:
+        for job in journal.jobs:
+            if job.status in FINAL or device.local:  # local jobs finish inside submit; nothing is left running
+                continue
+            try:
+                device.service.job(job.job_id).cancel()
+                job.status, asked = "CANCELLED", asked + 1
+            except Exception as err:  # noqa: BLE001 - e.g. it finished meanwhile; the others still get cancelled
+                echo(f"job {job.job_id} was not cancelled ({type(err).__name__}: {str(err)[:200]})")
+    finally:
+        journal.save(folder)
     echo(f"cancelled {asked} job(s)")
     return asked
 
@@ -454,6 +500,8 @@ def total(plans: list[StagePlan], field: str) -> float:
 
 
 def format_seconds(seconds: float) -> str:
+    if math.isnan(seconds):
+        return "n/a"
     if seconds < 120:
         return f"{seconds:.1f} s"
     return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
