@@ -124,7 +124,7 @@ def plan(target, backend, options, split, docs, tokens, overrides, write) -> Non
                      str(int(total(stages, 'jobs'))), "", "", format_seconds(total(stages, "qpu_seconds"))])
     summary = (f"{backend}: {len(evaluation.docs)} document(s), {int((evaluation.ids != 0).sum())} tokens; "
                f"{options.shots} shots per circuit, resilience level {options.resilience_level}")
-    note = ("QPU time: executions x (circuit duration from the device's calibrated gate times + its default repetition "
+    note = ("QPU time: executions x (circuit duration from the device's calibrated gate and readout times + its default repetition "
             "delay); queueing, compilation and mitigation calibration circuits are not included.")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     click.echo(summary)
