@@ -259,9 +259,12 @@ def run_jobs(
     from qiskit_ibm_runtime.executor_estimator import Estimator
 
     context = Session if journal.options.mode == "session" else Batch
+    options = journal.options.estimator_options(device.local)
+    if not device.local:  # IBM lists jobs by tag: one killed between acceptance and journal is still findable
+        options["environment"] = {"job_tags": [f"qattn-{journal.mlflow_run_id}", f"qattn-stage-{stage}"]}
     jobs = []
     with context(backend=device.mode) as runtime:
-        estimator = Estimator(mode=runtime, options=journal.options.estimator_options(device.local))
+        estimator = Estimator(mode=runtime, options=options)
         for start, stop in ranges:
             try:
                 job = estimator.run([program.pub(angles[start:stop])])
