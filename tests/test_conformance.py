@@ -109,6 +109,30 @@ def test_sampled_executors_agree_within_their_shot_noise(name, fmap):
     assert torch.all((z_sampled - z_exact).abs() <= 2 * five_sigma(p_one, SHOTS))
 
 
+def test_sampled_executors_run_only_the_circuits_attention_uses():
+    executor, fmap = SAMPLED["aer-shots"](), FEATURE_MAPS[0]
+    x_q, w_q, x_k, w_k = inputs(fmap)
+    needed = torch.tensor([[True, True, False, False], [True, True, True, False]])[:, None, None, :].expand(2, 2, 3, 4)
+    rows = {}
+
+    def counted(kind, evaluate):  # the angle rows a program is asked to sample
+        def run(values):
+            rows[kind] = len(values)
+            return evaluate(values)
+
+        return run
+
+    for kind in ("fidelity", "z"):
+        executor._programs[(fmap, kind)] = counted(kind, executor.program(fmap, kind))
+    sampled = executor.fidelities(fmap, x_q, w_q, x_k, w_k, needed=needed)
+    exact = REFERENCE.fidelities(fmap, x_q, w_q, x_k, w_k)
+    assert rows["fidelity"] == int(needed.sum()) == 2 * 3 * (2 + 3)  # heads x queries x unmasked keys
+    assert torch.all(sampled[~needed] == 0) and torch.all((sampled - exact).abs()[needed] <= five_sigma(exact[needed], SHOTS))
+    z_q, z_k = executor.z_expectation_pair(fmap, x_q, w_q, x_k, w_k, needed=needed)
+    assert rows["z"] == 2 * 2 * 3 + 2 * (2 + 3)  # every query (each has unmasked keys), only unmasked keys
+    assert torch.all(z_k[0, :, 2:] == 0) and torch.all(z_k[1, :, 3] == 0)
+
+
 @pytest.mark.parametrize("name", list(NOISY))
 def test_noisy_executors_are_reported(name, record_property, capsys):
     fmap = FEATURE_MAPS[0]

@@ -169,7 +169,8 @@ class AerExecutor(StatevectorExecutor):
         tokens, keys = a_q.shape[2], a_k.shape[2]
         pairs = torch.cat([a_q.unsqueeze(3).expand(-1, -1, -1, keys, -1), a_k.unsqueeze(2).expand(-1, -1, tokens, -1, -1)], -1)
         flat = pairs.reshape(-1, pairs.shape[-1])
-        fid = ShiftRule.apply(flat, self.program(fmap, "fidelity"), EXPECTATION_RULE, x_q.dtype)
+        used = None if needed is None else needed.expand(pairs.shape[:4]).flatten()
+        fid = only_needed(lambda a: ShiftRule.apply(a, self.program(fmap, "fidelity"), EXPECTATION_RULE, x_q.dtype), flat, used, 1)
         return per_head(scale, fid.view(*pairs.shape[:4]))
 
     def z_expectations(self, fmap, x, w):
@@ -185,7 +186,12 @@ class AerExecutor(StatevectorExecutor):
             return self.z_from_states(fmap, psi_q), self.z_from_states(fmap, psi_k)
         a_q, a_k = slot_angles(fmap, x_q, w_q), slot_angles(fmap, x_k, w_k)
         flat_q, flat_k = a_q.reshape(-1, a_q.shape[-1]), a_k.reshape(-1, a_k.shape[-1])
-        z_q, z_k = self.sampled_z(fmap, torch.cat([flat_q, flat_k]), x_q.dtype).split([len(flat_q), len(flat_k)])
+        used = None
+        if needed is not None:  # a query (key) is needed when any of its scores is
+            needed = needed.expand(*a_q.shape[:3], a_k.shape[2])
+            used = torch.cat([needed.any(-1).flatten(), needed.any(-2).flatten()])
+        z = only_needed(lambda a: self.sampled_z(fmap, a, x_q.dtype), torch.cat([flat_q, flat_k]), used, fmap.n_qubits)
+        z_q, z_k = z.split([len(flat_q), len(flat_k)])
         return z_q.view(*a_q.shape[:3], -1), z_k.view(*a_k.shape[:3], -1)
 
     def sampled_z(self, fmap: FeatureMap, angles: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -246,6 +252,16 @@ class AerExecutor(StatevectorExecutor):
             return estimate(qiskit_bits_to_wire_order(bits))
 
         return evaluate
+
+
+def only_needed(run: Callable[[torch.Tensor], torch.Tensor], angles: torch.Tensor, used: torch.Tensor | None, outputs: int):
+    """``run`` on the rows of ``angles`` that are ``used`` (None: all); zeros elsewhere, whose scores
+    attention masks anyway. Sampled circuits are paid per row, so masked ones are never run."""
+    if used is None:
+        return run(angles)
+    rows = used.nonzero().squeeze(1)
+    out = torch.zeros(len(angles), outputs, dtype=angles.dtype, device=angles.device)
+    return out if len(rows) == 0 else out.index_put((rows,), run(angles[rows]).to(out.dtype))
 
 
 def parameter_columns(circuit) -> list[int]:
