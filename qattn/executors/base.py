@@ -45,7 +45,7 @@ class Executor(ABC):
         ``scale`` (``(H,)``, positive, default 1) is a per-head factor; an executor may fold it into
         a smaller tensor than the ``N x S`` scores. ``needed`` (bool, broadcastable to
         ``(B, H, N, S)``, None: all) marks the scores attention uses (the rest are masked): an
-        executor that pays per circuit runs only those; simulators compute everything."""
+        executor that pays per circuit (sampled Aer, IBM hardware) runs only those; exact ones compute all."""
 
     @abstractmethod
     def z_expectations(self, fmap: FeatureMap, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
