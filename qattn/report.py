@@ -51,11 +51,15 @@ class Kind:
         return int(self.runs[0].data.params[key])
 
 
-def dev_accuracy(client: MlflowClient, run: Run) -> float | None:
-    """Dev accuracy at the run's chosen checkpoint (the epoch with the best dev macro-F1)."""
+def dev_curve(client: MlflowClient, run: Run) -> dict[int, float]:
+    """Dev accuracy per epoch (the metric's step), as the run logged it."""
+    return {p.step: p.value for p in client.get_metric_history(run.info.run_id, "dev/accuracy")}
+
+
+def at_best_epoch(run: Run, curve: dict[int, float]) -> float | None:
+    """A dev curve's value at the run's chosen checkpoint (the epoch with the best dev macro-F1)."""
     best = run.data.metrics.get("best_epoch")
-    history = client.get_metric_history(run.info.run_id, "dev/accuracy")
-    return next((p.value for p in history if best is not None and p.step == int(best)), None)
+    return None if best is None else curve.get(int(best))
 
 
 def kind_label(run: Run) -> str:
@@ -110,13 +114,14 @@ def write_report(target: str, results: Path = Path("results")) -> Path:
     name = parent.data.tags.get(NAME_TAG, parent.info.run_name)
     folder = results / name
     folder.mkdir(parents=True, exist_ok=True)
-    dev = {run.info.run_id: dev_accuracy(client, run) for run in children.values()}
+    curves = {run.info.run_id: dev_curve(client, run) for run in children.values()}  # one fetch per run
+    dev = {run.info.run_id: at_best_epoch(run, curves[run.info.run_id]) for run in children.values()}
     epoch_seconds = {
         label: [p.value for run in kind.runs for p in client.get_metric_history(run.info.run_id, "epoch/seconds")]
         for label, kind in kinds.items()
     }
     figures = {
-        "learning_curves.png": learning_curves(client, kinds),
+        "learning_curves.png": learning_curves(kinds, curves),
         "accuracy_vs_parameters.png": accuracy_vs_parameters(kinds),
         "attention_maps.png": attention_maps(client, kinds),  # None when no run logged its attention maps
     }
@@ -186,10 +191,10 @@ def write_index(results: Path) -> None:
     )
 
 
-def learning_curves(client: MlflowClient, kinds: dict[str, Kind]):
+def learning_curves(kinds: dict[str, Kind], dev_curves: dict[str, dict[int, float]]):
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, kind in kinds.items():
-        curves = [[p.value for p in sorted(client.get_metric_history(r.info.run_id, "dev/accuracy"), key=lambda p: p.step)] for r in kind.runs]
+        curves = [[curve[step] for step in sorted(curve)] for curve in (dev_curves[r.info.run_id] for r in kind.runs)]
         length = min(map(len, curves))
         if length == 0:
             continue

@@ -30,7 +30,7 @@ from qattn.circuits import FeatureMap
 from qattn.circuits.qubit_order import qiskit_bits_to_wire_order, qiskit_states_to_wire_order
 from qattn.circuits.to_qiskit import slot_circuit
 
-from .base import StatevectorExecutor, complex_dtype, per_head
+from .base import StatevectorExecutor, complex_dtype, per_head, used_pairs, used_tokens
 
 Evaluate = Callable[[np.ndarray], np.ndarray]  # (M, slots) angles -> (M, outputs)
 
@@ -169,7 +169,7 @@ class AerExecutor(StatevectorExecutor):
         tokens, keys = a_q.shape[2], a_k.shape[2]
         pairs = torch.cat([a_q.unsqueeze(3).expand(-1, -1, -1, keys, -1), a_k.unsqueeze(2).expand(-1, -1, tokens, -1, -1)], -1)
         flat = pairs.reshape(-1, pairs.shape[-1])
-        used = None if needed is None else needed.expand(pairs.shape[:4]).flatten()
+        used = used_pairs(needed, pairs.shape[:4])
         fid = only_needed(lambda a: ShiftRule.apply(a, self.program(fmap, "fidelity"), EXPECTATION_RULE, x_q.dtype), flat, used, 1)
         return per_head(scale, fid.view(*pairs.shape[:4]))
 
@@ -186,10 +186,7 @@ class AerExecutor(StatevectorExecutor):
             return self.z_from_states(fmap, psi_q), self.z_from_states(fmap, psi_k)
         a_q, a_k = slot_angles(fmap, x_q, w_q), slot_angles(fmap, x_k, w_k)
         flat_q, flat_k = a_q.reshape(-1, a_q.shape[-1]), a_k.reshape(-1, a_k.shape[-1])
-        used = None
-        if needed is not None:  # a query (key) is needed when any of its scores is
-            needed = needed.expand(*a_q.shape[:3], a_k.shape[2])
-            used = torch.cat([needed.any(-1).flatten(), needed.any(-2).flatten()])
+        used = used_tokens(needed, a_q.shape[:3], a_k.shape[2])
         z = only_needed(lambda a: self.sampled_z(fmap, a, x_q.dtype), torch.cat([flat_q, flat_k]), used, fmap.n_qubits)
         z_q, z_k = z.split([len(flat_q), len(flat_k)])
         return z_q.view(*a_q.shape[:3], -1), z_k.view(*a_k.shape[:3], -1)
@@ -254,10 +251,10 @@ class AerExecutor(StatevectorExecutor):
         return evaluate
 
 
-def only_needed(run: Callable[[torch.Tensor], torch.Tensor], angles: torch.Tensor, used: torch.Tensor | None, outputs: int):
-    """``run`` on the rows of ``angles`` that are ``used`` (None: all); zeros elsewhere, whose scores
-    attention masks anyway. Sampled circuits are paid per row, so masked ones are never run."""
-    if used is None:
+def only_needed(run: Callable[[torch.Tensor], torch.Tensor], angles: torch.Tensor, used: torch.Tensor, outputs: int):
+    """``run`` on the rows of ``angles`` that are ``used``; zeros elsewhere, whose scores attention
+    masks anyway. Sampled circuits are paid per row, so masked ones are never run."""
+    if used.all():
         return run(angles)
     rows = used.nonzero().squeeze(1)
     out = torch.zeros(len(angles), outputs, dtype=angles.dtype, device=angles.device)

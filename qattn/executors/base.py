@@ -86,6 +86,21 @@ class StatevectorExecutor(Executor):
         return probs @ torch.as_tensor(z_signs(fmap.n_qubits), dtype=probs.dtype, device=probs.device)
 
 
+def used_pairs(needed: torch.Tensor | None, shape: tuple[int, ...]) -> torch.Tensor:
+    """The (B, H, N, S) pairs whose fidelity attention uses, flattened (``needed`` None: all)."""
+    return torch.ones(shape, dtype=torch.bool).flatten() if needed is None else needed.expand(shape).flatten()
+
+
+def used_tokens(needed: torch.Tensor | None, query_shape: tuple[int, ...], keys: int) -> torch.Tensor:
+    """The (B, H, N) queries, then the (B, H, S) keys, whose features attention uses, flattened: a
+    token is used when any of its scores is (``needed`` None: all)."""
+    batch, heads, tokens = query_shape
+    if needed is None:
+        return torch.ones(batch * heads * (tokens + keys), dtype=torch.bool)
+    needed = needed.expand(batch, heads, tokens, keys)
+    return torch.cat([needed.any(-1).flatten(), needed.any(-2).flatten()])
+
+
 def per_head(scale: torch.Tensor | None, scores: torch.Tensor) -> torch.Tensor:
     """``scores`` ``(B, H, N, S)`` times a per-head ``scale`` ``(H,)`` (None: unchanged)."""
     return scores if scale is None else scale[:, None, None] * scores

@@ -69,8 +69,8 @@ class Options(BaseModel):
     @property
     def twirled(self) -> bool:
         """Whether the Estimator twirls (level 1 twirls measurements, level 2 gates too; TREX forces it)."""
-        return bool(self.twirl_gates or self.measure_mitigation_on or (self.resilience_level >= 1 and self.twirl_measure is not False)
-                    or self.twirl_measure or self.resilience_level == 2)
+        level_twirls = self.resilience_level == 2 or (self.resilience_level == 1 and self.twirl_measure is None)
+        return bool(self.twirl_gates or self.twirl_measure or self.measure_mitigation_on or level_twirls)
 
     @property
     def executions_per_circuit(self) -> int:

@@ -25,7 +25,7 @@ import torch
 
 from qattn.circuits import FeatureMap
 from qattn.executors.aer import slot_angles
-from qattn.executors.base import Executor, per_head
+from qattn.executors.base import Executor, per_head, used_pairs, used_tokens
 
 from .devices import HardwareError
 
@@ -90,8 +90,7 @@ class StagedExecutor(Executor):
     def fidelities(self, fmap, x_q, w_q, x_k, w_k, scale=None, needed=None):
         a_q, a_k = slot_angles(fmap, x_q, w_q), slot_angles(fmap, x_k, w_k)  # (B, H, N, G), (B, H, S, G)
         shape = (*a_q.shape[:3], a_k.shape[2])
-        used = torch.ones(shape, dtype=torch.bool) if needed is None else needed.expand(shape)
-        rows = used.flatten().nonzero().squeeze(1)
+        rows = used_pairs(needed, shape).nonzero().squeeze(1)
         b, h, n, s = np.unravel_index(rows.numpy(), shape)
         values = self.answer("fidelity", fmap, torch.cat([a_q[b, h, n], a_k[b, h, s]], -1), rows)
         if values is None:
@@ -101,24 +100,23 @@ class StagedExecutor(Executor):
         return per_head(scale, fid.view(shape))
 
     def z_expectations(self, fmap, x, w):
-        return self.z_features(fmap, [(slot_angles(fmap, x, w), None)], lambda: [self.stand_in.z_expectations(fmap, x, w)])[0]
+        angles = slot_angles(fmap, x, w)
+        used = torch.ones(angles[..., 0].numel(), dtype=torch.bool)
+        return self.z_features(fmap, [angles], used, lambda: [self.stand_in.z_expectations(fmap, x, w)])[0]
 
     def z_expectation_pair(self, fmap, x_q, w_q, x_k, w_k, needed=None):
         a_q, a_k = slot_angles(fmap, x_q, w_q), slot_angles(fmap, x_k, w_k)
-        if needed is not None:
-            needed = needed.expand(*a_q.shape[:3], a_k.shape[2])
-        sets = [(a_q, None if needed is None else needed.any(-1)), (a_k, None if needed is None else needed.any(-2))]
-        return tuple(self.z_features(fmap, sets, lambda: self.stand_in.z_expectation_pair(fmap, x_q, w_q, x_k, w_k)))
+        used = used_tokens(needed, a_q.shape[:3], a_k.shape[2])
+        return tuple(self.z_features(fmap, [a_q, a_k], used, lambda: self.stand_in.z_expectation_pair(fmap, x_q, w_q, x_k, w_k)))
 
-    def z_features(self, fmap, sets, stand_in) -> list[torch.Tensor]:
-        """``<Z>`` features of several ``(B, H, N, G)`` angle sets in one stage; ``None`` masks mean all tokens."""
-        flat = torch.cat([a.reshape(-1, a.shape[-1]) for a, _ in sets])
-        used = torch.cat([torch.ones(a.shape[:3], dtype=torch.bool).flatten() if m is None else m.flatten() for a, m in sets])
+    def z_features(self, fmap, sets, used, stand_in) -> list[torch.Tensor]:
+        """``<Z>`` features of several ``(B, H, N, G)`` angle sets in one stage, for the ``used`` tokens
+        of their concatenation."""
+        flat = torch.cat([a.reshape(-1, a.shape[-1]) for a in sets])
         rows = used.nonzero().squeeze(1)
         values = self.answer("z", fmap, flat[rows], rows)
         if values is None:
             return list(stand_in())
-        dtype = sets[0][0].dtype
-        z = torch.zeros(len(flat), fmap.n_qubits, dtype=dtype)
-        z[rows] = torch.as_tensor(np.clip(values, -1.0, 1.0), dtype=dtype)
-        return [part.view(*a.shape[:3], -1) for part, (a, _) in zip(z.split([a[..., 0].numel() for a, _ in sets]), sets)]
+        z = torch.zeros(len(flat), fmap.n_qubits, dtype=flat.dtype)
+        z[rows] = torch.as_tensor(np.clip(values, -1.0, 1.0), dtype=flat.dtype)
+        return [part.view(*a.shape[:3], -1) for part, a in zip(z.split([a[..., 0].numel() for a in sets]), sets)]

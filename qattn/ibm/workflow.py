@@ -294,8 +294,9 @@ def refresh(folder: Path, journal: Journal, device: Device, keep_values: bool = 
     every job on the MLflow run again (a process killed between journal and tag left one out)."""
     kinds = {stage.stage: stage.kind for stage in journal.stages}
     tags = [RunTag(*job_tag(job, kinds[job.stage])) for job in journal.jobs]
+    client = MlflowClient(journal.tracking_uri)
     for start in range(0, len(tags), 100):  # MLflow's limit per batch
-        MlflowClient(journal.tracking_uri).log_batch(journal.mlflow_run_id, tags=tags[start : start + 100])
+        client.log_batch(journal.mlflow_run_id, tags=tags[start : start + 100])
     local = LocalJobs(folder / "local")
     try:
         for job in journal.jobs:
@@ -409,7 +410,7 @@ def resubmit(folder: Path, echo: Echo = print) -> int:
     journal, device = open_journal(folder)
     refresh(folder, journal, device)
     client = MlflowClient(journal.tracking_uri)
-    sent = 0
+    sent, fmap = 0, None
     for stage in journal.stages:
         submitted = journal.ranges(stage.stage)
         ranges = [
@@ -419,7 +420,8 @@ def resubmit(folder: Path, echo: Echo = print) -> int:
         if not ranges:
             continue
         angles = load_stage(folder, stage.stage)
-        fmap = quantum_kernels_of(load_saved(journal.model).model)[0].feature_map
+        if fmap is None:  # loading the model (and its data) once, and only if something is resent
+            fmap = quantum_kernels_of(load_saved(journal.model).model)[0].feature_map
         program = build_program(fmap, stage.kind, device.backend, journal.options.optimization_level, journal.options.seed_transpiler)
         run_jobs(folder, journal, device, program, angles, stage.stage, ranges, client)
         echo(f"stage {stage.stage}: resubmitted {len(ranges)} job(s)")
