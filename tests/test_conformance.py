@@ -6,10 +6,12 @@ ones are reported (their deviation is printed and recorded), not asserted equal.
 """
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import torch
+from qiskit_aer import AerSimulator
 
 from qattn import QuantumMultiheadAttention
 from qattn.circuits import AngleEncoding, FeatureMap, HardwareEfficient, IQPEncoding, StronglyEntangling
@@ -19,8 +21,15 @@ from qattn.executors.base import SquaredModulus
 
 SHOTS = 4000
 REFERENCE = PennyLaneExecutor()
-EXACT = {"aer-statevector": lambda: AerExecutor(seed=11)}
-SAMPLED = {"aer-shots": lambda: AerExecutor(shots=SHOTS, seed=11)}
+EXACT = {
+    "aer-statevector": lambda: AerExecutor(seed=11),
+    # sub-jobs of 7 bindings on a thread pool: the splitting a Dask cluster gets (tests/test_distributed.py)
+    "aer-statevector-split": lambda: AerExecutor(seed=11, cluster=ThreadPoolExecutor(2), max_job_size=7),
+}
+SAMPLED = {
+    "aer-shots": lambda: AerExecutor(shots=SHOTS, seed=11),
+    "aer-shots-split": lambda: AerExecutor(shots=SHOTS, seed=11, cluster=ThreadPoolExecutor(2), max_job_size=7),
+}
 NOISY = {"aer-FakeManilaV2": lambda: AerExecutor(shots=SHOTS, noise="FakeManilaV2", seed=11, seed_transpiler=5)}
 FEATURE_MAPS = [
     FeatureMap(AngleEncoding("RY"), HardwareEfficient(), n_qubits=3),
@@ -189,7 +198,7 @@ def test_training_on_sampled_aer_takes_steps(kernel):
 
 def test_bad_aer_options_are_named():
     with pytest.raises(ValueError, match="device='GPU' is not available to Qiskit Aer here .*qiskit-aer-gpu"):
-        if "GPU" in AerExecutor().simulator.available_devices():
+        if "GPU" in AerSimulator().available_devices():
             pytest.skip("this machine has a GPU")
         AerExecutor(device="GPU")
     with pytest.raises(ValueError, match="unknown fake backend 'FakeNowhere'; valid: .*FakeManilaV2"):
@@ -198,5 +207,11 @@ def test_bad_aer_options_are_named():
         AerExecutor(noise="FakeManilaV2")
     with pytest.raises(ValueError, match="shots must be a positive integer"):
         AerExecutor(shots=0)
+    with pytest.raises(ValueError, match="a cluster needs max_job_size"):
+        AerExecutor(cluster=ThreadPoolExecutor(1))
+    with pytest.raises(ValueError, match="max_job_size must be a positive integer"):
+        AerExecutor(max_job_size=0)
+    with pytest.raises(ValueError, match="cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'.*dask scheduler"):
+        AerExecutor(cluster="tcp://127.0.0.1:9", max_job_size=8)
     with pytest.raises(ValueError, match="n_qubits=6 exceeds FakeManilaV2's 5 qubits"):
         QuantumMultiheadAttention(12, 2, n_qubits=6, executor=AerExecutor(shots=10, noise="FakeManilaV2"))

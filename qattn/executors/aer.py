@@ -3,6 +3,7 @@
     AerExecutor()                                # exact: every token's statevector, overlaps by matmul
     AerExecutor(shots=4096, seed=7)              # sampled: compute-uncompute fidelities, Z counts
     AerExecutor(shots=4096, noise="FakeManilaV2")  # sampled with that device's noise model and layout
+    AerExecutor(shots=4096, cluster=Client("tcp://10.0.0.5:8786"), max_job_size=256)  # spread over Dask
 
 Angles are computed in torch from the backend-neutral gates (so features and weights keep their
 gradients) and bound to a circuit with one parameter slot per angled gate. Every slot is a rotation
@@ -14,17 +15,24 @@ gradients) and bound to a circuit with one parameter slot per angled gate. Every
 Each forward is one Aer call carrying all parameter bindings of the batch (never one call per
 circuit), and each backward one more call with all shifted bindings. Sampled modes run through
 Aer's ``SamplerV2`` primitive, the interface the IBM runtime executor shares.
+
+Scaling out: given a ``cluster`` (any ``concurrent.futures.Executor``-style object with ``submit``:
+a ``dask.distributed.Client``, a process pool; or a Dask scheduler address), each Aer call is split
+into sub-jobs of ``max_job_size`` bindings that run on it. This is Aer's own ``executor`` /
+``max_job_size`` contract, done here because Aer 0.18 accepts those options but no longer splits jobs.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from functools import cached_property
+from concurrent.futures import Executor as Pool
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 import torch
+from qiskit import QuantumCircuit
 
 from qattn.circuits import FeatureMap
 from qattn.circuits.qubit_order import qiskit_bits_to_wire_order, qiskit_states_to_wire_order
@@ -73,7 +81,7 @@ def slot_angles(fmap: FeatureMap, x: torch.Tensor, w: torch.Tensor) -> torch.Ten
     for h in range(heads):
         flat = x[:, h].reshape(-1, features).transpose(0, 1)  # (F, B*N): families index x[i]
         angles = [g.angle for g in fmap.gates(flat, w[h]) if g.angle is not None]
-        stacked = torch.stack([torch.as_tensor(a, dtype=x.dtype).expand(batch * tokens) for a in angles], -1)
+        stacked = torch.stack([torch.as_tensor(a, dtype=x.dtype, device=x.device).expand(batch * tokens) for a in angles], -1)
         per_head.append(stacked.view(batch, tokens, -1))  # (B, N, G)
     return torch.stack(per_head, 1)  # (B, H, N, G)
 
@@ -103,6 +111,8 @@ class AerExecutor(StatevectorExecutor):
         device: str = "CPU",
         seed: int | None = None,
         seed_transpiler: int | None = None,
+        cluster: Pool | str | None = None,
+        max_job_size: int | None = None,
     ) -> None:
         from qiskit_aer import AerSimulator
 
@@ -121,11 +131,18 @@ class AerExecutor(StatevectorExecutor):
             raise ValueError(f"unknown Aer method {method!r}; valid: {', '.join(methods)}")
         self.shots, self.noise, self.method, self.device = shots, noise, method, device
         self.seed, self.seed_transpiler = seed, seed_transpiler
+        if max_job_size is not None and (isinstance(max_job_size, bool) or not isinstance(max_job_size, int) or max_job_size < 1):
+            raise ValueError(f"max_job_size must be a positive integer (circuit bindings per sub-job), got {max_job_size!r}")
+        if cluster is not None and max_job_size is None:
+            raise ValueError("a cluster needs max_job_size: the circuit bindings per sub-job it receives (e.g. 256)")
+        self.max_job_size = max_job_size
+        self.cluster = connect_cluster(cluster) if isinstance(cluster, str) else cluster
         self.backend = fake_backend(noise) if noise else None
         self._programs: dict[tuple[FeatureMap, str], Evaluate] = {}
 
     def __repr__(self) -> str:
-        return f"AerExecutor(shots={self.shots}, noise={self.noise!r}, method={self.method!r}, device={self.device!r})"
+        spread = f", cluster={self.cluster!r}, max_job_size={self.max_job_size}" if self.cluster is not None else ""
+        return f"AerExecutor(shots={self.shots}, noise={self.noise!r}, method={self.method!r}, device={self.device!r}{spread})"
 
     def check_qubits(self, n_qubits: int) -> None:
         super().check_qubits(n_qubits)
@@ -133,13 +150,6 @@ class AerExecutor(StatevectorExecutor):
             raise ValueError(f"n_qubits={n_qubits} exceeds {self.noise}'s {self.backend.num_qubits} qubits")
 
     # -- exact -----------------------------------------------------------------------------------
-
-    @cached_property
-    def simulator(self):
-        from qiskit_aer import AerSimulator
-
-        method = "statevector" if self.shots is None and self.method == "automatic" else self.method
-        return AerSimulator(method=method, device=self.device, seed_simulator=self.seed)
 
     def states(self, fmap: FeatureMap, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         angles = slot_angles(fmap, x, w)  # (B, H, N, G)
@@ -201,54 +211,88 @@ class AerExecutor(StatevectorExecutor):
         """The function of slot angles behind ``states`` / sampled ``fidelity`` / sampled ``z``."""
         key = (fmap, kind)
         if key not in self._programs:
-            self._programs[key] = self.build_program(fmap, kind)
+            program = self.build_program(fmap, kind)
+            self._programs[key] = lambda values: self.run_program(program, values)
         return self._programs[key]
 
-    def build_program(self, fmap: FeatureMap, kind: str) -> Evaluate:
+    def build_program(self, fmap: FeatureMap, kind: str) -> AerProgram:
         gates = list(fmap.gates(np.zeros(fmap.input_size), np.zeros(fmap.weight_shape)))
         circuit, _ = slot_circuit(gates, fmap.n_qubits, "a")
         if kind == "states":
             circuit.save_statevector()
-
-            def evaluate(values: np.ndarray) -> np.ndarray:
-                result = self.simulator.run(circuit, parameter_binds=[bindings(circuit, values)]).result()
-                states = np.stack([np.asarray(result.data(i)["statevector"]) for i in range(len(values))])
-                return qiskit_states_to_wire_order(states, fmap.n_qubits)
-
-            return evaluate
+            method = "statevector" if self.method == "automatic" else self.method
+            return AerProgram(circuit, kind, fmap.n_qubits, {"method": method, "device": self.device})
         if kind == "fidelity":  # compute-uncompute: P(0...0) = |<phi_k|phi_q>|^2
             circuit = circuit.compose(slot_circuit(gates, fmap.n_qubits, "b")[0].inverse())
-            circuit.measure_all()
-            return self.sampler_evaluate(circuit, lambda bits: (~bits.any(-1)).mean(-1, keepdims=True))
         circuit.measure_all()
-        return self.sampler_evaluate(circuit, lambda bits: (1.0 - 2.0 * bits).mean(-2))
-
-    def sampler_evaluate(self, circuit, estimate: Callable[[np.ndarray], np.ndarray]) -> Evaluate:
-        """A function of slot angles that samples ``circuit`` and reduces its bits with ``estimate``:
-        ``(M, shots, n)`` booleans in wire order -> ``(M, outputs)``."""
-        from qiskit_aer.primitives import SamplerV2
-
-        if self.backend is not None:
+        options = {"method": self.method, "device": self.device}
+        if self.backend is not None:  # the device's layout, basis gates and noise
             from qiskit.transpiler import generate_preset_pass_manager
             from qiskit_aer import AerSimulator
 
             simulator = AerSimulator.from_backend(self.backend, device=self.device)
             manager = generate_preset_pass_manager(optimization_level=1, backend=simulator, seed_transpiler=self.seed_transpiler)
             circuit = manager.run(circuit)
-            options = {"backend_options": {"noise_model": simulator.options.noise_model, "device": self.device}}
-        else:
-            options = {"backend_options": {"method": self.method, "device": self.device}}
-        sampler = SamplerV2(default_shots=self.shots, seed=self.seed, options=options)
-        n, columns = circuit.num_clbits, parameter_columns(circuit)
+            options = {"noise_model": simulator.options.noise_model, "device": self.device}
+        return AerProgram(circuit, kind, fmap.n_qubits, options, self.shots, parameter_columns(circuit))
 
-        def evaluate(values: np.ndarray) -> np.ndarray:
-            ordered = values[:, columns]
-            result = sampler.run([(circuit, ordered)]).result()[0]
-            packed = result.data.meas.array  # (M, shots, bytes), qubit 0 = last bit
-            bits = np.unpackbits(packed, axis=-1, bitorder="big")[..., -n:].astype(bool)
-            return estimate(qiskit_bits_to_wire_order(bits))
+    def run_program(self, program: AerProgram, values: np.ndarray) -> np.ndarray:
+        """``program`` on ``(M, slots)`` angles: in this process, or, given a ``cluster``, as sub-jobs of
+        ``max_job_size`` rows on it. Chunk ``i`` is seeded ``seed + i`` wherever it runs, so a seeded
+        run gives the same values in process and on a cluster with the same ``max_job_size``."""
+        size = self.max_job_size or len(values) or 1
+        chunks = [values[start : start + size] for start in range(0, len(values), size)] or [values]
+        seeds = [None if self.seed is None else self.seed + i for i in range(len(chunks))]
+        if self.cluster is None:
+            return np.concatenate([program(chunk, seed) for chunk, seed in zip(chunks, seeds)])
+        futures = [self.cluster.submit(program, chunk, seed) for chunk, seed in zip(chunks, seeds)]
+        return np.concatenate([future.result() for future in futures])
 
-        return evaluate
+
+@dataclass(frozen=True)
+class AerProgram:
+    """One slot circuit and how to simulate it: a picklable function of ``(M, slots)`` angles, so a
+    chunk of bindings can run in another process or on another machine (a Dask worker)."""
+
+    circuit: QuantumCircuit
+    kind: str  # "states": statevectors; "fidelity": P(0...0); "z": <Z_q> of every wire
+    n_qubits: int
+    options: dict  # AerSimulator options: method or noise_model, device
+    shots: int | None = None
+    columns: list[int] | None = None  # sampled: our angle columns in the order of circuit.parameters
+
+    def __call__(self, values: np.ndarray, seed: int | None) -> np.ndarray:
+        if self.kind == "states":
+            from qiskit_aer import AerSimulator
+
+            simulator = AerSimulator(**self.options, seed_simulator=seed)
+            result = simulator.run(self.circuit, parameter_binds=[bindings(self.circuit, values)]).result()
+            states = np.stack([np.asarray(result.data(i)["statevector"]) for i in range(len(values))])
+            return qiskit_states_to_wire_order(states, self.n_qubits)
+        from qiskit_aer.primitives import SamplerV2
+
+        sampler = SamplerV2(default_shots=self.shots, seed=seed, options={"backend_options": self.options})
+        result = sampler.run([(self.circuit, values[:, self.columns])]).result()[0]
+        packed = result.data.meas.array  # (M, shots, bytes), qubit 0 = last bit
+        bits = qiskit_bits_to_wire_order(np.unpackbits(packed, axis=-1, bitorder="big")[..., -self.circuit.num_clbits :].astype(bool))
+        if self.kind == "fidelity":
+            return (~bits.any(-1)).mean(-1, keepdims=True)
+        return (1.0 - 2.0 * bits).mean(-2)
+
+
+def connect_cluster(address: str):
+    """A Dask ``distributed.Client`` for the scheduler at ``address`` (e.g. ``tcp://10.0.0.5:8786``)."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ImportError("a cluster address needs Dask: pip install 'qattn[dask]'") from None
+    try:
+        return Client(address, timeout="10s")
+    except (OSError, TimeoutError) as err:
+        raise ValueError(
+            f"cannot reach the Dask scheduler at {address!r} ({type(err).__name__}: {str(err)[:160]}); start one with "
+            "`dask scheduler` and workers with `dask worker <address>` on the machines that should simulate"
+        ) from None
 
 
 def only_needed(run: Callable[[torch.Tensor], torch.Tensor], angles: torch.Tensor, used: torch.Tensor, outputs: int):
