@@ -54,12 +54,15 @@ set_option = click.option(
 @click.option("--resume", is_flag=True, help="Continue this run from its last checkpoint.")
 @click.option("--restart", is_flag=True, help="Delete this run's checkpoints and start over.")
 def train(config: Path, overrides: tuple[str, ...], resume: bool, restart: bool) -> None:
-    """Train one model from an experiment CONFIG (TOML) and record it in MLflow."""
+    """Train one model from an experiment CONFIG (TOML) and record it in MLflow. Under torchrun, data-parallel
+    over its processes (README, "Scaling out")."""
     from qattn.config import load_config
+    from qattn.distributed import torchrun_world
     from qattn.experiment import run_experiment
 
     result = run_experiment(load_config(config, list(overrides)), resume=resume, restart=restart)
-    print_results([result])
+    if torchrun_world()[0] == 0:
+        print_results([result])
 
 
 @main.command()

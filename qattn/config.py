@@ -87,11 +87,15 @@ class AerConfig(Section):
     device: Literal["CPU", "GPU"] = "CPU"
     seed: int | None = Field(None, description="simulator seed")
     seed_transpiler: int | None = None
+    cluster: str | None = Field(None, description="Dask scheduler address (tcp://host:8786) to spread circuit batches over")
+    max_job_size: int | None = Field(None, ge=1, description="circuit bindings per sub-job (needed with cluster)")
 
     @model_validator(mode="after")
     def _noise_samples(self) -> AerConfig:
         if self.noise is not None and self.shots is None:
             raise ValueError("a noisy simulation samples: set shots as well as noise")
+        if self.cluster is not None and self.max_job_size is None:
+            raise ValueError("a cluster needs max_job_size: the circuit bindings per sub-job it receives (e.g. 256)")
         return self
 
 
@@ -145,6 +149,7 @@ class TrainConfig(Section):
     checkpoint_every: int = Field(0, ge=0, description="steps between 'last' checkpoints; 0 = end of epoch only")
     log_every: int = Field(10, ge=1, description="steps between logged training metrics")
     output_dir: str = Field("runs", description="checkpoints go to <output_dir>/<run name>/")
+    device: Literal["cpu", "cuda"] = Field("cpu", description="where torch computes; cuda: one GPU per torchrun process")
 
 
 class TrackingConfig(Section):
@@ -259,10 +264,22 @@ def section_at(loc: tuple) -> type[Section] | None:
     return section
 
 
+PLACEMENT = {"train": {"device": True}, "model": {"aer": {"cluster": True, "max_job_size": True}}}
+"""Where a run computes, not what: never part of an identity, so a run resumes on other hardware or
+another cluster (``max_job_size`` only regroups a sampled run's shots into other seeded sub-jobs)."""
+
+
 def digest(config: ExperimentConfig, exclude: dict, length: int) -> str:
-    """A short hash of the config without the ``exclude``d parts (a pydantic ``exclude`` spec): what
-    makes two checkpoints, or two grids, the same."""
+    """A short hash of the config without the ``exclude``d parts (a pydantic ``exclude`` spec) and
+    without :data:`PLACEMENT`: what makes two checkpoints, or two grids, the same."""
     identity = config.model_dump(mode="json", exclude=exclude)
+
+    def drop(node: dict, spec: dict) -> None:
+        for key, inner in spec.items():
+            if key in node:
+                drop(node[key], inner) if isinstance(inner, dict) else node.pop(key)
+
+    drop(identity, PLACEMENT)
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:length]
 
 

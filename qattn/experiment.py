@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
+from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -17,6 +19,7 @@ from qattn.artifacts import attention_figure, circuit_files, confusion_figure, l
 from qattn.attention import parameter_counts
 from qattn.config import ConfigError, ExperimentConfig, config_from_toml, digest, dump_config
 from qattn.data import TextDataset, load_dataset
+from qattn.distributed import Ranks, process_group
 from qattn.model import TextClassifier, build_model
 from qattn.tokenizer import build_tokenizer, encode
 from qattn.trainer import EncodedSplit, Metrics, Trainer, evaluate, pad_batch, seed_everything
@@ -50,15 +53,22 @@ def checkpoint_dir(config: ExperimentConfig) -> Path:
 
 def run_experiment(config: ExperimentConfig, *, resume: bool = False, restart: bool = False, nested: bool = False) -> RunResult:
     """Train and test one model; ``resume`` continues from the run's last checkpoint; ``nested`` makes
-    the MLflow run a child of the active run (a grid's parent run)."""
+    the MLflow run a child of the active run (a grid's parent run). Under torchrun every process
+    calls this; rank 0 alone writes the MLflow run and the checkpoints (:mod:`qattn.distributed`)."""
     if resume and restart:
         raise ExperimentError("--resume and --restart exclude each other: continue the run, or start it over")
-    uri = tracking.connect(config)
+    with process_group(config.train.device) as ranks:
+        return train_and_test(config, ranks, resume=resume, restart=restart, nested=nested)
+
+
+def train_and_test(config: ExperimentConfig, ranks: Ranks, *, resume: bool, restart: bool, nested: bool) -> RunResult:
+    uri = ranks.from_main(tracking.connect(config) if ranks.main else None)
     name = tracking.run_name(config)
     run_dir = checkpoint_dir(config)
     last = run_dir / "last.pt"
-    if restart and run_dir.exists():
+    if restart and run_dir.exists() and ranks.main:
         shutil.rmtree(run_dir)
+    ranks.barrier()
     if resume and not last.is_file():
         others = sorted(str(p) for p in run_dir.parent.glob(f"{name}-*/last.pt"))
         hint = f"; checkpoints of this run name with other settings: {', '.join(others)}" if others else ""
@@ -69,20 +79,21 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = False, restart: b
         torch.set_num_threads(config.train.threads)
 
     dataset = load_dataset(config.data)
-    tokenizer = build_tokenizer(dataset.train.texts, config.tokenizer)
+    # One tokenizer for all ranks: rank 0 trains (or loads) it, the others receive it.
+    tokenizer = Tokenizer.from_str(ranks.from_main(build_tokenizer(dataset.train.texts, config.tokenizer).to_str() if ranks.main else None))
     train, dev, test = (
         EncodedSplit(encode(tokenizer, split.texts, config.model.max_length), split.labels)
         for split in (dataset.train, dataset.dev, dataset.test)
     )
     seed_everything(config.train.seed)
     try:
-        model = build_model(config.model, tokenizer.get_vocab_size(), dataset.num_classes)
+        model = build_model(config.model, tokenizer.get_vocab_size(), dataset.num_classes).to(ranks.device)
     except (ValueError, ImportError) as err:  # e.g. an unknown fake backend, a GPU that is not there
         raise ConfigError(f"model: {err}") from None
 
-    checkpoint = torch.load(last, weights_only=True) if resume else None
+    checkpoint = torch.load(last, weights_only=True, map_location=ranks.device) if resume else None
     run_id = checkpoint["mlflow_run_id"] if checkpoint else None
-    if run_id is not None:
+    if run_id is not None and ranks.main:
         try:
             mlflow.MlflowClient().get_run(run_id)
         except MlflowException:
@@ -90,34 +101,38 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = False, restart: b
                 f"the MLflow run {run_id} of {last} is not in {uri} (deleted, or logged to another store); "
                 "resume against the store it was logged to, or pass --restart"
             ) from None
-    with mlflow.start_run(run_id=run_id, run_name=name, nested=nested, log_system_metrics=config.tracking.system_metrics) as run:
+    recording = partial(mlflow.start_run, run_id=run_id, run_name=name, nested=nested, log_system_metrics=config.tracking.system_metrics)
+    with recording() if ranks.main else nullcontext() as run:
         resolved = dump_config(config)
-        if not resume:
+        if ranks.main and not resume:
             tracking.log_run_metadata(config, parameter_counts(model))
             mlflow.log_text(resolved, "config.toml")
+        if ranks.main:  # a tag, not a param: a resumed run may have another world size
+            mlflow.set_tag("world_size", ranks.world_size)
         extra = {
             "config": resolved,
             "tokenizer": tokenizer.to_str(),
             "label_names": dataset.label_names,
-            "mlflow_run_id": run.info.run_id,
+            "mlflow_run_id": ranks.from_main(run.info.run_id if ranks.main else None),
         }
         trainer = Trainer(
             model, train, dev, dataset.num_classes, config.train, run_dir, extra,
-            log=lambda metrics, step: mlflow.log_metrics(metrics, step=step),
+            log=lambda metrics, step: mlflow.log_metrics(metrics, step=step) if ranks.main else None, ranks=ranks,
         )
         if checkpoint:
             trainer.resume(checkpoint)
         state = trainer.fit()
 
-        model.load_state_dict(torch.load(trainer.best_path, weights_only=True)["model"])
-        test_metrics = evaluate(model, test, dataset.num_classes, config.train.batch_size)
-        mlflow.log_metrics({**test_metrics.scalars("test"), "best_epoch": state.best_epoch})
-        log_artifacts(config, model, tokenizer, dataset, dev, test_metrics, state.history)
-        mlflow.log_artifact(str(trainer.best_path), "checkpoints")
+        model.load_state_dict(torch.load(trainer.best_path, weights_only=True, map_location=ranks.device)["model"])
+        test_metrics = evaluate(model, test, dataset.num_classes, config.train.batch_size, ranks)
+        if ranks.main:
+            mlflow.log_metrics({**test_metrics.scalars("test"), "best_epoch": state.best_epoch})
+            log_artifacts(config, model, tokenizer, dataset, dev, test_metrics, state.history)
+            mlflow.log_artifact(str(trainer.best_path), "checkpoints")
 
     epochs = state.history
     return RunResult(
-        run_id=run.info.run_id,
+        run_id=extra["mlflow_run_id"],
         run_name=name,
         tracking_uri=uri,
         test=test_metrics,
@@ -137,13 +152,14 @@ def log_artifacts(config, model: TextClassifier, tokenizer: Tokenizer, dataset: 
         "learning_curves.png": learning_curves_figure(history),
     }
     model.eval()
+    device = next(model.parameters()).device
     with torch.no_grad():
         for doc in range(min(config.tracking.attention_maps, len(dev.ids))):
-            out = model(pad_batch(dev.ids, [doc]), return_attention=True)
+            out = model(pad_batch(dev.ids, [doc]).to(device), return_attention=True)
             chunk = dev.ids[doc][: config.model.chunk_size]
             tokens = [tokenizer.decode([i]) for i in chunk]
-            local = out.local_attention[0, 0].numpy()
-            global_ = out.global_attention[0].numpy() if out.global_attention is not None else None
+            local = out.local_attention[0, 0].cpu().numpy()
+            global_ = out.global_attention[0].cpu().numpy() if out.global_attention is not None else None
             figures[f"attention/dev_doc_{doc}.png"] = attention_figure(
                 local, global_, tokens, f"dev document {doc} (label {dataset.label_names[dev.labels[doc]]})"
             )

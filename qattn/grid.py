@@ -20,7 +20,8 @@ from mlflow.entities import Run
 
 from qattn import tracking
 from qattn.config import ExperimentConfig, digest, validate_config
-from qattn.experiment import RunResult, checkpoint_dir, run_experiment
+from qattn.distributed import torchrun_world
+from qattn.experiment import ExperimentError, RunResult, checkpoint_dir, run_experiment
 
 GRID_TAG = "qattn_grid"  # on the parent run: the grid's hash
 NAME_TAG = "qattn_name"  # on the parent run: the experiment config's name (the report's file name)
@@ -106,6 +107,11 @@ def resumable(config: ExperimentConfig, parent_id: str) -> bool:
 
 def run_grid(config: ExperimentConfig, command: str, echo=print) -> tuple[str, list[RunResult | Run]]:
     """Run (or resume) every cell; returns the parent run id and, per cell, the result or the finished run."""
+    if torchrun_world()[1] > 1:
+        raise ExperimentError(
+            "qattn compare runs its cells one after another in one process; under torchrun, train each cell "
+            "with `qattn train CONFIG --set model.attention=... --set train.seed=...`"
+        )
     tracking.connect(config)
     parent = find_parent(config)
     grid = cells(config)

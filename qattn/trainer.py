@@ -5,6 +5,10 @@ masks, evaluation on dev every epoch (loss, accuracy, macro-F1), early stopping 
 best and last checkpoints, and exact resumption: the batch order of an epoch is a function of
 (seed, epoch), and a checkpoint carries the optimiser, schedule and RNG states, so a run killed at
 any point and resumed from its last checkpoint ends where an uninterrupted run ends.
+
+Under torchrun (:mod:`qattn.distributed`) each rank computes its slice of every global batch, the
+model is wrapped in DistributedDataParallel, and rank 0 alone writes checkpoints; a checkpoint holds
+no world size, so it resumes with any.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ import numpy as np
 import torch
 from sklearn.metrics import confusion_matrix, f1_score
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from qattn.config import TrainConfig
+from qattn.distributed import Ranks
 from qattn.kernels import QuantumKernel
 from qattn.model import PAD_ID, TextClassifier
 
@@ -89,21 +95,30 @@ def pad_batch(ids: list[list[int]], indices: list[int]) -> torch.Tensor:
     return batch
 
 
+def labels_of(split: EncodedSplit, indices: list[int], device: torch.device) -> torch.Tensor:
+    return torch.tensor([split.labels[i] for i in indices], device=device)
+
+
 @torch.no_grad()
-def evaluate(model: TextClassifier, split: EncodedSplit, num_classes: int, batch_size: int) -> Metrics:
+def evaluate(model: TextClassifier, split: EncodedSplit, num_classes: int, batch_size: int, ranks: Ranks = Ranks()) -> Metrics:
+    """Loss, accuracy, macro-F1 and confusion of ``split``; with several ranks each scores its share
+    of the documents and all get the metrics of the whole split."""
     model.eval()
-    order = sorted(range(len(split.ids)), key=lambda i: len(split.ids[i]))
-    predictions, total_loss = [0] * len(order), 0.0
+    order = ranks.shard(sorted(range(len(split.ids)), key=lambda i: len(split.ids[i])))
+    mine, loss_sum = {}, 0.0
     for start in range(0, len(order), batch_size):
         indices = order[start : start + batch_size]
-        logits = model(pad_batch(split.ids, indices)).logits
-        labels = torch.tensor([split.labels[i] for i in indices])
-        total_loss += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
-        for i, p in zip(indices, logits.argmax(-1).tolist()):
+        logits = model(pad_batch(split.ids, indices).to(ranks.device)).logits
+        loss_sum += nn.functional.cross_entropy(logits, labels_of(split, indices, ranks.device), reduction="sum").item()
+        mine.update(zip(indices, logits.argmax(-1).tolist()))
+    predictions = [0] * len(split.ids)
+    for part in ranks.gather(mine):
+        for i, p in part.items():
             predictions[i] = p
+    (total_loss,) = ranks.sum(loss_sum)
     classes = list(range(num_classes))
     return Metrics(
-        loss=total_loss / len(order),
+        loss=total_loss / len(split.ids),
         accuracy=float(np.mean(np.array(predictions) == np.array(split.labels))),
         macro_f1=float(f1_score(split.labels, predictions, labels=classes, average="macro", zero_division=0)),
         confusion=confusion_matrix(split.labels, predictions, labels=classes).tolist(),
@@ -141,8 +156,12 @@ class Trainer:
         run_dir: Path,
         checkpoint_extra: dict[str, Any],
         log: Callable[[dict[str, float], int], None] = lambda metrics, step: None,
+        ranks: Ranks = Ranks(),
     ) -> None:
-        self.model, self.train, self.dev = model, train, dev
+        self.model, self.train, self.dev, self.ranks = model, train, dev, ranks
+        # DDP averages gradients over ranks in backward (quantum kernel parameters like any other)
+        # and starts every rank from rank 0's weights.
+        self.step_model = DistributedDataParallel(model) if ranks.distributed else model
         self.num_classes, self.config, self.run_dir = num_classes, config, run_dir
         self.checkpoint_extra, self.log = checkpoint_extra, log
         self.lengths = [len(ids) for ids in train.ids]
@@ -159,6 +178,8 @@ class Trainer:
         schedule = warmup_then_linear_decay(self.steps_per_epoch * config.epochs, config.warmup_fraction)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
         self.state = TrainState()
+        if ranks.distributed:  # the same initial weights everywhere, a dropout stream of each rank's own
+            torch.manual_seed(ranks.dropout_seed(config.seed))
         run_dir.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -175,7 +196,7 @@ class Trainer:
             started = time.perf_counter()
             train_loss, docs, tokens = self.train_epoch()
             seconds = time.perf_counter() - started
-            dev = evaluate(self.model, self.dev, self.num_classes, config.batch_size)
+            dev = evaluate(self.model, self.dev, self.num_classes, config.batch_size, self.ranks)
             record = {
                 "epoch": state.epoch,
                 "train/epoch_loss": train_loss,
@@ -188,50 +209,61 @@ class Trainer:
             self.log({k: v for k, v in record.items() if k != "epoch"}, state.epoch)
             if dev.macro_f1 > state.best_f1:
                 state.best_f1, state.best_epoch, state.stale_epochs = dev.macro_f1, state.epoch, 0
-                save_atomically(self.checkpoint(), self.best_path)
+                self.save(self.best_path)
             else:
                 state.stale_epochs += 1
                 state.stopped_early = state.stale_epochs >= config.patience
             state.epoch, state.step_in_epoch, state.epoch_loss_sum = state.epoch + 1, 0, 0.0
-            save_atomically(self.checkpoint(), self.last_path)
+            self.save(self.last_path)
+        self.ranks.barrier()  # rank 0's checkpoints are on disk before any rank reads them
         return state
 
     def train_epoch(self) -> tuple[float, int, int]:
         """One epoch (or its remainder after a resume): the epoch's mean loss, and the documents and
         tokens this call saw (for throughput)."""
-        state, config = self.state, self.config
+        state, config, ranks = self.state, self.config, self.ranks
         batches = bucketed_batches(self.lengths, config.batch_size, config.seed, state.epoch)
         self.model.train()
         docs, tokens = 0, 0
         started = time.perf_counter()
         progress = tqdm(
             batches, initial=state.step_in_epoch, desc=f"epoch {state.epoch + 1}/{config.epochs}", unit="batch",
-            disable=None, leave=False,
+            disable=None if ranks.main else True, leave=False,
         )
         for indices in batches[state.step_in_epoch :]:
-            ids = pad_batch(self.train.ids, indices)
-            labels = torch.tensor([self.train.labels[i] for i in indices])
-            loss = nn.functional.cross_entropy(self.model(ids).logits, labels)
+            # This rank's documents of the global batch; a rank left without one (a batch smaller than
+            # the world) still joins the gradient all-reduce, on one document at weight 0.
+            mine = ranks.shard(indices)
+            weight = ranks.world_size / len(indices) if mine else 0.0
+            mine = mine or indices[:1]
+            logits = self.step_model(pad_batch(self.train.ids, mine).to(ranks.device)).logits
+            loss_sum = nn.functional.cross_entropy(logits, labels_of(self.train, mine, ranks.device), reduction="sum")
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss_sum * weight).backward()  # DDP's mean over ranks: the global batch's mean loss
             nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
             self.optimizer.step()
             self.scheduler.step()
 
-            state.epoch_loss_sum += loss.item()
+            (batch_loss,) = ranks.sum(loss_sum.item() if weight else 0.0)
+            loss = batch_loss / len(indices)
+            state.epoch_loss_sum += loss
             docs += len(indices)
             tokens += sum(self.lengths[i] for i in indices)
             state.step_in_epoch += 1
             state.global_step += 1
             elapsed = time.perf_counter() - started
             progress.update()
-            progress.set_postfix(loss=f"{loss.item():.3f}", docs_s=f"{docs / elapsed:.1f}", tok_s=f"{tokens / elapsed:.0f}")
+            progress.set_postfix(loss=f"{loss:.3f}", docs_s=f"{docs / elapsed:.1f}", tok_s=f"{tokens / elapsed:.0f}")
             if state.global_step % config.log_every == 0:
-                self.log({"train/loss": loss.item(), "train/lr": self.scheduler.get_last_lr()[0]}, state.global_step)
+                self.log({"train/loss": loss, "train/lr": self.scheduler.get_last_lr()[0]}, state.global_step)
             if config.checkpoint_every and state.global_step % config.checkpoint_every == 0:
-                save_atomically(self.checkpoint(), self.last_path)
+                self.save(self.last_path)
         progress.close()
         return state.epoch_loss_sum / max(1, state.step_in_epoch), docs, tokens
+
+    def save(self, path: Path) -> None:
+        if self.ranks.main:
+            save_atomically(self.checkpoint(), path)
 
     def checkpoint(self) -> dict[str, Any]:
         """Tensors, numbers and strings only: loadable with ``torch.load(weights_only=True)``."""
@@ -252,3 +284,5 @@ class Trainer:
         self.state = TrainState(**payload["state"])
         torch.set_rng_state(payload["rng"]["torch"])
         random.setstate(payload["rng"]["python"])
+        if self.ranks.distributed:  # the checkpoint holds rank 0's stream only
+            torch.manual_seed(self.ranks.dropout_seed(self.config.seed, self.state.global_step))

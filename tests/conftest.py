@@ -20,11 +20,8 @@ def seeded():
     yield
 
 
-@pytest.fixture
-def tiny(tmp_path, monkeypatch):
-    """Overrides that shrink the quickstart experiment to seconds, with every file under tmp_path
-    (the working directory too: MLflow puts a SQLite store's artifacts under ./mlruns)."""
-    monkeypatch.chdir(tmp_path)
+def tiny_overrides(folder: Path) -> list[str]:
+    """Overrides that shrink the quickstart experiment to seconds, with every file under ``folder``."""
     return [
         "data.synthetic.train_docs=64",
         "data.synthetic.dev_docs=16",
@@ -42,10 +39,18 @@ def tiny(tmp_path, monkeypatch):
         "train.batch_size=8",
         "tracking.system_metrics=false",
         "tracking.attention_maps=1",
-        f"train.output_dir={tmp_path / 'runs'}",
-        f"tokenizer.cache_dir={tmp_path / 'tokenizers'}",
-        f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+        f"train.output_dir={folder / 'runs'}",
+        f"tokenizer.cache_dir={folder / 'tokenizers'}",
+        f"tracking.uri=sqlite:///{folder / 'mlflow.db'}",
     ]
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    """:func:`tiny_overrides` in tmp_path, the working directory too (MLflow puts a SQLite store's
+    artifacts under ./mlruns)."""
+    monkeypatch.chdir(tmp_path)
+    return tiny_overrides(tmp_path)
 
 
 def free_port() -> int:
