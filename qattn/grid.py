@@ -7,11 +7,16 @@ Every cell is the experiment config with ``model.attention`` / ``model.kernel`` 
 parent run; everything else (data, tokenizer, model size, optimiser, epochs) is the same for every
 cell. A grid is known by a hash of its config without the seeds, so running it again resumes it:
 cells whose run finished are found in MLflow and skipped, an interrupted cell resumes from its
-checkpoint, and more seeds extend the same grid.
+checkpoint, and more seeds extend the same grid. Started more than once side by side (once the parent
+run exists), each process takes the cells no other one holds: a cell is held by a lock file next to
+its checkpoint folder, which dies with its process.
 """
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import mlflow
@@ -105,8 +110,23 @@ def resumable(config: ExperimentConfig, parent_id: str) -> bool:
         return False
 
 
+@contextmanager
+def holding(config: ExperimentConfig) -> Iterator[bool]:
+    """Whether this process holds the cell of ``config`` (False: another qattn compare trains it)."""
+    folder = checkpoint_dir(config)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.with_name(f"{folder.name}.lock"), "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+
+
 def run_grid(config: ExperimentConfig, command: str, echo=print) -> tuple[str, list[RunResult | Run]]:
-    """Run (or resume) every cell; returns the parent run id and, per cell, the result or the finished run."""
+    """Run (or resume) every cell no other process holds; returns the parent run id and, per cell run or
+    found finished, the result or the finished run."""
     if torchrun_world()[1] > 1:
         raise ExperimentError(
             "qattn compare runs its cells one after another in one process; under torchrun, train each cell "
@@ -124,18 +144,22 @@ def run_grid(config: ExperimentConfig, command: str, echo=print) -> tuple[str, l
         mlflow.set_tags({COMMAND_TAG: command, "qattn_cells": str(len(grid))})
         if not parent:
             tracking.log_run_metadata(config, {})
-        done = finished_children(run.info.run_id, run.info.experiment_id)
         outcomes: list[RunResult | Run] = []
         for number, cell in enumerate(grid, 1):
             cell_config = cell.config(config)
             name = tracking.run_name(cell_config)
-            if name in done:
-                echo(f"[{number}/{len(grid)}] {name}: finished in MLflow run {done[name].info.run_id}, skipped")
-                outcomes.append(done[name])
-                continue
-            resume = resumable(cell_config, run.info.run_id)
-            if not resume:
-                mark_abandoned(run.info.run_id, run.info.experiment_id, name)
-            echo(f"[{number}/{len(grid)}] {name}: {'resuming from its checkpoint' if resume else 'training'}")
-            outcomes.append(run_experiment(cell_config, resume=resume, restart=not resume, nested=True))
+            with holding(cell_config) as ours:
+                done = finished_children(run.info.run_id, run.info.experiment_id)  # now: others may finish cells
+                if name in done:
+                    echo(f"[{number}/{len(grid)}] {name}: finished in MLflow run {done[name].info.run_id}, skipped")
+                    outcomes.append(done[name])
+                    continue
+                if not ours:
+                    echo(f"[{number}/{len(grid)}] {name}: another qattn compare is training it, skipped")
+                    continue
+                resume = resumable(cell_config, run.info.run_id)
+                if not resume:
+                    mark_abandoned(run.info.run_id, run.info.experiment_id, name)
+                echo(f"[{number}/{len(grid)}] {name}: {'resuming from its checkpoint' if resume else 'training'}")
+                outcomes.append(run_experiment(cell_config, resume=resume, restart=not resume, nested=True))
     return run.info.run_id, outcomes

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from qattn.attention import AttentionShell
 from qattn.cli import main
 from qattn.config import ConfigError, load_config
-from qattn.grid import GRID_TAG, Cell, cells, grid_id, run_grid
+from qattn.grid import GRID_TAG, Cell, cells, grid_id, holding, run_grid
 from qattn.model import build_model
 from tests.conftest import QUICKSTART
 
@@ -101,6 +101,23 @@ def test_a_cell_that_starts_over_marks_its_abandoned_run_killed(tiny):
     assert parent_id == parent.info.run_id and result.run_id != abandoned.info.run_id
     assert client.get_run(abandoned.info.run_id).info.status == "KILLED"
     assert client.get_run(result.run_id).info.status == "FINISHED"
+
+
+def test_side_by_side_grids_leave_each_other_the_cells_they_hold(tiny):
+    config = load_config(QUICKSTART, [*tiny, "compare.kinds=['dot']", "compare.seeds=[0, 1]", "train.epochs=1"])
+    first, _ = cells(config)
+    lines = []
+    with holding(first.config(config)) as ours:  # as another qattn compare training the first cell would
+        assert ours
+        parent_id, outcomes = run_grid(config, "test", echo=lines.append)
+    assert lines[0] == "[1/2] synthetic-classical-dot-h2-s0: another qattn compare is training it, skipped"
+    assert [result.run_name for result in outcomes] == ["synthetic-classical-dot-h2-s1"]
+
+    lines = []
+    again, outcomes = run_grid(config, "test", echo=lines.append)
+    assert again == parent_id
+    assert lines[0] == "[1/2] synthetic-classical-dot-h2-s0: training"
+    assert lines[1].startswith("[2/2] synthetic-classical-dot-h2-s1: finished in MLflow run")
 
 
 def test_grid_cells_and_identity():
