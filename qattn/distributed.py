@@ -25,6 +25,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from qattn.config import ConfigError
+
 
 @dataclass(frozen=True)
 class Ranks:
@@ -86,7 +88,7 @@ def torchrun_world() -> tuple[int, int, int]:
     try:
         return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
     except ValueError as err:
-        raise RuntimeError(f"RANK / WORLD_SIZE / LOCAL_RANK must be integers as torchrun sets them: {err}") from None
+        raise ConfigError(f"RANK / WORLD_SIZE / LOCAL_RANK must be integers, as torchrun sets them: {err}") from None
 
 
 @contextmanager
@@ -99,9 +101,9 @@ def process_group(device: str) -> Iterator[Ranks]:
         rank, world_size = dist.get_rank(), dist.get_world_size()
     if device == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError("train.device = 'cuda' but torch sees no GPU here; use train.device = 'cpu'")
+            raise ConfigError("train.device = 'cuda' but torch sees no GPU here; use train.device = 'cpu'")
         if local_rank >= torch.cuda.device_count():
-            raise RuntimeError(
+            raise ConfigError(
                 f"local rank {local_rank} has no GPU of its own ({torch.cuda.device_count()} visible); "
                 "start at most one process per GPU (torchrun --nproc-per-node)"
             )

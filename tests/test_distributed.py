@@ -106,6 +106,17 @@ def test_compare_refuses_torchrun(tiny, monkeypatch):
         run_grid(load_config(QUICKSTART, tiny), "qattn compare")
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_a_gpu_is_named(tiny):
+    from click.testing import CliRunner
+
+    from qattn.cli import main
+
+    out = CliRunner().invoke(main, ["train", str(QUICKSTART), *[a for o in tiny for a in ("--set", o)], "--set", "train.device=cuda"])
+    assert out.exit_code != 0
+    assert "train.device = 'cuda' but torch sees no GPU here; use train.device = 'cpu'" in out.output
+
+
 @pytest.fixture(scope="module")
 def dask_scheduler():
     distributed = pytest.importorskip("distributed", reason="Dask is optional: pip install 'qattn[dask]'")
