@@ -72,16 +72,19 @@ def train(config: Path, overrides: tuple[str, ...], resume: bool, restart: bool)
 def compare(config: Path, overrides: tuple[str, ...], seeds: int | None) -> None:
     """Run the grid of attention kinds x seeds of CONFIG as one MLflow parent run; resumes if interrupted."""
     from qattn.config import load_config
-    from qattn.grid import cells, run_grid
+    import mlflow
+
+    from qattn.grid import cells, finished_children, run_grid
 
     command = " ".join(["qattn compare", str(config), *(f"--set {o}" for o in overrides), *(["--seeds", str(seeds)] if seeds else [])])
     if seeds is not None:
         overrides = (*overrides, f"compare.seeds={list(range(seeds))}")
     experiment = load_config(config, list(overrides))
-    parent_id, outcomes = run_grid(experiment, command, echo=lambda line: click.echo(line, err=True))
+    parent_id, _ = run_grid(experiment, command, echo=lambda line: click.echo(line, err=True))
     total = len(cells(experiment))
-    click.echo(f"grid parent run {parent_id}: {len(outcomes)} of {total} cells finished; "
-               f"write the report with `qattn report {parent_id}`{'' if len(outcomes) == total else ' once all are'}")
+    finished = len(finished_children(parent_id, mlflow.get_run(parent_id).info.experiment_id))  # side-by-side ones too
+    click.echo(f"grid parent run {parent_id}: {finished} of {total} cells finished; "
+               f"write the report with `qattn report {parent_id}`{'' if finished >= total else ' once all are'}")
 
 
 @main.command()

@@ -56,6 +56,7 @@ def test_an_interrupted_grid_resumes_and_the_report_reads_mlflow(mlflow_server, 
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"synthetic-classical-dot-h2-s0: finished in MLflow run {first.info.run_id}, skipped" in resumed.stderr
     assert "synthetic-classical-dot-h2-s1: resuming from its checkpoint" in resumed.stderr
+    assert "4 of 4 cells finished; write the report with `qattn report" in resumed.stdout
 
     experiment = client.get_experiment_by_name("grid-test").experiment_id
     (parent,) = client.search_runs([experiment], "tags.qattn_grid != ''")
