@@ -6,6 +6,8 @@ so either layer drops into a model written for the torch one:
 
     out, weights = attn(query, key, value, key_padding_mask=None, need_weights=True,
                         attn_mask=None, average_attn_weights=True, is_causal=False)
+
+``tests/test_torch_mha.py`` ports the cases of torch's own ``MultiheadAttention`` tests that apply.
 """
 
 from __future__ import annotations
@@ -29,6 +31,14 @@ def additive_mask(mask: torch.Tensor, name: str, dtype: torch.dtype) -> torch.Te
     return mask.to(dtype)
 
 
+def project(linear: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """``linear(x)``; a bias in another dtype than ``x`` is cast to ``x``'s, as torch's attention does
+    (a float16 bias with a float64 query gives a float64 result, the bias's values promoted)."""
+    if linear.bias is not None and linear.bias.dtype != x.dtype:
+        return F.linear(x, linear.weight, linear.bias.to(x.dtype))
+    return linear(x)
+
+
 class AttentionShell(nn.Module):
     """Multi-head attention around a score kernel. Prefer the two public subclasses."""
 
@@ -46,6 +56,8 @@ class AttentionShell(nn.Module):
         *,
         dropout: float = 0.0,
         bias: bool = True,
+        add_bias_kv: bool = False,
+        add_zero_attn: bool = False,
         kdim: int | None = None,
         vdim: int | None = None,
         batch_first: bool = True,
@@ -70,6 +82,13 @@ class AttentionShell(nn.Module):
         for proj in (self.q_proj, self.k_proj, self.v_proj, self.out_proj):
             if proj.bias is not None:
                 nn.init.zeros_(proj.bias)
+        # torch's add_bias_kv: a learned key and value appended to every sequence, in projected space
+        # (the key in the kernel's per-head feature width), initialised as torch does.
+        self.bias_k = self.bias_v = None
+        if add_bias_kv:
+            self.bias_k = nn.Parameter(nn.init.xavier_normal_(torch.empty(1, 1, num_heads * feature_dim)))
+            self.bias_v = nn.Parameter(nn.init.xavier_normal_(torch.empty(1, 1, embed_dim)))
+        self.add_zero_attn = bool(add_zero_attn)
 
     def forward(
         self,
@@ -84,28 +103,45 @@ class AttentionShell(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         unbatched = query.dim() == 2
         query, key, value = self._to_batch_first(query, key, value, unbatched)
-        if unbatched and key_padding_mask is not None:
-            key_padding_mask = key_padding_mask.unsqueeze(0)
         batch, tgt_len, _ = query.shape
         src_len = key.shape[1]
-        heads = self.num_heads
+        if unbatched and key_padding_mask is not None:
+            if key_padding_mask.dim() != 1:
+                raise ValueError(
+                    f"key_padding_mask must have shape (S,)=({src_len},) for unbatched input, got {tuple(key_padding_mask.shape)}"
+                )
+            key_padding_mask = key_padding_mask.unsqueeze(0)
+        heads, features = self.num_heads, self.kernel.feature_dim
 
-        q = self.q_proj(query).view(batch, tgt_len, heads, -1).transpose(1, 2)  # (B, H, N, F)
-        k = self.k_proj(key).view(batch, src_len, heads, -1).transpose(1, 2)  # (B, H, S, F)
-        v = self.v_proj(value).view(batch, src_len, heads, -1).transpose(1, 2)  # (B, H, S, hd)
-
+        q, k, v = project(self.q_proj, query), project(self.k_proj, key), project(self.v_proj, value)
         mask = self._combined_mask(key_padding_mask, attn_mask, is_causal, batch, tgt_len, src_len, q.dtype)
-        if mask is None:
+        k, v, mask = self._append_keys(k, v, mask)
+        src_len = k.shape[1]
+        # Explicit sizes, never -1: an empty batch or sequence has no size to infer.
+        q = q.view(batch, tgt_len, heads, features).transpose(1, 2)  # (B, H, N, F)
+        k = k.view(batch, src_len, heads, features).transpose(1, 2)  # (B, H, S, F)
+        v = v.view(batch, src_len, heads, self.head_dim).transpose(1, 2)  # (B, H, S, hd)
+
+        if batch * tgt_len * src_len == 0:
+            scores = q.new_zeros(batch, heads, tgt_len, src_len)  # nothing to score, no circuit to run
+        elif mask is None:
             scores = self.kernel(q, k)  # (B, H, N, S)
         else:
             needed = torch.isfinite(mask).expand(batch, mask.shape[1] if mask.dim() == 4 else 1, tgt_len, src_len)
             scores = self.kernel(q, k, needed) + mask
-        weights = F.softmax(scores, dim=-1)
+        if mask is not None and not need_weights:
+            # A query whose keys are all masked: torch's need_weights=False path (scaled_dot_product_attention)
+            # gives it zero weights, so zero values and out_proj's bias as output, and no NaN gradients; with
+            # need_weights=True torch returns NaN weights and output (its documentation says so), and so does this.
+            blind = torch.isneginf(mask).all(-1, keepdim=True)
+            weights = F.softmax(scores.masked_fill(blind, 0.0), dim=-1).masked_fill(blind, 0.0)
+        else:
+            weights = F.softmax(scores, dim=-1)
         if self.dropout > 0.0:
             weights = F.dropout(weights, p=self.dropout, training=self.training)
 
         out = (weights @ v).transpose(1, 2).reshape(batch, tgt_len, self.embed_dim)  # (B, N, E)
-        out = self.out_proj(out)
+        out = project(self.out_proj, out)
         if unbatched:
             out, weights = out.squeeze(0), weights.squeeze(0)
         elif not self.batch_first:
@@ -115,6 +151,11 @@ class AttentionShell(nn.Module):
         return out, weights.mean(dim=-3) if average_attn_weights else weights
 
     def _to_batch_first(self, query, key, value, unbatched):
+        if any(t.is_nested for t in (query, key, value)):
+            raise ValueError(
+                "nested tensors are not supported: pad the sequences to one length and pass key_padding_mask "
+                "(True at the padding)"
+            )
         expected = 2 if unbatched else 3
         for name, t, dim in (("query", query, self.embed_dim), ("key", key, self.kdim), ("value", value, self.vdim)):
             if t.dim() != expected or t.shape[-1] != dim:
@@ -131,6 +172,23 @@ class AttentionShell(nn.Module):
         if key.shape[0] != query.shape[0]:
             raise ValueError(f"query and key must have the same batch size, got {query.shape[0]} and {key.shape[0]}")
         return query, key, value
+
+    def _append_keys(self, k, v, mask):
+        """torch's ``add_bias_kv`` and ``add_zero_attn``: the learned key/value, then a zero key/value,
+        after the ``S`` given ones (projected ``k`` ``(B, S, H*F)``, ``v`` ``(B, S, E)``); the masks gain
+        unmasked columns for them, so every query may attend to them."""
+        batch = k.shape[0]
+        extra_k, extra_v = [], []
+        if self.bias_k is not None:
+            extra_k.append(self.bias_k.to(k.dtype).expand(batch, 1, -1))
+            extra_v.append(self.bias_v.to(v.dtype).expand(batch, 1, -1))
+        if self.add_zero_attn:
+            extra_k.append(k.new_zeros(batch, 1, k.shape[-1]))
+            extra_v.append(v.new_zeros(batch, 1, v.shape[-1]))
+        if not extra_k:
+            return k, v, mask
+        k, v = torch.cat([k, *extra_k], dim=1), torch.cat([v, *extra_v], dim=1)
+        return k, v, None if mask is None else F.pad(mask, (0, len(extra_k)))
 
     def _combined_mask(self, key_padding_mask, attn_mask, is_causal, batch, tgt_len, src_len, dtype):
         """Sum of the additive masks, broadcastable to ``(B, H, N, S)``, or None."""
@@ -158,7 +216,9 @@ class AttentionShell(nn.Module):
         return mask
 
     def extra_repr(self) -> str:
-        return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}, batch_first={self.batch_first}"
+        extras = ", add_bias_kv=True" if self.bias_k is not None else ""
+        extras += ", add_zero_attn=True" if self.add_zero_attn else ""
+        return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}, batch_first={self.batch_first}{extras}"
 
 
 class ClassicalMultiheadAttention(AttentionShell):
@@ -171,6 +231,8 @@ class ClassicalMultiheadAttention(AttentionShell):
         *,
         dropout: float = 0.0,
         bias: bool = True,
+        add_bias_kv: bool = False,
+        add_zero_attn: bool = False,
         kdim: int | None = None,
         vdim: int | None = None,
         batch_first: bool = True,
@@ -178,7 +240,16 @@ class ClassicalMultiheadAttention(AttentionShell):
         check_heads(embed_dim, num_heads)
         kernel = KERNELS.get("dot")(num_heads, embed_dim // num_heads)
         super().__init__(
-            embed_dim, num_heads, kernel, dropout=dropout, bias=bias, kdim=kdim, vdim=vdim, batch_first=batch_first
+            embed_dim,
+            num_heads,
+            kernel,
+            dropout=dropout,
+            bias=bias,
+            add_bias_kv=add_bias_kv,
+            add_zero_attn=add_zero_attn,
+            kdim=kdim,
+            vdim=vdim,
+            batch_first=batch_first,
         )
 
 
@@ -208,6 +279,8 @@ class QuantumMultiheadAttention(AttentionShell):
         executor: str | Executor = "pennylane",
         dropout: float = 0.0,
         bias: bool = True,
+        add_bias_kv: bool = False,
+        add_zero_attn: bool = False,
         kdim: int | None = None,
         vdim: int | None = None,
         batch_first: bool = True,
@@ -229,7 +302,16 @@ class QuantumMultiheadAttention(AttentionShell):
             executor=executor,
         )
         super().__init__(
-            embed_dim, num_heads, score_kernel, dropout=dropout, bias=bias, kdim=kdim, vdim=vdim, batch_first=batch_first
+            embed_dim,
+            num_heads,
+            score_kernel,
+            dropout=dropout,
+            bias=bias,
+            add_bias_kv=add_bias_kv,
+            add_zero_attn=add_zero_attn,
+            kdim=kdim,
+            vdim=vdim,
+            batch_first=batch_first,
         )
 
 

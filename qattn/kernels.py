@@ -38,6 +38,13 @@ class ScoreKernel(nn.Module):
 KERNELS: Registry[type[ScoreKernel]] = Registry("kernel")
 
 
+def circuit_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The real dtype circuits are simulated in for features of ``dtype``: float16 and bfloat16 run in
+    float32 (their states are complex64: torch has no complex bfloat16, and CPU kernels lack complex
+    half), the kernel's scores return in the input's dtype; float32 and float64 run as they are."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
 def quantum_kernels() -> list[str]:
     """Names of the registered kernels that score with circuits."""
     return [name for name in KERNELS.names() if KERNELS.get(name).quantum]
@@ -99,9 +106,14 @@ class QuantumKernel(ScoreKernel):
         """The parameters that live inside circuits (the rest of the kernel is classical)."""
         return [self.query_weights, self.key_weights]
 
-    def angles(self, features: torch.Tensor) -> torch.Tensor:
-        """``(B, H, N, F)`` projected features -> encoding angles, scaled per head and feature."""
-        return features * self.input_scale[:, None, :]
+    def circuit_inputs(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Encoding angles (features scaled per head and feature) and circuit weights of queries and
+        keys, ``x_q, w_q, x_k, w_k``, in the precision the circuits run in (:func:`circuit_dtype`).
+        The casts are differentiable: half-precision parameters get their gradients."""
+        dtype = circuit_dtype(q.dtype)
+        scale = self.input_scale.to(dtype)[:, None, :]
+        w_q, w_k = self.query_weights.to(dtype), self.key_weights.to(dtype)
+        return q.to(dtype) * scale, w_q, k.to(dtype) * scale, w_k
 
     def extra_repr(self) -> str:
         return f"feature_map={self.feature_map}, executor={self.executor}"
@@ -119,9 +131,9 @@ class FidelityKernel(QuantumKernel):
         return 2 ** (self.feature_map.n_qubits / 2)
 
     def forward(self, q, k, needed=None):
-        w_q, w_k = self.query_weights, self.key_weights
-        tau = self.log_temperature.exp()  # folded in by the executor, where it is cheaper than on (N, S)
-        fid = self.executor.fidelities(self.feature_map, self.angles(q), w_q, self.angles(k), w_k, scale=tau, needed=needed)
+        x_q, w_q, x_k, w_k = self.circuit_inputs(q, k)
+        tau = self.log_temperature.to(x_q.dtype).exp()  # folded in by the executor, cheaper than on (N, S)
+        fid = self.executor.fidelities(self.feature_map, x_q, w_q, x_k, w_k, scale=tau, needed=needed)
         return fid.to(q.dtype)  # (B, H, N, S)
 
 
@@ -134,14 +146,14 @@ class GaussianKernel(QuantumKernel):
     """
 
     def forward(self, q, k, needed=None):
-        f_q, f_k = self.executor.z_expectation_pair(
-            self.feature_map, self.angles(q), self.query_weights, self.angles(k), self.key_weights, needed=needed
-        )
-        root_tau = self.log_temperature.mul(0.5).exp()[:, None, None]  # tau ||a - b||^2 = ||√tau a - √tau b||^2
-        f_q, f_k = root_tau * f_q.to(q.dtype), root_tau * f_k.to(q.dtype)
+        x_q, w_q, x_k, w_k = self.circuit_inputs(q, k)
+        f_q, f_k = self.executor.z_expectation_pair(self.feature_map, x_q, w_q, x_k, w_k, needed=needed)
+        dtype = x_q.dtype
+        root_tau = self.log_temperature.to(dtype).mul(0.5).exp()[:, None, None]  # tau ||a - b||^2 = ||√tau a - √tau b||^2
+        f_q, f_k = root_tau * f_q.to(dtype), root_tau * f_k.to(dtype)
         sq_dist = (
             f_q.square().sum(-1, keepdim=True)  # (B, H, N, 1)
             + f_k.square().sum(-1).unsqueeze(-2)  # (B, H, 1, S)
             - 2 * f_q @ f_k.transpose(-1, -2)  # (B, H, N, S)
         )
-        return -sq_dist
+        return (-sq_dist).to(q.dtype)
