@@ -8,20 +8,31 @@ from qattn import ClassicalMultiheadAttention, QuantumMultiheadAttention
 from qattn.circuits import CATALOGUE, CircuitFamily, Gate
 
 
-def twin_of(mha: nn.MultiheadAttention, **kwargs) -> ClassicalMultiheadAttention:
-    """A classical twin carrying exactly the torch layer's weights."""
-    twin = ClassicalMultiheadAttention(mha.embed_dim, mha.num_heads, batch_first=mha.batch_first, **kwargs)
-    with torch.no_grad():
-        if mha._qkv_same_embed_dim:
-            q_w, k_w, v_w = mha.in_proj_weight.chunk(3)
-        else:
-            q_w, k_w, v_w = mha.q_proj_weight, mha.k_proj_weight, mha.v_proj_weight
-        q_b, k_b, v_b = mha.in_proj_bias.chunk(3)
-        for proj, w, b in ((twin.q_proj, q_w, q_b), (twin.k_proj, k_w, k_b), (twin.v_proj, v_w, v_b)):
-            proj.weight.copy_(w)
-            proj.bias.copy_(b)
-        twin.out_proj.load_state_dict(mha.out_proj.state_dict())
-    return twin
+def twin_of(mha: nn.MultiheadAttention) -> ClassicalMultiheadAttention:
+    """A classical twin with the torch layer's options and exactly its parameters (dtypes included). Torch
+    packs the q/k/v projections into ``in_proj_weight``/``in_proj_bias`` when kdim == vdim == embed_dim."""
+    twin = ClassicalMultiheadAttention(
+        mha.embed_dim,
+        mha.num_heads,
+        dropout=mha.dropout,
+        bias=mha.in_proj_bias is not None,
+        add_bias_kv=mha.bias_k is not None,
+        add_zero_attn=mha.add_zero_attn,
+        kdim=mha.kdim,
+        vdim=mha.vdim,
+        batch_first=mha.batch_first,
+    )
+    if mha._qkv_same_embed_dim:
+        weights = mha.in_proj_weight.chunk(3)
+    else:
+        weights = (mha.q_proj_weight, mha.k_proj_weight, mha.v_proj_weight)
+    biases = (None, None, None) if mha.in_proj_bias is None else mha.in_proj_bias.chunk(3)
+    copy = lambda t: None if t is None else nn.Parameter(t.detach().clone())  # noqa: E731
+    for proj, w, b in zip((twin.q_proj, twin.k_proj, twin.v_proj), weights, biases):
+        proj.weight, proj.bias = copy(w), copy(b)
+    twin.out_proj.weight, twin.out_proj.bias = copy(mha.out_proj.weight), copy(mha.out_proj.bias)
+    twin.bias_k, twin.bias_v = copy(mha.bias_k), copy(mha.bias_v)
+    return twin.train(mha.training)
 
 
 def assert_same_call(mha, twin, args, **kwargs):
@@ -66,7 +77,7 @@ def test_classical_twin_matches_torch_multihead_attention(mask, average):
 
 def test_classical_twin_matches_torch_sequence_first_unbatched_and_kdim():
     mha = nn.MultiheadAttention(E, H, batch_first=False, kdim=6, vdim=4)
-    twin = twin_of(mha, kdim=6, vdim=4)
+    twin = twin_of(mha)
     assert_same_call(mha, twin, (torch.randn(N, B, E), torch.randn(S, B, 6), torch.randn(S, B, 4)))
     unbatched = (torch.randn(N, E), torch.randn(S, 6), torch.randn(S, 4))
     assert_same_call(mha, twin, unbatched, key_padding_mask=torch.tensor([False] * 5 + [True] * 2))
@@ -75,7 +86,7 @@ def test_classical_twin_matches_torch_sequence_first_unbatched_and_kdim():
 
 def test_classical_twin_matches_torch_with_dropout_under_the_same_seed():
     mha = nn.MultiheadAttention(E, H, batch_first=True, dropout=0.3)
-    twin = twin_of(mha, dropout=0.3)
+    twin = twin_of(mha)
     x = torch.randn(B, N, E)
     torch.manual_seed(7)
     expected = mha(x, x, x)
