@@ -39,6 +39,17 @@ def project(linear: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     return linear(x)
 
 
+def attention_weights(scores: torch.Tensor, mask: torch.Tensor | None, blind_rows_zero: bool) -> torch.Tensor:
+    """Softmax of the masked ``scores`` over keys. A query whose every key is masked gets NaN weights,
+    as in torch with ``need_weights=True`` (documented there), or, with ``blind_rows_zero``, zero weights
+    and zero gradients, as torch's ``need_weights=False`` path (``scaled_dot_product_attention``) gives:
+    zero values, so ``out_proj``'s bias as its output."""
+    if mask is None or not blind_rows_zero:
+        return F.softmax(scores, dim=-1)
+    blind = torch.isneginf(mask).all(-1, keepdim=True)
+    return F.softmax(scores.masked_fill(blind, 0.0), dim=-1).masked_fill(blind, 0.0)
+
+
 class AttentionShell(nn.Module):
     """Multi-head attention around a score kernel. Prefer the two public subclasses."""
 
@@ -107,9 +118,8 @@ class AttentionShell(nn.Module):
         src_len = key.shape[1]
         if unbatched and key_padding_mask is not None:
             if key_padding_mask.dim() != 1:
-                raise ValueError(
-                    f"key_padding_mask must have shape (S,)=({src_len},) for unbatched input, got {tuple(key_padding_mask.shape)}"
-                )
+                got = tuple(key_padding_mask.shape)
+                raise ValueError(f"key_padding_mask must have shape (S,)=({src_len},) for unbatched input, got {got}")
             key_padding_mask = key_padding_mask.unsqueeze(0)
         heads, features = self.num_heads, self.kernel.feature_dim
 
@@ -129,14 +139,7 @@ class AttentionShell(nn.Module):
         else:
             needed = torch.isfinite(mask).expand(batch, mask.shape[1] if mask.dim() == 4 else 1, tgt_len, src_len)
             scores = self.kernel(q, k, needed) + mask
-        if mask is not None and not need_weights:
-            # A query whose keys are all masked: torch's need_weights=False path (scaled_dot_product_attention)
-            # gives it zero weights, so zero values and out_proj's bias as output, and no NaN gradients; with
-            # need_weights=True torch returns NaN weights and output (its documentation says so), and so does this.
-            blind = torch.isneginf(mask).all(-1, keepdim=True)
-            weights = F.softmax(scores.masked_fill(blind, 0.0), dim=-1).masked_fill(blind, 0.0)
-        else:
-            weights = F.softmax(scores, dim=-1)
+        weights = attention_weights(scores, mask, blind_rows_zero=not need_weights)
         if self.dropout > 0.0:
             weights = F.dropout(weights, p=self.dropout, training=self.training)
 
@@ -216,9 +219,9 @@ class AttentionShell(nn.Module):
         return mask
 
     def extra_repr(self) -> str:
-        extras = ", add_bias_kv=True" if self.bias_k is not None else ""
-        extras += ", add_zero_attn=True" if self.add_zero_attn else ""
-        return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}, batch_first={self.batch_first}{extras}"
+        text = f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}, batch_first={self.batch_first}"
+        text += ", add_bias_kv=True" if self.bias_k is not None else ""
+        return text + (", add_zero_attn=True" if self.add_zero_attn else "")
 
 
 class ClassicalMultiheadAttention(AttentionShell):
@@ -264,6 +267,10 @@ class QuantumMultiheadAttention(AttentionShell):
     ``encoder`` and ``circuit`` take a catalogue name (``qattn.circuits.CATALOGUE``) or a
     :class:`~qattn.circuits.CircuitFamily` instance; ``executor`` a name (``qattn.EXECUTORS``) or
     an :class:`~qattn.executors.Executor` instance.
+
+    ``add_bias_kv`` and ``add_zero_attn`` are torch's, in the kernel's feature space: ``bias_k`` is a
+    projected key (``n_qubits`` features per head) that goes through the key circuits like any key, and
+    the zero key is the all-zero feature vector, with a zero value.
     """
 
     def __init__(

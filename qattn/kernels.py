@@ -38,13 +38,6 @@ class ScoreKernel(nn.Module):
 KERNELS: Registry[type[ScoreKernel]] = Registry("kernel")
 
 
-def circuit_dtype(dtype: torch.dtype) -> torch.dtype:
-    """The real dtype circuits are simulated in for features of ``dtype``: float16 and bfloat16 run in
-    float32 (their states are complex64: torch has no complex bfloat16, and CPU kernels lack complex
-    half), the kernel's scores return in the input's dtype; float32 and float64 run as they are."""
-    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
-
-
 def quantum_kernels() -> list[str]:
     """Names of the registered kernels that score with circuits."""
     return [name for name in KERNELS.names() if KERNELS.get(name).quantum]
@@ -60,6 +53,13 @@ class DotKernel(ScoreKernel):
 
     def forward(self, q, k, needed=None):
         return (q * math.sqrt(1.0 / self.feature_dim)) @ k.transpose(-1, -2)
+
+
+def circuit_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The real dtype circuits are simulated in for features of ``dtype``: float16 and bfloat16 run in
+    float32 (their states are complex64: torch has no complex bfloat16, and CPU kernels lack complex
+    half), the kernel's scores return in the input's dtype; float32 and float64 run as they are."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
 class QuantumKernel(ScoreKernel):
@@ -149,7 +149,8 @@ class GaussianKernel(QuantumKernel):
         x_q, w_q, x_k, w_k = self.circuit_inputs(q, k)
         f_q, f_k = self.executor.z_expectation_pair(self.feature_map, x_q, w_q, x_k, w_k, needed=needed)
         dtype = x_q.dtype
-        root_tau = self.log_temperature.to(dtype).mul(0.5).exp()[:, None, None]  # tau ||a - b||^2 = ||√tau a - √tau b||^2
+        # tau ||a - b||^2 = ||√tau a - √tau b||^2
+        root_tau = self.log_temperature.to(dtype).mul(0.5).exp()[:, None, None]
         f_q, f_k = root_tau * f_q.to(dtype), root_tau * f_k.to(dtype)
         sq_dist = (
             f_q.square().sum(-1, keepdim=True)  # (B, H, N, 1)

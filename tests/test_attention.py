@@ -27,7 +27,7 @@ def twin_of(mha: nn.MultiheadAttention) -> ClassicalMultiheadAttention:
     else:
         weights = (mha.q_proj_weight, mha.k_proj_weight, mha.v_proj_weight)
     biases = (None, None, None) if mha.in_proj_bias is None else mha.in_proj_bias.chunk(3)
-    copy = lambda t: None if t is None else nn.Parameter(t.detach().clone())  # noqa: E731
+    copy = lambda t: None if t is None else nn.Parameter(t.detach().clone())
     for proj, w, b in zip((twin.q_proj, twin.k_proj, twin.v_proj), weights, biases):
         proj.weight, proj.bias = copy(w), copy(b)
     twin.out_proj.weight, twin.out_proj.bias = copy(mha.out_proj.weight), copy(mha.out_proj.bias)

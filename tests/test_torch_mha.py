@@ -62,7 +62,7 @@ def reference_case(rng, kind="torch", add_key_padding_mask=False, add_bias_kv=Fa
     heads = rng.randint(1, 2) * 2
     d_model = rng.randint(2, 4) * heads
     kv_dim = d_model if same_embed_dim else rng.randint(5, 9)
-    options = dict(add_bias_kv=add_bias_kv, add_zero_attn=add_zero_attn, kdim=kv_dim, vdim=kv_dim, batch_first=False)
+    options = {"add_bias_kv": add_bias_kv, "add_zero_attn": add_zero_attn, "kdim": kv_dim, "vdim": kv_dim, "batch_first": False}
     layer = nn.MultiheadAttention(d_model, heads, **options) if kind == "torch" else make(kind, d_model, heads, **options)
     query, source = torch.rand(1, batch, d_model), torch.rand(src_len, batch, kv_dim)
     kwargs = {"attn_mask": torch.zeros(1, src_len).masked_fill(torch.randint(0, 2, (1, src_len)) == 0, float("-inf"))}
@@ -124,7 +124,7 @@ def test_3d_attn_mask_equals_each_sample_under_its_2d_mask(kind):
     layer = make(kind, E, heads, batch_first=False)
     query, key = torch.rand(batch, tgt_len, E), torch.rand(batch, src_len, E)
     mask = torch.zeros(batch, tgt_len, src_len).masked_fill(torch.randint(0, 2, (batch, tgt_len, src_len)) == 0, float("-inf"))
-    seq_first = lambda t: t.transpose(0, 1)  # noqa: E731
+    seq_first = lambda t: t.transpose(0, 1)
     out_3d = seq_first(layer(seq_first(query), seq_first(key), seq_first(key), attn_mask=mask.repeat_interleave(heads, 0))[0])
     for i in range(batch):
         out_2d = layer(seq_first(query[i : i + 1]), seq_first(key[i : i + 1]), seq_first(key[i : i + 1]), attn_mask=mask[i])[0]
@@ -512,7 +512,7 @@ def test_half_precision_for_every_catalogue_combination(dtype, encoder, circuit,
     assert out.dtype == dtype and weights.dtype == dtype
     reference = copy.deepcopy(layer).float()  # the same (rounded) parameters in float32
     expected_out, expected_weights = reference(x.float(), x.float(), x.float())
-    tolerance = dict(atol=2e-2, rtol=2e-2) if dtype == torch.float16 else dict(atol=1e-1, rtol=5e-2)
+    tolerance = {"atol": 2e-2, "rtol": 2e-2} if dtype == torch.float16 else {"atol": 1e-1, "rtol": 5e-2}
     torch.testing.assert_close(weights.float(), expected_weights, **tolerance)
     torch.testing.assert_close(out.float(), expected_out, **tolerance)
     out.float().square().sum().backward()
@@ -579,7 +579,7 @@ def test_transformer_decoder_with_twins_equals_torch():
     inputs, memory = torch.randn(2, 3, 16), torch.randn(2, 3, 16)
     causal = torch.ones(3, 3, dtype=torch.bool).triu(1)
     padding = torch.arange(3)[None, :] >= torch.tensor([3, 2])[:, None]
-    kwargs = dict(tgt_mask=causal, tgt_key_padding_mask=padding, memory_key_padding_mask=padding)
+    kwargs = {"tgt_mask": causal, "tgt_key_padding_mask": padding, "memory_key_padding_mask": padding}
     expected = decoder(inputs, memory, **kwargs)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
