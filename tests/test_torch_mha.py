@@ -62,12 +62,12 @@ def reference_case(rng, kind="torch", add_key_padding_mask=False, add_bias_kv=Fa
     heads = rng.randint(1, 2) * 2
     d_model = rng.randint(2, 4) * heads
     kv_dim = d_model if same_embed_dim else rng.randint(5, 9)
-    options = {"add_bias_kv": add_bias_kv, "add_zero_attn": add_zero_attn, "kdim": kv_dim, "vdim": kv_dim, "batch_first": False}
-    layer = nn.MultiheadAttention(d_model, heads, **options) if kind == "torch" else make(kind, d_model, heads, **options)
     query, source = torch.rand(1, batch, d_model), torch.rand(src_len, batch, kv_dim)
     kwargs = {"attn_mask": torch.zeros(1, src_len).masked_fill(torch.randint(0, 2, (1, src_len)) == 0, float("-inf"))}
     if add_key_padding_mask:
         kwargs["key_padding_mask"] = (torch.randint(0, 2, (1, src_len)) == 1).expand(batch, src_len)
+    options = {"add_bias_kv": add_bias_kv, "add_zero_attn": add_zero_attn, "kdim": kv_dim, "vdim": kv_dim, "batch_first": False}
+    layer = nn.MultiheadAttention(d_model, heads, **options) if kind == "torch" else make(kind, d_model, heads, **options)
     return layer, (query, source, source), kwargs
 
 
@@ -93,12 +93,13 @@ def test_reference_cases_quantum_semantics(case, kernel):
     options = REFERENCE_CASES[case]
     extra = options.get("add_bias_kv", False) + options.get("add_zero_attn", False)
     rng, torch_rng = random.Random(case), random.Random(case)
-    for _ in range(2):
-        torch.manual_seed(0)
+    for seed in range(3):
+        torch.manual_seed(seed)  # the same sizes, inputs and masks for both layers
         mha, args, kwargs = reference_case(torch_rng, **options)
         expected_out, expected_w = mha(*args, **kwargs, average_attn_weights=False)
-        torch.manual_seed(0)
-        layer, args, kwargs = reference_case(rng, kernel, **options)
+        torch.manual_seed(seed)
+        layer, args_, kwargs_ = reference_case(rng, kernel, **options)
+        assert all(torch.equal(a, b) for a, b in zip(args_, args)) and kwargs_.keys() == kwargs.keys()
         out, w = layer(*args, **kwargs, average_attn_weights=False)
         assert out.shape == expected_out.shape and w.shape == expected_w.shape
         src_len = args[1].shape[0]
