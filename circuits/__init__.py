@@ -25,6 +25,16 @@ CATALOGUE.add("strongly_entangling", StronglyEntangling())
 CATALOGUE.add("real_amplitudes", HardwareEfficient(rotations=("RY",)))
 
 
+def encoder_names() -> list[str]:
+    """Catalogue names that can encode (no trainable weights), as ``FeatureMap`` requires of its encoder."""
+    return [name for name in CATALOGUE if CATALOGUE.get(name).weight_shape(2) == ()]
+
+
+def ansatz_names() -> list[str]:
+    """Catalogue names that can be the trainable circuit (read no input features), as ``FeatureMap`` requires."""
+    return [name for name in CATALOGUE if CATALOGUE.get(name).input_size(2) == 0]
+
+
 def resolve_circuit(circuit: str | CircuitFamily) -> CircuitFamily:
     """A catalogue name or a family instance -> the family instance."""
     if isinstance(circuit, CircuitFamily):
@@ -44,7 +54,9 @@ __all__ = [
     "HardwareEfficient",
     "IQPEncoding",
     "StronglyEntangling",
+    "ansatz_names",
     "check_gates",
+    "encoder_names",
     "entangling_pairs",
     "resolve_circuit",
 ]

@@ -3,30 +3,46 @@
     from qattn import QuantumMultiheadAttention, ClassicalMultiheadAttention
     attn = QuantumMultiheadAttention(64, 4, n_qubits=4, kernel="fidelity")
     out, weights = attn(x, x, x)          # same call as torch.nn.MultiheadAttention
+
+The names below are imported on first use, so ``import qattn.config`` (and the command line's help
+and config errors) does not pay for importing torch, PennyLane and Qiskit.
 """
 
-from qattn.attention import (
-    AttentionShell,
-    ClassicalMultiheadAttention,
-    QuantumMultiheadAttention,
-    parameter_counts,
-)
-from qattn.circuits import CATALOGUE, CircuitFamily, FeatureMap
-from qattn.executors import EXECUTORS, Executor
-from qattn.kernels import KERNELS, ScoreKernel
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from qattn.attention import AttentionShell, ClassicalMultiheadAttention, QuantumMultiheadAttention, parameter_counts
+    from qattn.circuits import CATALOGUE, CircuitFamily, FeatureMap
+    from qattn.executors import EXECUTORS, Executor
+    from qattn.kernels import KERNELS, ScoreKernel
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "CATALOGUE",
-    "EXECUTORS",
-    "KERNELS",
-    "AttentionShell",
-    "CircuitFamily",
-    "ClassicalMultiheadAttention",
-    "Executor",
-    "FeatureMap",
-    "QuantumMultiheadAttention",
-    "ScoreKernel",
-    "parameter_counts",
-]
+_HOMES = {
+    "AttentionShell": "qattn.attention",
+    "ClassicalMultiheadAttention": "qattn.attention",
+    "QuantumMultiheadAttention": "qattn.attention",
+    "parameter_counts": "qattn.attention",
+    "CATALOGUE": "qattn.circuits",
+    "CircuitFamily": "qattn.circuits",
+    "FeatureMap": "qattn.circuits",
+    "EXECUTORS": "qattn.executors",
+    "Executor": "qattn.executors",
+    "KERNELS": "qattn.registry",
+    "ScoreKernel": "qattn.kernels",
+}
+
+__all__ = list(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOMES])

@@ -3,23 +3,30 @@
     config = load_config("experiments/imdb.toml", ["model.attention=classical", "train.epochs=2"])
 
 Unknown keys and bad values are rejected with the location, what was expected and (for keys) the
-valid names. The resolved config is saved with every run and checkpoint (:func:`dump_config`).
+valid names; every problem at once. Relative data paths in a config file are relative to the file's
+folder; those given with ``--set`` to the working directory. The resolved config (with absolute
+paths) is saved with every run and checkpoint (:func:`dump_config`).
+
+This module imports no torch, PennyLane, Qiskit or MLflow: a config error costs well under a second.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import tomllib
+import urllib.parse
 from pathlib import Path
 from typing import Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from qattn.circuits import CATALOGUE
+from qattn.circuits import CATALOGUE, ansatz_names, encoder_names
 from qattn.executors import EXECUTORS
-from qattn.kernels import quantum_kernels
+from qattn.registry import quantum_kernels
 
 
 class ConfigError(ValueError):
@@ -61,14 +68,34 @@ class DataConfig(Section):
     max_train_docs: int | None = Field(None, ge=1, description="seeded subsample of train, to fit a budget")
     max_dev_docs: int | None = Field(None, ge=1, description="seeded subsample of dev (evaluated every epoch)")
     max_test_docs: int | None = Field(None, ge=1, description="seeded subsample of test; leave unset to report the full split")
+    on_empty: Literal["error", "skip"] = Field("error", description="documents without text: stop, or skip and count")
     seed: int = 0
     synthetic: SyntheticConfig = SyntheticConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_from_files(cls, data: Any) -> Any:
+        """Your files without a ``name``: the training file's, so runs are not called ``synthetic-...``."""
+        if isinstance(data, dict) and data.get("source") == "files" and "name" not in data:
+            if isinstance(data.get("train_file"), str) and data["train_file"]:
+                data = {**data, "name": name_from_file(data["train_file"])}
+        return data
 
     @model_validator(mode="after")
     def _files(self) -> DataConfig:
         if self.source == "files" and not (self.train_file and self.test_file):
             raise ValueError("source = 'files' needs train_file and test_file (dev_file is optional)")
         return self
+
+
+TRAIN_AFFIX = re.compile(r"^train(ing)?[._-]|[._-]train(ing)?$|^train(ing)?$", re.IGNORECASE)
+
+
+def name_from_file(path: str) -> str:
+    """``reviews/train.jsonl.gz`` -> ``reviews``; ``r8-train.csv`` -> ``r8``; ``tweets.jsonl`` -> ``tweets``."""
+    file = Path(path)
+    stem = file.name.removesuffix(".gz").removesuffix(".jsonl").removesuffix(".csv")
+    return TRAIN_AFFIX.sub("", stem) or Path(os.path.abspath(file)).parent.name or "files"
 
 
 class TokenizerConfig(Section):
@@ -106,10 +133,10 @@ class ModelConfig(Section):
     encoder: str = "angle_ry"
     circuit: str = "hardware_efficient"
     reuploads: int = Field(1, ge=1)
-    executor: str = "pennylane"
+    executor: str = Field("pennylane", validate_default=True)  # checked against n_qubits even when not given
     aer: AerConfig = AerConfig()
     embed_dim: int = Field(64, ge=1)
-    num_heads: int = Field(4, ge=1)
+    num_heads: int = Field(4, ge=1, validate_default=True)  # checked against embed_dim even when not given
     local_layers: int = Field(1, ge=1, description="blocks attending within each chunk")
     global_layers: int = Field(1, ge=0, description="blocks attending across chunk summaries")
     ff_dim: int = Field(128, ge=1)
@@ -117,23 +144,57 @@ class ModelConfig(Section):
     max_length: int = Field(512, ge=1, description="tokens per document; longer ones are truncated")
     chunk_size: int = Field(64, ge=2, description="tokens per chunk of the hierarchical reader")
 
-    @model_validator(mode="after")
-    def _consistent(self) -> ModelConfig:
-        if self.embed_dim % self.num_heads:
-            raise ValueError(f"embed_dim ({self.embed_dim}) must be divisible by num_heads ({self.num_heads})")
-        if self.attention == "classical":
-            return self
-        if self.kernel not in quantum_kernels():
-            raise ValueError(f"kernel {self.kernel!r} is not a quantum kernel; valid: {', '.join(quantum_kernels())}")
-        for key in ("encoder", "circuit"):
-            if getattr(self, key) not in CATALOGUE:
-                raise ValueError(f"unknown {key} {getattr(self, key)!r}; valid: {', '.join(CATALOGUE.names())}")
-        if self.executor not in EXECUTORS:
-            raise ValueError(f"unknown executor {self.executor!r}; valid: {', '.join(EXECUTORS.names())}")
-        limit = EXECUTORS.get(self.executor).max_qubits
-        if self.n_qubits > limit:
-            raise ValueError(f"n_qubits={self.n_qubits} is out of range for executor {self.executor!r} (1..{limit})")
-        return self
+    # One validator per key, so pydantic reports every problem of the section at once. The quantum keys
+    # are checked unless attention is classical (which ignores them); fields validate in the order above.
+
+    @field_validator("kernel")
+    @classmethod
+    def _kernel(cls, kernel: str, info: ValidationInfo) -> str:
+        if is_quantum(info) and kernel not in quantum_kernels():
+            raise ValueError(f"kernel {kernel!r} is not a quantum kernel; valid: {', '.join(quantum_kernels())}")
+        return kernel
+
+    @field_validator("encoder")
+    @classmethod
+    def _encoder(cls, encoder: str, info: ValidationInfo) -> str:
+        if is_quantum(info) and encoder not in encoder_names():
+            kind = "an ansatz, not an encoder" if encoder in CATALOGUE else "not in the circuit catalogue"
+            raise ValueError(f"{encoder!r} is {kind}; valid encoders: {', '.join(encoder_names())}")
+        return encoder
+
+    @field_validator("circuit")
+    @classmethod
+    def _circuit(cls, circuit: str, info: ValidationInfo) -> str:
+        if is_quantum(info) and circuit not in ansatz_names():
+            kind = "an encoder, not an ansatz" if circuit in CATALOGUE else "not in the circuit catalogue"
+            raise ValueError(f"{circuit!r} is {kind}; valid ansatze (trainable circuits): {', '.join(ansatz_names())}")
+        return circuit
+
+    @field_validator("executor")
+    @classmethod
+    def _executor(cls, executor: str, info: ValidationInfo) -> str:
+        if not is_quantum(info):
+            return executor
+        if executor not in EXECUTORS:
+            raise ValueError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS.names())}")
+        limit = EXECUTORS.attribute(executor, "max_qubits")
+        n_qubits = info.data.get("n_qubits")
+        if n_qubits is not None and n_qubits > limit:
+            raise ValueError(f"n_qubits={n_qubits} is out of range for executor {executor!r} (1..{limit})")
+        return executor
+
+    @field_validator("num_heads")
+    @classmethod
+    def _heads(cls, num_heads: int, info: ValidationInfo) -> int:
+        embed_dim = info.data.get("embed_dim")
+        if embed_dim is not None and embed_dim % num_heads:
+            raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
+        return num_heads
+
+
+def is_quantum(info: ValidationInfo) -> bool:
+    """Whether the model being validated uses quantum attention (an invalid ``attention`` counts as quantum)."""
+    return info.data.get("attention") != "classical"
 
 
 class TrainConfig(Section):
@@ -157,6 +218,56 @@ class TrackingConfig(Section):
     experiment: str = "qattn"
     attention_maps: int = Field(3, ge=0, description="dev documents whose attention is drawn")
     system_metrics: bool = True
+
+    @field_validator("uri")
+    @classmethod
+    def _uri(cls, uri: str | None) -> str | None:
+        if uri is not None:
+            check_tracking_uri(uri)
+        return uri
+
+
+TRACKING_URI_FORMS = (
+    "http(s)://host[:port] (an `mlflow server`), sqlite:///path.db, another SQLAlchemy database URL "
+    "(postgresql://, mysql://, mssql://, with an optional +driver), or databricks[://profile]"
+)
+FILE_STORE_SCHEMES = ("", "file")
+SERVER_SCHEMES = ("http", "https")
+DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")  # MLflow's DATABASE_ENGINES
+
+
+def check_tracking_uri(uri: str) -> None:
+    """Refuse a URI MLflow 3 cannot track to, saying what it accepts (a URL is not echoed: it may hold a password).
+
+    MLflow picks a store by the URI's scheme: http/https (REST), the SQLAlchemy engines, databricks,
+    plugins' ``mlflow.tracking_store`` entry points, and otherwise its file store (a plain path), which
+    MLflow 3 refuses unless ``MLFLOW_ALLOW_FILE_STORE=true``.
+    """
+    parsed = urllib.parse.urlparse(uri)
+    scheme = parsed.scheme.lower()
+    if len(scheme) == 1:  # a Windows drive letter: a path
+        scheme = ""
+    if scheme in SERVER_SCHEMES:
+        if not parsed.hostname:
+            raise ValueError(f"a tracking URI with {scheme}:// needs a host: {scheme}://host[:port]")
+    elif scheme.split("+")[0] in DATABASE_SCHEMES or scheme == "databricks" or uri == "databricks":
+        pass
+    elif scheme in FILE_STORE_SCHEMES:
+        if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() not in ("true", "1"):
+            raise ValueError(
+                f"{uri!r} is a local path, which MLflow 3 reads as its file store and refuses unless "
+                "MLFLOW_ALLOW_FILE_STORE=true; for a local store use sqlite:///mlflow.db. "
+                f"Accepted: {TRACKING_URI_FORMS}"
+            )
+    elif scheme not in plugin_schemes():
+        raise ValueError(f"MLflow has no tracking store for the scheme '{scheme}://'; accepted: {TRACKING_URI_FORMS}")
+
+
+def plugin_schemes() -> set[str]:
+    """Schemes that installed MLflow plugins add (read only for an unknown scheme: it scans the packages)."""
+    from importlib.metadata import entry_points
+
+    return {entry.name for entry in entry_points(group="mlflow.tracking_store")}
 
 
 class CompareConfig(Section):
@@ -192,19 +303,39 @@ class ExperimentConfig(Section):
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> ExperimentConfig:
-    """Read a TOML file (or start from defaults), apply ``section.key=value`` overrides, validate."""
+    """Read a TOML file (or start from defaults), apply ``section.key=value`` overrides, validate.
+
+    Relative data paths (:data:`PATH_KEYS`) become absolute: those in the file relative to the file's
+    folder, those in ``overrides`` relative to the working directory.
+    """
     raw: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
         if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
+            raise ConfigError(f"config file {os.path.abspath(path)} does not exist")
         try:
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
             raise ConfigError(f"{path} is not valid TOML (UTF-8 text expected): {err}") from None
+        anchor_paths(raw, path.parent)
     for override in overrides:
         apply_override(raw, override)
+    anchor_paths(raw, Path.cwd())
     return validate_config(raw, source=str(path) if path else "config")
+
+
+PATH_KEYS = ("train_file", "dev_file", "test_file", "data_dir")
+"""Keys of ``[data]`` that name files or folders."""
+
+
+def anchor_paths(raw: dict[str, Any], folder: Path) -> None:
+    """Make the relative :data:`PATH_KEYS` of ``raw`` absolute, relative to ``folder`` (``~`` is the home folder)."""
+    data = raw.get("data")
+    if not isinstance(data, dict):
+        return
+    for key in PATH_KEYS:
+        if isinstance(data.get(key), str) and data[key]:
+            data[key] = os.path.abspath(os.path.join(folder, os.path.expanduser(data[key])))
 
 
 def config_from_toml(text: str, source: str = "saved config") -> ExperimentConfig:
@@ -232,7 +363,9 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
         value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         value = text
-    *sections, leaf = key.strip().split(".")
+    *sections, leaf = names = key.strip().split(".")
+    if not all(name.strip() for name in names):
+        raise ConfigError(f"override {override!r} has an empty key between dots; write section.key=value")
     node = raw
     for name in sections:
         node = node.setdefault(name, {})

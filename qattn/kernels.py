@@ -19,7 +19,7 @@ from torch import nn
 from qattn.checks import positive_int
 from qattn.circuits import CircuitFamily, FeatureMap, resolve_circuit
 from qattn.executors import Executor, resolve_executor
-from qattn.registry import Registry
+from qattn.registry import KERNELS, quantum_kernels  # noqa: F401  (declared there: config reads them without torch)
 
 
 class ScoreKernel(nn.Module):
@@ -35,15 +35,6 @@ class ScoreKernel(nn.Module):
         raise NotImplementedError
 
 
-KERNELS: Registry[type[ScoreKernel]] = Registry("kernel")
-
-
-def quantum_kernels() -> list[str]:
-    """Names of the registered kernels that score with circuits."""
-    return [name for name in KERNELS.names() if KERNELS.get(name).quantum]
-
-
-@KERNELS.register("dot")
 class DotKernel(ScoreKernel):
     """``q k^T / sqrt(head_dim)``: the scores of ``torch.nn.MultiheadAttention``."""
 
@@ -119,7 +110,6 @@ class QuantumKernel(ScoreKernel):
         return f"feature_map={self.feature_map}, executor={self.executor}"
 
 
-@KERNELS.register("fidelity")
 class FidelityKernel(QuantumKernel):
     """``tau_h |<phi(k; W_K)|phi(q; W_Q)>|^2``: a learned unitary metric ``<S(k)|U_K^† U_Q|S(q)>``.
 
@@ -137,7 +127,6 @@ class FidelityKernel(QuantumKernel):
         return fid.to(q.dtype)  # (B, H, N, S)
 
 
-@KERNELS.register("gaussian")
 class GaussianKernel(QuantumKernel):
     """QSANN-style scores ``-tau_h ||f_Q(q) - f_K(k)||^2`` with ``f = (<Z_0>, ..., <Z_{n-1}>)``.
 

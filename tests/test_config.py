@@ -1,5 +1,7 @@
 """Experiment configs: the shipped files load, overrides apply, bad keys and values are named."""
 
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -37,7 +39,12 @@ def test_resolved_config_round_trips_through_toml():
         ('train.epochs="3"', "train.epochs: Input should be a valid integer \\(got '3'\\)"),
         ("train.epochs=0", "train.epochs: Input should be greater than or equal to 1"),
         ("model.kernel=dot", "kernel 'dot' is not a quantum kernel; valid: fidelity, gaussian"),
-        ("model.circuit=qaoa", "unknown circuit 'qaoa'; valid: angle_rx, angle_ry, hardware_efficient"),
+        ("model.circuit=qaoa", "model.circuit: 'qaoa' is not in the circuit catalogue; valid ansatze \\(trainable circuits\\): hardware_efficient, real_amplitudes, strongly_entangling$"),
+        ("model.encoder=hardware_efficient", "model.encoder: 'hardware_efficient' is an ansatz, not an encoder; valid encoders: angle_rx, angle_ry, iqp$"),
+        ("model.n_qubits=13", "model.executor: n_qubits=13 is out of range for executor 'pennylane' \\(1..12\\)"),
+        ("model..n_qubits=3", "override 'model..n_qubits=3' has an empty key between dots; write section.key=value"),
+        ("model.n_qubits.=3", "override 'model.n_qubits.=3' has an empty key between dots"),
+        ("data.on_empty=drop", "data.on_empty: Input should be 'error' or 'skip'"),
         ("model.embed_dim=30", "embed_dim \\(30\\) must be divisible by num_heads \\(4\\)"),
         ("data.source=files", "source = 'files' needs train_file and test_file"),
         ("train", "override 'train' must look like section.key=value"),
@@ -68,3 +75,86 @@ def test_aer_options_are_typed():
         load_config(None, ["model.executor=aer", "model.aer.noise=FakeManilaV2"])
     with pytest.raises(ConfigError, match="model.aer.device: Input should be 'CPU' or 'GPU'"):
         load_config(None, ["model.aer.device=TPU"])
+
+
+def test_every_problem_of_the_model_section_is_reported_at_once():
+    with pytest.raises(ConfigError) as raised:
+        load_config(None, ["model.encoder=foo", "model.circuit=iqp", "model.kernel=dot", "model.embed_dim=30", "model.n_qubits=20"])
+    problems = str(raised.value).splitlines()[1:]
+    assert problems == [
+        "  - model.kernel: kernel 'dot' is not a quantum kernel; valid: fidelity, gaussian",
+        "  - model.encoder: 'foo' is not in the circuit catalogue; valid encoders: angle_rx, angle_ry, iqp",
+        "  - model.circuit: 'iqp' is an encoder, not an ansatz; valid ansatze (trainable circuits): "
+        "hardware_efficient, real_amplitudes, strongly_entangling",
+        "  - model.executor: n_qubits=20 is out of range for executor 'pennylane' (1..12)",
+        "  - model.num_heads: embed_dim (30) must be divisible by num_heads (4)",
+    ]
+    classical = load_config(None, ["model.attention=classical", "model.encoder=foo", "model.n_qubits=20"])
+    assert classical.model.encoder == "foo"  # classical attention ignores the quantum keys
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("not-a-uri", "tracking.uri: 'not-a-uri' is a local path, which MLflow 3 reads as its file store and refuses unless "
+                      "MLFLOW_ALLOW_FILE_STORE=true; for a local store use sqlite:///mlflow.db. Accepted: http"),
+        ("foo://user:secret@bar", "tracking.uri: MLflow has no tracking store for the scheme 'foo://'; accepted: "
+                                  "http\\(s\\)://host\\[:port\\] .*sqlite:///path.db"),
+        ("http://", "tracking.uri: a tracking URI with http:// needs a host: http://host\\[:port\\]"),
+    ],
+)
+def test_a_tracking_uri_mlflow_cannot_use_is_refused_with_the_accepted_forms(uri, message, monkeypatch):
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    with pytest.raises(ConfigError, match=message) as raised:
+        load_config(None, [f"tracking.uri={uri}"])
+    assert "secret" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "uri", ["http://127.0.0.1:5000", "https://user:pw@mlflow.example.org", "sqlite:///mlflow.db",
+            "postgresql+psycopg2://me@db/mlflow", "mysql://db/mlflow", "mssql://db/mlflow", "databricks", "databricks://profile"],
+)
+def test_the_tracking_uris_mlflow_accepts_load(uri):
+    assert load_config(None, [f"tracking.uri={uri}"]).tracking.uri == uri
+
+
+def test_a_file_store_path_is_accepted_when_mlflow_is_told_to_allow_it(monkeypatch):
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    assert load_config(None, ["tracking.uri=./mlruns"]).tracking.uri == "./mlruns"
+
+
+def test_relative_data_paths_in_a_file_are_relative_to_its_folder_and_on_the_command_line_to_the_working_directory(
+    tmp_path, monkeypatch
+):
+    folder = tmp_path / "project" / "experiments"
+    folder.mkdir(parents=True)
+    config_file = folder / "mine.toml"
+    config_file.write_text('[data]\nsource = "files"\ntrain_file = "../data/train.jsonl"\ntest_file = "test.csv"\n'
+                           'data_dir = "shared"\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    data = load_config(config_file).data
+    assert data.train_file == str(tmp_path / "project" / "data" / "train.jsonl")
+    assert (data.test_file, data.data_dir) == (str(folder / "test.csv"), str(folder / "shared"))
+    data = load_config(config_file, ["data.test_file=mine/test.csv", f"data.dev_file={tmp_path}/dev.csv"]).data
+    assert (data.test_file, data.dev_file) == (str(elsewhere / "mine" / "test.csv"), str(tmp_path / "dev.csv"))
+    assert load_config(config_file, ["data.train_file=~/t.jsonl"]).data.train_file == os.path.expanduser("~/t.jsonl")
+
+
+@pytest.mark.parametrize(
+    ("train_file", "name"),
+    [
+        ("corpora/reviews/train.jsonl", "reviews"),
+        ("corpora/r8_train.jsonl.gz", "r8"),
+        ("corpora/r8-training.csv", "r8"),
+        ("corpora/train_tweets.csv", "tweets"),
+        ("corpora/tweets.jsonl", "tweets"),
+        ("corpora/Train.jsonl", "corpora"),
+    ],
+)
+def test_files_without_a_name_are_named_after_the_training_file(train_file, name):
+    config = load_config(None, ["data.source=files", f"data.train_file={train_file}", "data.test_file=test.csv"])
+    assert config.data.name == name
+    named = load_config(None, ["data.source=files", f"data.train_file={train_file}", "data.test_file=t.csv", "data.name=mine"])
+    assert named.data.name == "mine"

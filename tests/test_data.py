@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -65,7 +66,9 @@ def test_subsampling_is_seeded(tmp_path):
         (b'{"text": "ok", "label": "a"}\n{"text": "no label"}\n', r"train.jsonl:2: missing field 'label' \(fields: text\)"),
         (b'{"text": "ok", "label": "a"}\n{"text": "ok", "label": "a"\n', r"train.jsonl:2: not valid JSON"),
         (b'{"text": "ok", "label": "a"}\n{"text": "caf\xe9", "label": "b"}\n', r"train.jsonl:2: not UTF-8 text \(byte 0xe9\)"),
-        (b'{"text": "", "label": "a"}\n', r"train.jsonl:1: field 'text' must be non-empty text"),
+        (b'{"text": "", "label": "a"}\n', r"train.jsonl:1: empty document \(field 'text' is ''\); remove it, or set data.on_empty = \"skip\""),
+        (b'{"text": "x", "label": "a"}\n{"text": "y", "label": null}\n', r"train.jsonl:2: field 'label' is null; give it a value"),
+        (b'{"text": 7, "label": "a"}\n', r"train.jsonl:1: field 'text' must be text, got 7"),
         (b'{"text": "x", "label": 1.5}\n', r"train.jsonl:1: label must be an integer or a name, got 1.5"),
         (b'["text", "label"]\n', r"train.jsonl:1: expected a JSON object per line, got list"),
         (b'{"text": "x", "label": "a"}\n{"text": "y", "label": "a"}\n', r"only one class \(a\)"),
@@ -77,6 +80,45 @@ def test_bad_user_files_name_file_and_line(tmp_path, content, message):
     test = write_jsonl(tmp_path / "test.jsonl", docs(["a", "b"]))
     with pytest.raises(DataError, match=message):
         load_dataset(files_config(tmp_path, train, test))
+
+
+@pytest.mark.parametrize("name", ["train.csv", "train.jsonl"])
+def test_a_byte_order_mark_is_not_part_of_the_first_field(tmp_path, name):
+    train = tmp_path / name
+    if name.endswith(".csv"):
+        train.write_text("text,label\nfirst doc,a\nsecond doc,b\n", encoding="utf-8-sig")  # as Excel saves CSV
+    else:
+        train.write_bytes("\ufeff".encode() + write_jsonl(tmp_path / "plain.jsonl", docs(["a", "b"])).read_bytes())
+    data = load_dataset(files_config(tmp_path, train, train, dev=train))
+    assert data.label_names == ["a", "b"] and not data.train.texts[0].startswith("\ufeff")
+
+
+def test_labels_mixing_numbers_and_names_are_refused_with_an_example_of_each(tmp_path):
+    train = write_jsonl(tmp_path / "train.jsonl", docs(["neg", "pos"] * 3))
+    test = write_jsonl(tmp_path / "test.jsonl", docs(["neg", 1]))
+    with pytest.raises(DataError, match=r"labels mix integers and names \(.*test.jsonl:2 has 1, .*train.jsonl:1 has 'neg'\)"):
+        load_dataset(files_config(tmp_path, train, test))
+
+
+def test_empty_documents_are_skipped_and_counted_per_split_when_asked(tmp_path):
+    rows = docs(["a", "b"] * 10)
+    rows[3]["text"], rows[7]["text"], rows[8]["text"] = "", " \n", None
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    test = tmp_path / "test.csv"
+    test.write_text("text,label\nx,a\n,b\ny,b\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"train.jsonl:4: empty document .*data.on_empty = \"skip\""):
+        load_dataset(files_config(tmp_path, train, test))
+    data = load_dataset(files_config(tmp_path, train, test, on_empty="skip"))
+    assert data.skipped_empty == {"train": 3, "test": 1}
+    assert len(data.train) + len(data.dev) == 17 and data.test.texts == ["x", "y"]
+    assert all(text.strip() for text in data.train.texts + data.dev.texts)
+    assert load_dataset(files_config(tmp_path, train, test, on_empty="skip", max_train_docs=5)).skipped_empty["train"] == 3
+
+
+def test_a_file_of_empty_documents_says_so(tmp_path):
+    train = write_jsonl(tmp_path / "train.jsonl", [{"text": "", "label": "a"}] * 3)
+    with pytest.raises(DataError, match=r"train.jsonl: all 3 documents are empty"):
+        load_dataset(files_config(tmp_path, train, train, on_empty="skip"))
 
 
 def test_classes_must_match_across_splits(tmp_path):
@@ -91,6 +133,20 @@ def test_csv_row_with_extra_fields_is_named(tmp_path):
     train.write_text("text,label\nfine,a\nbroken,b,extra\n")
     with pytest.raises(DataError, match=r"train.csv:3: more fields than the header has \(2\)"):
         load_dataset(files_config(tmp_path, train, train))
+
+
+def test_a_folder_given_as_a_file_is_named_as_a_folder(tmp_path):
+    (tmp_path / "corpus").mkdir()
+    test = write_jsonl(tmp_path / "test.jsonl", docs(["a", "b"]))
+    with pytest.raises(DataError, match=r"corpus is a folder; name the .jsonl or .csv file"):
+        load_dataset(files_config(tmp_path, tmp_path / "corpus", test))
+
+
+def test_a_missing_relative_file_is_named_by_its_absolute_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = DataConfig(source="files", train_file="data/train.jsonl", test_file="data/test.jsonl")
+    with pytest.raises(DataError, match=f"^{re.escape(str(tmp_path / 'data' / 'train.jsonl'))} does not exist$"):
+        load_dataset(config)
 
 
 def test_unknown_format_and_missing_file(tmp_path):

@@ -1,18 +1,47 @@
-"""Executors run circuits: chosen by name (``executor="pennylane"``) or injected as an instance."""
+"""Executors run circuits: chosen by name (``executor="pennylane"``) or injected as an instance.
+
+The classes are imported on first use (``from qattn.executors import AerExecutor`` works as usual), so
+reading :data:`EXECUTORS`' names and qubit limits, as config validation does, imports no quantum SDK.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from qattn.registry import Registry
 
-from .aer import AerExecutor
-from .base import Executor, StatevectorExecutor
-from .pennylane import PennyLaneExecutor
+if TYPE_CHECKING:
+    from .aer import AerExecutor
+    from .base import Executor, StatevectorExecutor
+    from .pennylane import PennyLaneExecutor
 
 EXECUTORS: Registry[type[Executor]] = Registry("executor")
-EXECUTORS.add("pennylane", PennyLaneExecutor)
-EXECUTORS.add("aer", AerExecutor)
+EXECUTORS.add_lazy("pennylane", "qattn.executors.pennylane:PennyLaneExecutor", max_qubits=12)
+EXECUTORS.add_lazy("aer", "qattn.executors.aer:AerExecutor", max_qubits=20)
+
+_CLASSES = {
+    "AerExecutor": ".aer",
+    "Executor": ".base",
+    "PennyLaneExecutor": ".pennylane",
+    "StatevectorExecutor": ".base",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CLASSES:
+        return getattr(importlib.import_module(_CLASSES[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_CLASSES])
 
 
 def resolve_executor(executor: str | Executor) -> Executor:
     """An executor name (default options) or a configured instance -> the instance."""
+    from .base import Executor
+
     if isinstance(executor, Executor):
         return executor
     if not isinstance(executor, str):
