@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from .journal import CALIBRATION_RESERVE, Options
+from .devices import CALIBRATION_RESERVE
+
+if TYPE_CHECKING:
+    from .journal import Options
 
 JOURNAL = click.argument("journal", type=click.Path(file_okay=False, path_type=Path))
 
@@ -49,6 +53,8 @@ def runtime_options(command):
     @functools.wraps(command)
     def wrapper(backend, shots, resilience_level, measure_mitigation, dd, twirl_gates, twirl_measure,
                 optimization_level, seed_transpiler, mode, max_executions, seed_simulator, **kwargs):
+        from .journal import Options
+
         options = Options(
             shots=shots, resilience_level=resilience_level, measure_mitigation=measure_mitigation, dynamical_decoupling=dd,
             twirl_gates=twirl_gates, twirl_measure=twirl_measure, optimization_level=optimization_level,

@@ -20,6 +20,9 @@ from pathlib import Path
 import numpy as np
 
 
+CALIBRATION_RESERVE = 100_000  # executions kept free per job for readout-mitigation calibration (32 x 128 today)
+
+
 class HardwareError(RuntimeError):
     """A hardware request that cannot go ahead; the message says what to do."""
 

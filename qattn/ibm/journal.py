@@ -26,11 +26,10 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .devices import HardwareError
+from .devices import CALIBRATION_RESERVE, HardwareError
 
 FINAL = {"DONE", "ERROR", "CANCELLED", "LOST", "RETRIEVED"}  # RETRIEVED: DONE and its values saved here
 FAILED = {"ERROR", "CANCELLED", "LOST"}  # LOST: a local job whose process ended before it did, or unknown to IBM
-CALIBRATION_RESERVE = 100_000  # executions kept free per job for readout-mitigation calibration (32 x 128 today)
 
 
 class Options(BaseModel):
