@@ -1,3 +1,6 @@
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,3 +57,26 @@ def mlflow_server(tmp_path_factory):
     url, process = start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"))
     yield url
     stop_process_group(process)
+
+
+HEAVY = ("torch", "pennylane", "qiskit", "qiskit_aer", "qiskit_ibm_runtime", "mlflow", "matplotlib")
+LIGHT_CLI = f"""
+import json, sys, types
+package = types.ModuleType("qattn")  # qattn/__init__ is not loaded: what is measured is the command line's own imports
+package.__path__ = [{str(Path(__file__).resolve().parents[1] / "qattn")!r}]
+sys.modules["qattn"] = package
+try:
+    from qattn.cli import main
+    main(sys.argv[1:], prog_name="qattn")
+finally:
+    print("heavy modules:", json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)), file=sys.stderr)
+"""
+
+
+def run_cli_light(args: list[str], **kwargs) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """``qattn ARGS`` in a fresh interpreter, without ``qattn/__init__`` (its imports are measured apart);
+    returns the finished process and the heavy libraries (:data:`HEAVY`) it imported."""
+    out = subprocess.run([sys.executable, "-c", LIGHT_CLI, *args], capture_output=True, text=True, timeout=120, **kwargs)
+    *stderr, last = out.stderr.rstrip("\n").split("\n")
+    assert last.startswith("heavy modules: "), out.stderr[-3000:]
+    return subprocess.CompletedProcess(out.args, out.returncode, out.stdout, "\n".join(stderr)), json.loads(last.split(": ", 1)[1])

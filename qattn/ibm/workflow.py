@@ -326,8 +326,10 @@ def holding_lock(command):
 
 
 def open_journal(folder: Path) -> tuple[Journal, Device]:
+    """The journal and its device, once its MLflow store answers (retrieve, resubmit and cancel write to it)."""
     journal = Journal.load(folder)
     mlflow.set_tracking_uri(journal.tracking_uri)
+    check_store()
     return journal, resolve_device(journal.device, journal.ideal)
 
 
