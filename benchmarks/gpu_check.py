@@ -35,7 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CHECKS = ["layer-fidelity", "layer-gaussian", "aer-exact", "aer-sampled", "train"]
 SHOTS = 4000
 TOLERANCE = {"atol": 1e-4, "rtol": 1e-3}  # float32 on two devices: summation order differs
-AER_GPU_MISSING = "qiskit-aer has no GPU device here: pip install 'qattn[gpu]' (qiskit-aer-gpu) on a machine with an NVIDIA GPU"
+AER_GPU_MISSING = (
+    "qiskit-aer has no GPU device here: pip install 'qattn[gpu]' (qiskit-aer-gpu) on a machine with an NVIDIA GPU"
+)
 
 
 class Skip(Exception):
@@ -59,7 +61,8 @@ def compare(pairs: dict[str, tuple]) -> str:
             failed.append(name)
     detail = ", ".join(f"{name} {value:.1e}" for name, value in worst.items())
     if failed:
-        raise AssertionError(f"beyond atol {TOLERANCE['atol']}, rtol {TOLERANCE['rtol']}: {', '.join(failed)} (max |diff|: {detail})")
+        limits = f"atol {TOLERANCE['atol']}, rtol {TOLERANCE['rtol']}"
+        raise AssertionError(f"beyond {limits}: {', '.join(failed)} (max |diff|: {detail})")
     return f"max |diff|: {detail}"
 
 
@@ -138,7 +141,7 @@ def aer_sampled_check(device: str, aer_device: str) -> str:
         sampled = aer_executor(aer_device, shots=SHOTS, seed=7).fidelities(fmap, x, w, x, w)
         exact = aer_executor("CPU").fidelities(fmap, x.cpu(), w.cpu(), x.cpu(), w.cpu())
     error, tolerance = max_difference(sampled, exact), 5 * math.sqrt(0.25 / SHOTS)
-    detail = f"{sampled.numel()} fidelities, {SHOTS} shots: max |sampled - exact| {error:.3f} (tolerance {tolerance:.3f})"
+    detail = f"{sampled.numel()} fidelities, {SHOTS} shots: max |sampled - exact| {error:.3f} (limit {tolerance:.3f})"
     if not error <= tolerance:
         raise AssertionError(detail)
     return detail
@@ -199,7 +202,7 @@ def environment(device: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda",
-                        help="cpu: run every check with the CPU standing in for the GPU (exercises this script anywhere)")
+                        help="cpu: every check with the CPU standing in for the GPU (exercises this script anywhere)")
     parser.add_argument("--checks", default=",".join(CHECKS), help=f"comma-separated subset of {','.join(CHECKS)}")
     args = parser.parse_args()
     unknown = sorted(set(args.checks.split(",")) - set(CHECKS))

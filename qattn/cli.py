@@ -14,7 +14,7 @@ import click
 
 from qattn.ibm.cli import ibm
 
-QUANTUM_KERNELS = ["fidelity", "gaussian"]  # qattn.kernels.quantum_kernels(), without importing torch (a test keeps them equal)
+QUANTUM_KERNELS = ["fidelity", "gaussian"]  # quantum_kernels() without importing torch; a test keeps them equal
 QUICKSTART_CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.toml"
 USER_ERRORS = {  # errors a user can act on, by module: each prints as one message, not a traceback
     "qattn.config": "ConfigError",
@@ -152,18 +152,20 @@ def quickstart(overrides: tuple[str, ...]) -> None:
 
 
 def reading(results) -> list[str]:
-    """What to make of quickstart's table: chance level, whether the runs had stopped improving, where the curves are."""
+    """What to make of quickstart's table: chance level, whether each run was still improving, where the curves are."""
     classes = len(results[0].test.confusion)  # one row per class
     lines = [f"Chance level: {1 / classes:.4f} test accuracy ({classes} classes, guessing)."]
     for r in results:
         last = r.epochs_run - 1  # best_epoch counts from 0, as the epochs do in MLflow
         if r.best_epoch == last:
-            verdict = f"still improving at its last epoch ({r.epochs_run}): more epochs (--set train.epochs=N) may score higher"
+            verdict = (f"still improving at its last epoch ({r.epochs_run}): "
+                       "more epochs (--set train.epochs=N) may score higher")
         else:
             verdict = f"best at epoch {r.best_epoch + 1} of {r.epochs_run} (the model tested is that epoch's)"
         lines.append(f"{r.run_name}: {verdict}.")
     uri = results[0].tracking_uri
-    lines.append("Learning curves: the artifact learning_curves.png of each MLflow run (attention maps under attention/).")
+    lines.append("Learning curves: the artifact learning_curves.png of each MLflow run "
+                 "(attention maps under attention/).")
     if uri.startswith(("http://", "https://")):
         lines.append(f"Browse the runs: open {uri} in a browser")
     else:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.servers import free_port, start_mlflow_server, stop_process_group  # noqa: F401 - free_port: for tests that import it here
+from tests.servers import free_port, start_mlflow_server, stop_process_group  # noqa: F401 - tests import free_port here
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.toml"
 
@@ -79,4 +79,5 @@ def run_cli_light(args: list[str], **kwargs) -> tuple[subprocess.CompletedProces
     out = subprocess.run([sys.executable, "-c", LIGHT_CLI, *args], capture_output=True, text=True, timeout=120, **kwargs)
     *stderr, last = out.stderr.rstrip("\n").split("\n")
     assert last.startswith("heavy modules: "), out.stderr[-3000:]
-    return subprocess.CompletedProcess(out.args, out.returncode, out.stdout, "\n".join(stderr)), json.loads(last.split(": ", 1)[1])
+    heavy = json.loads(last.split(": ", 1)[1])
+    return subprocess.CompletedProcess(out.args, out.returncode, out.stdout, "\n".join(stderr)), heavy

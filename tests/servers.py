@@ -41,7 +41,8 @@ def start_mlflow_server(folder: Path, store_uri: str | None = None) -> tuple[str
     with open(log, "w") as stderr:
         process = subprocess.Popen(
             [mlflow_cli, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-             "--backend-store-uri", store_uri or f"sqlite:///{folder / 'store.db'}", "--artifacts-destination", str(folder / "artifacts")],
+             "--backend-store-uri", store_uri or f"sqlite:///{folder / 'store.db'}",
+             "--artifacts-destination", str(folder / "artifacts")],
             env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, stdout=subprocess.DEVNULL, stderr=stderr,
             start_new_session=True,  # its own process group: see stop_process_group
         )  # fmt: skip

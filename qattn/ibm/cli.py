@@ -110,8 +110,9 @@ def ibm() -> None:
 def plan(target, backend, options, split, docs, tokens, overrides, write) -> None:
     """Count circuits, shots and QPU time of a run; sends nothing.
 
-    The cost of running TARGET's attention on a device, before anything is sent. TARGET: a checkpoint, the MLflow run id of a trained model, or an experiment config (with
-    --tokens). Every quantum kernel is planned for the same documents; the model's own comes first.
+    The cost of running TARGET's attention on a device, before anything is sent. TARGET: a
+    checkpoint, the MLflow run id of a trained model, or an experiment config (with --tokens).
+    Every quantum kernel is planned for the same documents; the model's own comes first.
     """
     from .workflow import format_seconds, plan as make_plan, total
 

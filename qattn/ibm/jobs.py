@@ -26,7 +26,9 @@ def runtime_call(what: str, call, *args):
     except RuntimeJobNotFound:
         return None
     except Exception as err:  # noqa: BLE001 - network, authentication and service errors alike
-        raise HardwareError(f"could not {what} ({type(err).__name__}: {str(err)[:300]}); the journal is unchanged, try again") from None
+        raise HardwareError(
+            f"could not {what} ({type(err).__name__}: {str(err)[:300]}); the journal is unchanged, try again"
+        ) from None
 
 
 def poll(folder: Path, journal: Journal, service=None, keep_values: bool = True, echo: Echo = print) -> None:
@@ -47,7 +49,9 @@ def poll(folder: Path, journal: Journal, service=None, keep_values: bool = True,
             else:
                 remote = runtime_call(f"look up job {job.job_id}", service.job, job.job_id)
                 status = "LOST" if remote is None else job_status(remote)
-                fetch = lambda: np.asarray(runtime_call(f"fetch job {job.job_id}'s result", remote.result)[0].data.evs)  # noqa: E731
+                fetch = lambda: np.asarray(  # noqa: E731
+                    runtime_call(f"fetch job {job.job_id}'s result", remote.result)[0].data.evs
+                )
             if status == "DONE" and keep_values:
                 save_values(folder, job.job_id, fetch())
                 status = "RETRIEVED"

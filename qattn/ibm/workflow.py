@@ -1,4 +1,5 @@
-"""Plan, submit, check, retrieve, resubmit and cancel a hardware evaluation of a model's attention.
+"""Plan, submit, retrieve, resubmit and cancel a hardware evaluation of a model's attention (its jobs'
+statuses alone: :mod:`qattn.ibm.jobs`).
 
 ``plan`` counts every stage's circuits (exact simulation stands in for the device, so nothing is
 sent), transpiles each stage's circuit for the device and estimates QPU time. ``submit`` sends the
@@ -39,7 +40,9 @@ from qattn.trainer import pad_batch
 
 from .devices import Device, HardwareError, LocalJobs, resolve_device
 from .jobs import poll
-from .journal import FAILED, FINAL, Job, Journal, Options, Stage, damaged_stages, load_stage, load_values, locked, now, save_stage
+from .journal import (
+    FAILED, FINAL, Job, Journal, Options, Stage, damaged_stages, load_stage, load_values, locked, now, save_stage,
+)
 from .programs import Program, build_program
 from .staged import Pending, Request, StagedExecutor
 
