@@ -45,21 +45,27 @@ def learning_curves_figure(history: list[dict[str, float]]) -> Figure:
     return fig
 
 
-def attention_figure(local: np.ndarray, global_: np.ndarray | None, tokens: list[str], title: str) -> Figure:
-    """First chunk's token attention (first local block) and, if any, attention across chunks."""
+def attention_figure(
+    local: np.ndarray, global_: np.ndarray | None, tokens: list[str], title: str, heads: str = "mean of the heads"
+) -> Figure:
+    """First chunk's token attention (first local block) and, if any, attention across chunks (first
+    global block), each with a colour bar. ``heads`` says which head is drawn (the model returns the
+    mean of the heads' weights, as torch's ``average_attn_weights=True`` does)."""
     panels = 2 if global_ is not None else 1
-    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 5.5), squeeze=False)
+    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 5.5), squeeze=False)
     labels = ["[summary]"] + tokens
     ax = axes[0, 0]
-    ax.imshow(local[: len(labels), : len(labels)], cmap="viridis")
-    ax.set(title="chunk 1: tokens (first block)", xlabel="key", ylabel="query")
+    image = ax.imshow(local[: len(labels), : len(labels)], cmap="viridis")
+    fig.colorbar(image, ax=ax, label="attention weight")
+    ax.set(title=f"chunk 1 tokens: local block 1, {heads}", xlabel="key", ylabel="query")
     if len(labels) <= 40:
         ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=6)
         ax.set_yticks(range(len(labels)), labels, fontsize=6)
     if global_ is not None:
         ax = axes[0, 1]
-        ax.imshow(global_, cmap="viridis")
-        ax.set(title="across chunk summaries", xlabel="key chunk", ylabel="query chunk")
+        image = ax.imshow(global_, cmap="viridis")
+        fig.colorbar(image, ax=ax, label="attention weight")
+        ax.set(title=f"chunk summaries: global block 1, {heads}", xlabel="key chunk", ylabel="query chunk")
     fig.suptitle(title)
     fig.tight_layout()
     return fig

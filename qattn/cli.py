@@ -1,4 +1,8 @@
-"""The ``qattn`` command line: quickstart, train, compare, report, evaluate, demo, ibm."""
+"""The ``qattn`` command line: quickstart, train, compare, report, evaluate, demo, ibm.
+
+Heavy libraries (torch, PennyLane, Qiskit, MLflow) are imported inside the commands that use them,
+so ``qattn --help`` and a command's own errors answer at once.
+"""
 
 from __future__ import annotations
 
@@ -7,38 +11,36 @@ import time
 from pathlib import Path
 
 import click
-import torch
 
-from qattn import ClassicalMultiheadAttention, QuantumMultiheadAttention, parameter_counts
-from qattn.circuits.to_qiskit import to_qiskit
 from qattn.ibm.cli import ibm
-from qattn.kernels import quantum_kernels
 
-QUANTUM_KERNELS = quantum_kernels()
+QUANTUM_KERNELS = ["fidelity", "gaussian"]  # quantum_kernels() without importing torch; a test keeps them equal
 QUICKSTART_CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.toml"
+USER_ERRORS = {  # errors a user can act on, by module: each prints as one message, not a traceback
+    "qattn.config": "ConfigError",
+    "qattn.data": "DataError",
+    "qattn.experiment": "ExperimentError",
+    "qattn.ibm.devices": "HardwareError",
+    "qattn.report": "ReportError",
+    "qattn.tracking": "TrackingError",
+}
 
 
-def user_errors():
-    """Errors a user can act on print as one message, not a traceback."""
-    from qattn.config import ConfigError
-    from qattn.data import DataError
-    from qattn.experiment import ExperimentError
-    from qattn.ibm.devices import HardwareError
-    from qattn.report import ReportError
-    from qattn.tracking import TrackingError
-
-    return (ConfigError, DataError, ExperimentError, HardwareError, ReportError, TrackingError)
+def user_errors() -> tuple[type[Exception], ...]:
+    """The error classes of :data:`USER_ERRORS` whose modules are loaded (an error's module always is)."""
+    return tuple(getattr(sys.modules[module], name) for module, name in USER_ERRORS.items() if module in sys.modules)
 
 
 class FriendlyGroup(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except user_errors() as err:
+        except user_errors() as err:  # evaluated only when an error arrives
             raise click.ClickException(str(err)) from None
 
 
 @click.group(cls=FriendlyGroup)
+@click.version_option(package_name="qattn", message="%(prog)s %(version)s")
 def main() -> None:
     """qattn: quantum-classical hybrid multi-head attention."""
 
@@ -54,8 +56,10 @@ set_option = click.option(
 @click.option("--resume", is_flag=True, help="Continue this run from its last checkpoint.")
 @click.option("--restart", is_flag=True, help="Delete this run's checkpoints and start over.")
 def train(config: Path, overrides: tuple[str, ...], resume: bool, restart: bool) -> None:
-    """Train one model from an experiment CONFIG (TOML) and record it in MLflow. Under torchrun, data-parallel
-    over its processes (README, "Scaling out")."""
+    """Train one model from a CONFIG file and record it in MLflow.
+
+    CONFIG is an experiment config (TOML). Under torchrun, data-parallel over its processes (README,
+    "Scaling out")."""
     from qattn.config import load_config
     from qattn.distributed import torchrun_world
     from qattn.experiment import run_experiment
@@ -70,7 +74,10 @@ def train(config: Path, overrides: tuple[str, ...], resume: bool, restart: bool)
 @set_option
 @click.option("--seeds", type=click.IntRange(min=1), help="Seeds 0..N-1 per cell (default: compare.seeds of the config).")
 def compare(config: Path, overrides: tuple[str, ...], seeds: int | None) -> None:
-    """Run the grid of attention kinds x seeds of CONFIG as one MLflow parent run; resumes if interrupted."""
+    """Train a grid of attention kinds x seeds (resumable).
+
+    The grid of CONFIG runs as one MLflow parent run with a child run per cell; run again, it resumes
+    where it was interrupted."""
     from qattn.config import load_config
     import mlflow
 
@@ -92,7 +99,9 @@ def compare(config: Path, overrides: tuple[str, ...], seeds: int | None) -> None
 @click.option("--results", type=click.Path(file_okay=False, path_type=Path), default=Path("results"), show_default=True)
 @click.option("--tracking-uri", help="MLflow store holding the grid (default: $MLFLOW_TRACKING_URI, else MLflow's).")
 def report(target: str, results: Path, tracking_uri: str | None) -> None:
-    """Write results/<name>.md and plots for a grid: TARGET is its parent run id or its MLflow experiment."""
+    """Write a grid's report and plots (results/<name>.md).
+
+    TARGET is the grid's parent run id or its MLflow experiment."""
     import mlflow
 
     from qattn.report import write_report
@@ -107,7 +116,9 @@ def report(target: str, results: Path, tracking_uri: str | None) -> None:
 @click.option("--split", type=click.Choice(["dev", "test"]), default="test", show_default=True)
 @click.option("--tracking-uri", help="MLflow store holding the run (default: $MLFLOW_TRACKING_URI, else MLflow's).")
 def evaluate(target: str, split: str, tracking_uri: str | None) -> None:
-    """Evaluate a trained model: TARGET is a checkpoint file or an MLflow run id."""
+    """Evaluate a trained model on its dev or test split.
+
+    TARGET is a checkpoint file or an MLflow run id."""
     import mlflow
 
     from qattn.experiment import evaluate_saved
@@ -122,7 +133,10 @@ def evaluate(target: str, split: str, tracking_uri: str | None) -> None:
 @main.command()
 @set_option
 def quickstart(overrides: tuple[str, ...]) -> None:
-    """Train quantum and classical attention on a generated long-text task; compare them."""
+    """Train quantum and classical attention and compare them.
+
+    Both train on a generated long-text task (experiments/quickstart.toml); the table after them says
+    what to make of the numbers."""
     from qattn.config import load_config
     from qattn.experiment import run_experiment
 
@@ -132,11 +146,31 @@ def quickstart(overrides: tuple[str, ...]) -> None:
         click.echo(f"Training {attention} attention ({config.train.epochs} epochs)...", err=True)
         results.append(run_experiment(config, restart=True))
     print_results(results)
+    click.echo("")
+    for line in reading(results):
+        click.echo(line)
+
+
+def reading(results) -> list[str]:
+    """What to make of quickstart's table: chance level, whether each run was still improving, where the curves are."""
+    classes = len(results[0].test.confusion)  # one row per class
+    lines = [f"Chance level: {1 / classes:.4f} test accuracy ({classes} classes, guessing)."]
+    for r in results:
+        last = r.epochs_run - 1  # best_epoch counts from 0, as the epochs do in MLflow
+        if r.best_epoch == last:
+            verdict = (f"still improving at its last epoch ({r.epochs_run}): "
+                       "more epochs (--set train.epochs=N) may score higher")
+        else:
+            verdict = f"best at epoch {r.best_epoch + 1} of {r.epochs_run} (the model tested is that epoch's)"
+        lines.append(f"{r.run_name}: {verdict}.")
     uri = results[0].tracking_uri
+    lines.append("Learning curves: the artifact learning_curves.png of each MLflow run "
+                 "(attention maps under attention/).")
     if uri.startswith(("http://", "https://")):
-        click.echo(f"\nBrowse the runs: open {uri} in a browser")
+        lines.append(f"Browse the runs: open {uri} in a browser")
     else:
-        click.echo(f"\nBrowse the runs: mlflow ui --backend-store-uri {uri}   (then open http://127.0.0.1:5000)")
+        lines.append(f"Browse the runs: mlflow ui --backend-store-uri {uri}   (then open http://127.0.0.1:5000)")
+    return lines
 
 
 def print_results(results) -> None:
@@ -158,7 +192,14 @@ def print_results(results) -> None:
 @click.option("--kernel", type=click.Choice(QUANTUM_KERNELS), default="fidelity", show_default=True)
 @click.option("--seed", default=0, show_default=True)
 def demo(batch: int, tokens: int, embed_dim: int, heads: int, qubits: int, kernel: str, seed: int) -> None:
-    """Build a quantum and a classical attention layer on random input and print their scores."""
+    """Print a quantum and a classical layer's attention weights.
+
+    Both layers are built with random weights and run on a random batch."""
+    import torch
+
+    from qattn.attention import ClassicalMultiheadAttention, QuantumMultiheadAttention, parameter_counts
+    from qattn.circuits.to_qiskit import to_qiskit
+
     torch.manual_seed(seed)
     x = torch.randn(batch, tokens, embed_dim)
     try:

@@ -1,14 +1,12 @@
-import os
-import shutil
-import socket
+import json
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import torch
+
+from tests.servers import free_port, start_mlflow_server, stop_process_group  # noqa: F401 - tests import free_port here
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.toml"
 
@@ -53,34 +51,33 @@ def tiny(tmp_path, monkeypatch):
     return tiny_overrides(tmp_path)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    mlflow_cli = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    server = subprocess.Popen(
-        [mlflow_cli, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{folder / 'store.db'}", "--artifacts-destination", str(folder / "artifacts")],
-        env=env, stdout=subprocess.DEVNULL, stderr=open(folder / "server.log", "w"),
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=2)
-            break
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                pytest.fail(f"mlflow server did not start: {(folder / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
+    """A real ``mlflow server`` for the whole session (:func:`tests.servers.start_mlflow_server`); yields its URL."""
+    url, process = start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"))
     yield url
-    server.terminate()
-    server.wait(timeout=30)
+    stop_process_group(process)
+
+
+HEAVY = ("torch", "pennylane", "qiskit", "qiskit_aer", "qiskit_ibm_runtime", "mlflow", "matplotlib")
+LIGHT_CLI = f"""
+import json, sys, types
+package = types.ModuleType("qattn")  # qattn/__init__ is not loaded: what is measured is the command line's own imports
+package.__path__ = [{str(Path(__file__).resolve().parents[1] / "qattn")!r}]
+sys.modules["qattn"] = package
+try:
+    from qattn.cli import main
+    main(sys.argv[1:], prog_name="qattn")
+finally:
+    print("heavy modules:", json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)), file=sys.stderr)
+"""
+
+
+def run_cli_light(args: list[str], **kwargs) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """``qattn ARGS`` in a fresh interpreter, without ``qattn/__init__`` (its imports are measured apart);
+    returns the finished process and the heavy libraries (:data:`HEAVY`) it imported."""
+    out = subprocess.run([sys.executable, "-c", LIGHT_CLI, *args], capture_output=True, text=True, timeout=120, **kwargs)
+    *stderr, last = out.stderr.rstrip("\n").split("\n")
+    assert last.startswith("heavy modules: "), out.stderr[-3000:]
+    heavy = json.loads(last.split(": ", 1)[1])
+    return subprocess.CompletedProcess(out.args, out.returncode, out.stdout, "\n".join(stderr)), heavy

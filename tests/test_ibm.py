@@ -1,7 +1,9 @@
 """`qattn ibm` offline: Qiskit Runtime's local testing mode with small fake devices, the same code
 path that talks to IBM. No test reaches the network (a guard refuses and records every attempt)."""
 
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,13 +24,14 @@ from qattn.cli import main
 from qattn.config import load_config
 from qattn.executors import PennyLaneExecutor
 from qattn.experiment import run_experiment
-from qattn.ibm import workflow
+from qattn.ibm import jobs, workflow
 from qattn.ibm.devices import HardwareError, resolve_device
 from qattn.ibm.journal import Journal, Options
 from qattn.ibm.staged import Pending, StagedExecutor
 from qattn.ibm.workflow import exact_values, job_ranges
 from qattn.kernels import QuantumKernel
-from tests.conftest import QUICKSTART
+from tests.conftest import QUICKSTART, run_cli_light
+from tests.servers import free_port
 
 GUARD = Path(__file__).parent / "network_guard"
 SECRET = "qattn-test-token-6f1d2c"  # set as QISKIT_IBM_TOKEN; must never reach a file
@@ -103,7 +106,7 @@ def test_submit_killed_then_retrieved_from_the_journal_in_another_process(traine
     process.wait(timeout=30)
     assert not (tmp_path / "network.log").exists()
 
-    record = workflow.status(journal)  # this (test) process knows nothing but the journal
+    record, _ = jobs.status(journal)  # this (test) process knows nothing but the journal
     assert record.stages[0].circuits == plans["fidelity"][0].circuits
     assert {job.status for job in record.jobs} == {"LOST"}
     assert workflow.retrieve(journal, echo=lambda line: None) is False
@@ -252,3 +255,42 @@ def test_bad_requests_are_named(trained, tmp_path, no_network):
         workflow.retrieve(tmp_path)
     with pytest.raises(HardwareError, match="2 qubits; fake_armonk has 1"):
         workflow.plan(str(QUICKSTART), "fake_armonk", Options(), tokens=10, overrides=["model.n_qubits=2"])
+
+
+
+def test_damaged_journal_files_are_named_with_what_to_do(trained, tmp_path, no_network):
+    """A stage file deleted, a results file truncated: ``status`` (which reads the journal only, so the
+    MLflow server may be gone) and ``retrieve`` name the file and what to do; a retrieved job's lost
+    values are fetched again."""
+    _, uri, _ = trained
+    mlflow.set_tracking_uri(uri)
+    options = Options(shots=100, resilience_level=0, seed_simulator=4)
+    journal = workflow.submit(GAUSSIAN[0], "fake_manila", options, split="test", docs=[0], folder=tmp_path / "journal", ideal=True, echo=lambda line: None)
+    assert workflow.retrieve(journal, echo=lambda line: None) is False  # stage 0 retrieved, stage 1 sent
+    first = Journal.load(journal).jobs[0]
+
+    no_stage = shutil.copytree(journal, tmp_path / "no-stage")
+    (no_stage / "stage-1.npz").unlink()
+    retrieved = CliRunner().invoke(main, ["ibm", "retrieve", str(no_stage)])
+    assert retrieved.exit_code == 1 and "Traceback" not in retrieved.output
+    assert f"Error: {no_stage / 'stage-1.npz'} is missing: it holds the gate angles of stage 1's circuits" in retrieved.output
+    assert "Put it back from a copy" in retrieved.output and "start it again with `qattn ibm submit`" in retrieved.output
+    record = json.loads(Journal.path(no_stage).read_text())
+    Journal.path(no_stage).write_text(json.dumps({**record, "tracking_uri": f"http://127.0.0.1:{free_port()}"}))  # nothing listens
+    out, heavy = run_cli_light(["ibm", "status", str(no_stage)], env=guarded_env(tmp_path, uri))
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert f"{first.job_id}  RETRIEVED" in out.stdout  # the statuses come first
+    assert f"Error: {no_stage / 'stage-1.npz'} is missing" in out.stderr
+    assert heavy == []  # no model, no MLflow
+    assert not (tmp_path / "network.log").exists()
+
+    values = journal / "results" / f"{first.job_id}.npy"
+    saved = values.read_bytes()
+    values.write_bytes(saved[:100])
+    out, heavy = run_cli_light(["ibm", "status", str(journal)], env=guarded_env(tmp_path, uri))
+    assert out.returncode == 0, out.stderr
+    assert f"{values} is damaged (ValueError: " in out.stdout
+    assert f"job {first.job_id}'s values are fetched again by `qattn ibm retrieve {journal}`" in out.stdout
+    assert f"{first.job_id}  DONE" in out.stdout and heavy == []
+    assert workflow.retrieve(journal, echo=lambda line: None) is True
+    assert values.read_bytes() == saved

@@ -1,8 +1,14 @@
 """`qattn quickstart` end to end (reduced size), and the CLI's handling of user errors."""
 
+import numpy as np
 from click.testing import CliRunner
+from mlflow.tracking import MlflowClient
 
-from qattn.cli import main
+from qattn.artifacts import attention_figure
+from qattn.cli import main, reading
+from qattn.config import load_config
+from qattn.experiment import RunResult
+from qattn.trainer import Metrics
 from tests.conftest import QUICKSTART
 
 
@@ -16,6 +22,18 @@ def test_quickstart_trains_both_kinds_and_prints_them_side_by_side(tiny, tmp_pat
     assert quantum[0] == "synthetic-quantum-fidelity-q2-h2-s0" and classical[0] == "synthetic-classical-dot-h2-s0"
     assert int(quantum[3]) > 0 and int(classical[3]) == 0
     assert f"mlflow ui --backend-store-uri sqlite:///{tmp_path / 'mlflow.db'}" in result.output
+    classes = load_config(QUICKSTART, tiny).data.synthetic.symbols  # one class per symbol (colour)
+    assert f"Chance level: {1 / classes:.4f} test accuracy ({classes} classes, guessing)." in lines
+    for run in (quantum, classical):  # the verdict agrees with the dev macro-F1 curve in MLflow
+        curve = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_metric_history(run[-1], "dev/macro_f1")
+        scores = [m.value for m in sorted(curve, key=lambda m: m.step)]
+        best = scores.index(max(scores)) + 1
+        verdict = next(line for line in lines if line.startswith(f"{run[0]}: "))
+        if best == len(scores):
+            assert verdict == f"{run[0]}: still improving at its last epoch ({best}): more epochs (--set train.epochs=N) may score higher."
+        else:
+            assert verdict == f"{run[0]}: best at epoch {best} of {len(scores)} (the model tested is that epoch's)."
+    assert "Learning curves: the artifact learning_curves.png of each MLflow run (attention maps under attention/)." in lines
     again = CliRunner().invoke(main, ["quickstart", *[arg for o in tiny for arg in ("--set", o)]])
     assert again.exit_code == 0, again.output  # reruns start over
 
@@ -47,3 +65,24 @@ def test_cli_errors_are_messages_not_tracebacks(tiny, tmp_path):
     assert demo.exit_code == 2 and "embed_dim (16) must be divisible by num_heads (3)" in demo.output
     for result in (bad_key, missing, nothing, not_ours, demo):
         assert "Traceback" not in result.output
+
+
+def test_attention_maps_have_colour_bars_and_name_the_heads():
+    local, global_ = np.full((5, 5), 0.2), np.full((3, 3), 1 / 3)
+    figure = attention_figure(local, global_, ["a", "b", "c", "d"], "dev document 0")
+    titles = [ax.get_title() for ax in figure.axes]
+    assert titles[:2] == ["chunk 1 tokens: local block 1, mean of the heads", "chunk summaries: global block 1, mean of the heads"]
+    assert [ax.get_ylabel() for ax in figure.axes[2:]] == ["attention weight", "attention weight"]  # one colour bar per map
+    single = attention_figure(local, None, ["a", "b", "c", "d"], "dev document 0", heads="head 1")
+    assert [ax.get_title() for ax in single.axes] == ["chunk 1 tokens: local block 1, head 1", ""]
+
+
+def test_the_reading_says_whether_a_run_was_still_improving():
+    def result(name, best_epoch, epochs_run):
+        test = Metrics(loss=1.0, accuracy=0.5, macro_f1=0.5, confusion=[[1, 0, 0], [0, 1, 0], [0, 0, 1]])
+        return RunResult(f"id-{name}", name, "sqlite:///m.db", test, best_epoch, epochs_run, 1.0, 1.0, 1.0, {})
+
+    lines = reading([result("rising", 11, 12), result("peaked", 8, 12)])  # best_epoch counts from 0
+    assert lines[0] == "Chance level: 0.3333 test accuracy (3 classes, guessing)."
+    assert lines[1] == "rising: still improving at its last epoch (12): more epochs (--set train.epochs=N) may score higher."
+    assert lines[2] == "peaked: best at epoch 9 of 12 (the model tested is that epoch's)."

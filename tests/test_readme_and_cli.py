@@ -1,11 +1,14 @@
-"""The README's example runs as written, and so does the demo command."""
+"""The README's example runs as written, and so does the demo command; the command line answers quickly."""
 
 import re
+from importlib.metadata import version
 from pathlib import Path
 
 from click.testing import CliRunner
 
-from qattn.cli import main
+from qattn.cli import QUANTUM_KERNELS, main
+from qattn.kernels import quantum_kernels
+from tests.conftest import run_cli_light
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -39,3 +42,27 @@ def test_demo_rejects_an_unknown_kernel_with_the_choices():
     result = CliRunner().invoke(main, ["demo", "--kernel", "dot"])
     assert result.exit_code != 0
     assert "'dot' is not one of 'fidelity', 'gaussian'" in result.output
+
+
+def test_the_command_line_imports_no_heavy_library_before_a_command_needs_it():
+    """`qattn --help`, `--version` and the ibm group answer without torch, PennyLane, Qiskit or MLflow
+    (qattn/__init__ itself is left out of this measure: see tests/conftest.py LIGHT_CLI)."""
+    for args in (["--help"], ["ibm", "--help"], ["demo", "--help"], ["ibm", "submit", "--help"]):
+        out, heavy = run_cli_light(args)
+        assert out.returncode == 0 and "Usage: qattn" in out.stdout, out.stderr
+        assert heavy == [], f"qattn {' '.join(args)} imported {heavy}"
+    out, heavy = run_cli_light(["--version"])
+    assert out.stdout == f"qattn {version('qattn')}\n" and heavy == []
+
+
+def test_demo_offers_every_quantum_kernel():
+    assert QUANTUM_KERNELS == quantum_kernels()
+
+
+def test_help_lists_each_command_with_a_whole_sentence():
+    for group in ([], ["ibm"]):
+        out = CliRunner().invoke(main, [*group, "--help"], terminal_width=80)
+        commands = out.output.split("Commands:\n", 1)[1].splitlines()
+        assert len(commands) >= 6
+        for line in commands:
+            assert line.rstrip().endswith(".") and not line.rstrip().endswith("..."), f"cut short: {line!r}"

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from .journal import CALIBRATION_RESERVE, Options
+from .devices import CALIBRATION_RESERVE
+
+if TYPE_CHECKING:
+    from .journal import Options
 
 JOURNAL = click.argument("journal", type=click.Path(file_okay=False, path_type=Path))
 
@@ -49,6 +53,8 @@ def runtime_options(command):
     @functools.wraps(command)
     def wrapper(backend, shots, resilience_level, measure_mitigation, dd, twirl_gates, twirl_measure,
                 optimization_level, seed_transpiler, mode, max_executions, seed_simulator, **kwargs):
+        from .journal import Options
+
         options = Options(
             shots=shots, resilience_level=resilience_level, measure_mitigation=measure_mitigation, dynamical_decoupling=dd,
             twirl_gates=twirl_gates, twirl_measure=twirl_measure, optimization_level=optimization_level,
@@ -88,7 +94,9 @@ def tracking(command):
 
 @click.group()
 def ibm() -> None:
-    """Run a trained model's quantum attention on IBM Quantum hardware (or a fake device, offline)."""
+    """Run a trained model's attention circuits on IBM Quantum.
+
+    On a real device, or offline on a fake_<name> device (Qiskit Runtime's local testing mode)."""
 
 
 @ibm.command()
@@ -100,10 +108,11 @@ def ibm() -> None:
 @click.option("--write", type=click.Path(dir_okay=False, path_type=Path), help="Also write the plan as a Markdown report.")
 @tracking
 def plan(target, backend, options, split, docs, tokens, overrides, write) -> None:
-    """Cost of running TARGET's attention on a device, before anything is sent.
+    """Count circuits, shots and QPU time of a run; sends nothing.
 
-    TARGET: a checkpoint, the MLflow run id of a trained model, or an experiment config (with
-    --tokens). Every quantum kernel is planned for the same documents; the model's own comes first.
+    The cost of running TARGET's attention on a device, before anything is sent. TARGET: a
+    checkpoint, the MLflow run id of a trained model, or an experiment config (with --tokens).
+    Every quantum kernel is planned for the same documents; the model's own comes first.
     """
     from .workflow import format_seconds, plan as make_plan, total
 
@@ -159,7 +168,9 @@ def plan_command(target, backend, options: Options, split, docs, tokens, overrid
 @click.option("--ideal", is_flag=True, help="Fake devices only: simulate without the device's noise.")
 @tracking
 def submit(target, backend, options, split, docs, journal, ideal) -> None:
-    """Submit the first stage of TARGET's attention circuits; every job id is journaled before this returns."""
+    """Submit the first stage of circuits; journals every job.
+
+    Sends the first stage of TARGET's attention circuits; every job id is in the journal before this returns."""
     from .workflow import submit as send
 
     folder = send(target, backend, options, split=split, docs=docs, folder=journal, ideal=ideal, echo=click.echo)
@@ -169,19 +180,26 @@ def submit(target, backend, options, split, docs, journal, ideal) -> None:
 @ibm.command()
 @JOURNAL
 def status(journal: Path) -> None:
-    """Each job's status, as the runtime reports it now."""
-    from .workflow import status as check
+    """Show each job's status, as the runtime reports it now.
 
-    record = check(journal)
+    Reads the journal and asks the runtime; needs neither the model nor MLflow."""
+    from .devices import HardwareError
+    from .jobs import status as check
+
+    record, problems = check(journal, echo=click.echo)
     click.echo(f"{record.device}: {len(record.stages)} stage(s) submitted; {'retrieved' if record.finished else 'in progress'}")
     for job in record.jobs:
         click.echo(f"  stage {job.stage} rows {job.rows[0]}:{job.rows[1]}  {job.job_id}  {job.status}  (submitted {job.submitted_at})")
+    if problems:
+        raise HardwareError("\n".join(problems))
 
 
 @ibm.command()
 @JOURNAL
 def retrieve(journal: Path) -> None:
-    """Collect finished jobs: submit the next stage, or rebuild attention and predictions and log them to MLflow."""
+    """Collect finished jobs; send the next stage, or log results.
+
+    After the last stage, rebuilds attention and predictions and logs them, beside exact simulation, to MLflow."""
     from .workflow import retrieve as collect
 
     collect(journal, echo=click.echo)
@@ -190,7 +208,9 @@ def retrieve(journal: Path) -> None:
 @ibm.command()
 @JOURNAL
 def resubmit(journal: Path) -> None:
-    """Send again the circuits whose jobs failed, were cancelled or were lost (finished ones are kept)."""
+    """Send again the jobs that failed, were cancelled or lost.
+
+    Finished and running jobs are kept."""
     from .workflow import resubmit as again
 
     again(journal, echo=click.echo)

@@ -13,10 +13,14 @@ the journal's folder, the part IBM's servers play for real jobs.
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+
+CALIBRATION_RESERVE = 100_000  # executions kept free per job for readout-mitigation calibration (32 x 128 today)
 
 
 class HardwareError(RuntimeError):
@@ -127,7 +131,13 @@ class LocalJobs:
         tmp.replace(self.path(job.job_id()))
 
     def status(self, job_id: str) -> str:
-        return "DONE" if self.path(job_id).is_file() else "LOST"
+        """``DONE`` when the job's values are here and readable; ``LOST`` when its process ended before
+        it did (or the file was damaged): resubmit it."""
+        try:
+            self.values(job_id)
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+            return "LOST"
+        return "DONE"
 
     def values(self, job_id: str) -> list[np.ndarray]:
         with np.load(self.path(job_id)) as data:

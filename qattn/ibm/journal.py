@@ -17,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import zipfile
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,11 +26,10 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .devices import HardwareError
+from .devices import CALIBRATION_RESERVE, HardwareError
 
 FINAL = {"DONE", "ERROR", "CANCELLED", "LOST", "RETRIEVED"}  # RETRIEVED: DONE and its values saved here
 FAILED = {"ERROR", "CANCELLED", "LOST"}  # LOST: a local job whose process ended before it did, or unknown to IBM
-CALIBRATION_RESERVE = 100_000  # executions kept free per job for readout-mitigation calibration (32 x 128 today)
 
 
 class Options(BaseModel):
@@ -126,6 +126,11 @@ class Journal(BaseModel):
     def path(folder: Path) -> Path:
         return folder / "journal.json"
 
+    @property
+    def local(self) -> bool:
+        """Local testing mode (a fake device, see :func:`qattn.ibm.devices.resolve_device`)."""
+        return self.device.startswith("fake_")
+
     @classmethod
     def load(cls, folder: Path) -> Journal:
         path = cls.path(folder)
@@ -171,19 +176,66 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def stage_path(folder: Path, stage: int) -> Path:
+    return folder / f"stage-{stage}.npz"
+
+
 def save_stage(folder: Path, stage: int, angles: np.ndarray, rows: np.ndarray) -> None:
-    np.savez(folder / f"stage-{stage}.npz", angles=angles, rows=rows)
+    """Written whole or not at all, as every file of the journal."""
+    tmp = stage_path(folder, stage).with_suffix(".tmp.npz")
+    np.savez(tmp, angles=angles, rows=rows)
+    os.replace(tmp, stage_path(folder, stage))
 
 
 def load_stage(folder: Path, stage: int) -> np.ndarray:
-    with np.load(folder / f"stage-{stage}.npz") as data:
-        return data["angles"]
+    """Stage ``stage``'s gate angles; a missing or damaged file is a :class:`HardwareError` that says what to do."""
+    path = stage_path(folder, stage)
+    try:
+        with np.load(path) as data:
+            return data["angles"]
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
+        problem = "is missing" if not path.exists() else f"is damaged ({type(err).__name__}: {str(err)[:100]})"
+        raise HardwareError(
+            f"{path} {problem}: it holds the gate angles of stage {stage}'s circuits, which `qattn ibm retrieve` and "
+            f"`qattn ibm resubmit` match the jobs' values to. Put it back from a copy of {folder}; without one, "
+            "this evaluation's results cannot be used: start it again with `qattn ibm submit`"
+        ) from None
+
+
+def damaged_stages(folder: Path, journal: Journal) -> list[str]:
+    """What is wrong with the journal's stage files (one message each; empty when all load)."""
+    problems = []
+    for stage in journal.stages:
+        try:
+            load_stage(folder, stage.stage)
+        except HardwareError as err:
+            problems.append(str(err))
+    return problems
+
+
+def values_path(folder: Path, job_id: str) -> Path:
+    return folder / "results" / f"{job_id}.npy"
 
 
 def save_values(folder: Path, job_id: str, values: np.ndarray) -> None:
+    """Written whole or not at all (a process killed mid-write leaves no truncated file)."""
     (folder / "results").mkdir(exist_ok=True)
-    np.save(folder / "results" / f"{job_id}.npy", values)
+    tmp = values_path(folder, job_id).with_suffix(".tmp.npy")
+    np.save(tmp, values)
+    os.replace(tmp, values_path(folder, job_id))
 
 
 def load_values(folder: Path, job_id: str) -> np.ndarray:
-    return np.load(folder / "results" / f"{job_id}.npy")
+    return np.load(values_path(folder, job_id))
+
+
+def values_problem(folder: Path, job_id: str) -> str | None:
+    """Why a retrieved job's saved values cannot be read, or None when they can."""
+    path = values_path(folder, job_id)
+    if not path.is_file():
+        return f"{path} is missing"
+    try:
+        load_values(folder, job_id)
+    except (OSError, ValueError, EOFError) as err:
+        return f"{path} is damaged ({type(err).__name__}: {str(err)[:100]})"
+    return None

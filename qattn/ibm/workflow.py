@@ -1,4 +1,5 @@
-"""Plan, submit, check, retrieve, resubmit and cancel a hardware evaluation of a model's attention.
+"""Plan, submit, retrieve, resubmit and cancel a hardware evaluation of a model's attention (its jobs'
+statuses alone: :mod:`qattn.ibm.jobs`).
 
 ``plan`` counts every stage's circuits (exact simulation stands in for the device, so nothing is
 sent), transpiles each stage's circuit for the device and estimates QPU time. ``submit`` sends the
@@ -37,8 +38,11 @@ from qattn.model import PAD_ID, ClassifierOutput, TextClassifier, build_model
 from qattn.tracking import check_store
 from qattn.trainer import pad_batch
 
-from .devices import Device, HardwareError, LocalJobs, job_status, resolve_device
-from .journal import FAILED, FINAL, Job, Journal, Options, Stage, load_stage, load_values, locked, now, save_stage, save_values
+from .devices import Device, HardwareError, LocalJobs, resolve_device
+from .jobs import poll
+from .journal import (
+    FAILED, FINAL, Job, Journal, Options, Stage, damaged_stages, load_stage, load_values, locked, now, save_stage,
+)
 from .programs import Program, build_program
 from .staged import Pending, Request, StagedExecutor
 
@@ -289,43 +293,15 @@ def job_tag(job: Job, kind: str) -> tuple[str, str]:
 # -- status, retrieve, resubmit, cancel ----------------------------------------------------------
 
 
-def refresh(folder: Path, journal: Journal, device: Device, keep_values: bool = True) -> None:
-    """Ask for every unfinished job's status; save the values of those done (``keep_values``). Tags
-    every job on the MLflow run again (a process killed between journal and tag left one out)."""
+def refresh(folder: Path, journal: Journal, device: Device, keep_values: bool = True, echo: Echo = print) -> None:
+    """Tag every job on the MLflow run again (a process killed between journal and tag left one out),
+    then :func:`qattn.ibm.jobs.poll` their statuses (and values, with ``keep_values``)."""
     kinds = {stage.stage: stage.kind for stage in journal.stages}
     tags = [RunTag(*job_tag(job, kinds[job.stage])) for job in journal.jobs]
     client = MlflowClient(journal.tracking_uri)
     for start in range(0, len(tags), 100):  # MLflow's limit per batch
         client.log_batch(journal.mlflow_run_id, tags=tags[start : start + 100])
-    local = LocalJobs(folder / "local")
-    try:
-        for job in journal.jobs:
-            if job.status in FAILED or job.status == "RETRIEVED" or (job.status == "DONE" and not keep_values):
-                continue
-            if device.local:
-                status, fetch = local.status(job.job_id), lambda: local.values(job.job_id)[0]
-            else:
-                remote = runtime_call(f"look up job {job.job_id}", device.service.job, job.job_id)
-                status = "LOST" if remote is None else job_status(remote)
-                fetch = lambda: np.asarray(runtime_call(f"fetch job {job.job_id}'s result", remote.result)[0].data.evs)  # noqa: E731
-            if status == "DONE" and keep_values:
-                save_values(folder, job.job_id, fetch())
-                status = "RETRIEVED"
-            job.status = status
-    finally:
-        journal.save(folder)
-
-
-def runtime_call(what: str, call, *args):
-    """A Qiskit Runtime call; a job IBM does not know gives None, any other failure a clear error."""
-    from qiskit_ibm_runtime.exceptions import RuntimeJobNotFound
-
-    try:
-        return call(*args)
-    except RuntimeJobNotFound:
-        return None
-    except Exception as err:  # noqa: BLE001 - network, authentication and service errors alike
-        raise HardwareError(f"could not {what} ({type(err).__name__}: {str(err)[:300]}); the journal is unchanged, try again") from None
+    poll(folder, journal, device.service, keep_values, echo)
 
 
 def stage_results(folder: Path, journal: Journal) -> dict[int, tuple[np.ndarray, np.ndarray]]:
@@ -353,17 +329,11 @@ def holding_lock(command):
 
 
 def open_journal(folder: Path) -> tuple[Journal, Device]:
+    """The journal and its device, once its MLflow store answers (retrieve, resubmit and cancel write to it)."""
     journal = Journal.load(folder)
     mlflow.set_tracking_uri(journal.tracking_uri)
+    check_store()
     return journal, resolve_device(journal.device, journal.ideal)
-
-
-@holding_lock
-def status(folder: Path) -> Journal:
-    """Each job's status now (values are not fetched)."""
-    journal, device = open_journal(folder)
-    refresh(folder, journal, device, keep_values=False)
-    return journal
 
 
 @holding_lock
@@ -373,7 +343,9 @@ def retrieve(folder: Path, echo: Echo = print) -> bool:
     if journal.finished:
         echo(f"already retrieved: MLflow run {journal.mlflow_run_id}")
         return True
-    refresh(folder, journal, device)
+    if problems := damaged_stages(folder, journal):  # before anything is fetched or loaded
+        raise HardwareError("\n".join(problems))
+    refresh(folder, journal, device, echo=echo)
     saved = load_saved(journal.model)
     evaluation = documents(saved, journal.split, journal.docs)
     results = stage_results(folder, journal)
@@ -408,7 +380,7 @@ def resubmit(folder: Path, echo: Echo = print) -> int:
     """Send the row ranges whose every job failed, was cancelled or was lost, and those a crash kept
     from being sent at all; finished and running jobs are kept. Returns how many jobs were sent."""
     journal, device = open_journal(folder)
-    refresh(folder, journal, device)
+    refresh(folder, journal, device, echo=echo)
     client = MlflowClient(journal.tracking_uri)
     sent, fmap = 0, None
     for stage in journal.stages:
@@ -435,7 +407,7 @@ def resubmit(folder: Path, echo: Echo = print) -> int:
 def cancel(folder: Path, echo: Echo = print) -> int:
     """Cancel every job not yet in a final state; returns how many were asked to stop."""
     journal, device = open_journal(folder)
-    refresh(folder, journal, device, keep_values=False)
+    refresh(folder, journal, device, keep_values=False, echo=echo)
     asked = 0
     try:
         for job in journal.jobs:
