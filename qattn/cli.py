@@ -61,10 +61,12 @@ def train(config: Path, overrides: tuple[str, ...], resume: bool, restart: bool)
     CONFIG is an experiment config (TOML). Under torchrun, data-parallel over its processes (README,
     "Scaling out")."""
     from qattn.config import load_config
+
+    experiment = load_config(config, list(overrides))  # a config's errors answer before torch is imported
     from qattn.distributed import torchrun_world
     from qattn.experiment import run_experiment
 
-    result = run_experiment(load_config(config, list(overrides)), resume=resume, restart=restart)
+    result = run_experiment(experiment, resume=resume, restart=restart)
     if torchrun_world()[0] == 0:
         print_results([result])
 
@@ -79,14 +81,15 @@ def compare(config: Path, overrides: tuple[str, ...], seeds: int | None) -> None
     The grid of CONFIG runs as one MLflow parent run with a child run per cell; run again, it resumes
     where it was interrupted."""
     from qattn.config import load_config
-    import mlflow
-
-    from qattn.grid import cells, finished_children, run_grid
 
     command = " ".join(["qattn compare", str(config), *(f"--set {o}" for o in overrides), *(["--seeds", str(seeds)] if seeds else [])])
     if seeds is not None:
         overrides = (*overrides, f"compare.seeds={list(range(seeds))}")
-    experiment = load_config(config, list(overrides))
+    experiment = load_config(config, list(overrides))  # a config's errors answer before torch is imported
+    import mlflow
+
+    from qattn.grid import cells, finished_children, run_grid
+
     parent_id, _ = run_grid(experiment, command, echo=lambda line: click.echo(line, err=True))
     total = len(cells(experiment))
     finished = len(finished_children(parent_id, mlflow.get_run(parent_id).info.experiment_id))  # side-by-side ones too
@@ -138,12 +141,13 @@ def quickstart(overrides: tuple[str, ...]) -> None:
     Both train on a generated long-text task (experiments/quickstart.toml); the table after them says
     what to make of the numbers."""
     from qattn.config import load_config
+
+    configs = [load_config(QUICKSTART_CONFIG, [*overrides, f"model.attention={kind}"]) for kind in ("quantum", "classical")]
     from qattn.experiment import run_experiment
 
     results = []
-    for attention in ("quantum", "classical"):
-        config = load_config(QUICKSTART_CONFIG, [*overrides, f"model.attention={attention}"])
-        click.echo(f"Training {attention} attention ({config.train.epochs} epochs)...", err=True)
+    for config in configs:
+        click.echo(f"Training {config.model.attention} attention ({config.train.epochs} epochs)...", err=True)
         results.append(run_experiment(config, restart=True))
     print_results(results)
     click.echo("")

@@ -61,10 +61,7 @@ def mlflow_server(tmp_path_factory):
 
 HEAVY = ("torch", "pennylane", "qiskit", "qiskit_aer", "qiskit_ibm_runtime", "mlflow", "matplotlib")
 LIGHT_CLI = f"""
-import json, sys, types
-package = types.ModuleType("qattn")  # qattn/__init__ is not loaded: what is measured is the command line's own imports
-package.__path__ = [{str(Path(__file__).resolve().parents[1] / "qattn")!r}]
-sys.modules["qattn"] = package
+import json, sys
 try:
     from qattn.cli import main
     main(sys.argv[1:], prog_name="qattn")
@@ -74,8 +71,7 @@ finally:
 
 
 def run_cli_light(args: list[str], **kwargs) -> tuple[subprocess.CompletedProcess, list[str]]:
-    """``qattn ARGS`` in a fresh interpreter, without ``qattn/__init__`` (its imports are measured apart);
-    returns the finished process and the heavy libraries (:data:`HEAVY`) it imported."""
+    """``qattn ARGS`` in a fresh interpreter; returns the finished process and the heavy libraries (:data:`HEAVY`) it imported."""
     out = subprocess.run([sys.executable, "-c", LIGHT_CLI, *args], capture_output=True, text=True, timeout=120, **kwargs)
     *stderr, last = out.stderr.rstrip("\n").split("\n")
     assert last.startswith("heavy modules: "), out.stderr[-3000:]

@@ -44,15 +44,20 @@ def test_demo_rejects_an_unknown_kernel_with_the_choices():
     assert "'dot' is not one of 'fidelity', 'gaussian'" in result.output
 
 
-def test_the_command_line_imports_no_heavy_library_before_a_command_needs_it():
-    """`qattn --help`, `--version` and the ibm group answer without torch, PennyLane, Qiskit or MLflow
-    (qattn/__init__ itself is left out of this measure: see tests/conftest.py LIGHT_CLI)."""
+def test_the_command_line_imports_no_heavy_library_before_a_command_needs_it(tmp_path):
+    """`qattn --help`, `--version`, the ibm group and a config's errors answer without torch, PennyLane,
+    Qiskit or MLflow."""
     for args in (["--help"], ["ibm", "--help"], ["demo", "--help"], ["ibm", "submit", "--help"]):
         out, heavy = run_cli_light(args)
         assert out.returncode == 0 and "Usage: qattn" in out.stdout, out.stderr
         assert heavy == [], f"qattn {' '.join(args)} imported {heavy}"
     out, heavy = run_cli_light(["--version"])
     assert out.stdout == f"qattn {version('qattn')}\n" and heavy == []
+    typo = tmp_path / "typo.toml"
+    typo.write_text('[model]\nencoder = "hardware_efficient"\nn_qbits = 3\n')
+    out, heavy = run_cli_light(["train", str(typo)])
+    assert out.returncode != 0 and "n_qbits" in out.stderr and "is an ansatz, not an encoder" in out.stderr, out.stderr
+    assert heavy == [], f"a config error imported {heavy}"
 
 
 def test_demo_offers_every_quantum_kernel():
