@@ -80,7 +80,8 @@ def folder_lock(folder: Path) -> Iterator[str | None]:
 
 def check_writable(config: ExperimentConfig) -> None:
     """The folders a run writes to, checked before anything starts (a ConfigError naming the key)."""
-    for key, folder in (("train.output_dir", config.train.output_dir), ("tokenizer.cache_dir", config.tokenizer.cache_dir)):
+    folders = {"train.output_dir": config.train.output_dir, "tokenizer.cache_dir": config.tokenizer.cache_dir}
+    for key, folder in folders.items():
         path = Path(folder)
         try:
             if path.exists() and not path.is_dir():
@@ -185,11 +186,14 @@ def train_and_test(config: ExperimentConfig, ranks: Ranks, *, resume: bool, rest
         checkpoint = load_checkpoint(last, RESUME_KEYS, map_location=ranks.device)
         if not isinstance(checkpoint["mlflow_run_id"], str):
             raise unusable(last, "it names no MLflow run")
-        first_epoch = ranks.from_main(resumed_run_numbering(checkpoint["mlflow_run_id"], last, uri) if ranks.main else None)
+        first_epoch = ranks.from_main(resumed_run_numbering(checkpoint["mlflow_run_id"], last) if ranks.main else None)
+    def log(metrics: dict[str, float], step: int) -> None:
+        if ranks.main:
+            tracking.patiently(lambda: mlflow.log_metrics(metrics, step=step))
+
     trainer = Trainer(
-        model, train, dev, dataset.num_classes, config.train, run_dir, extra,
-        log=lambda metrics, step: tracking.patiently(lambda: mlflow.log_metrics(metrics, step=step)) if ranks.main else None,
-        ranks=ranks, first_epoch=first_epoch,
+        model, train, dev, dataset.num_classes, config.train, run_dir, extra, log=log, ranks=ranks,
+        first_epoch=first_epoch,
     )
     if checkpoint:
         try:
@@ -198,7 +202,10 @@ def train_and_test(config: ExperimentConfig, ranks: Ranks, *, resume: bool, rest
             raise unusable(last, f"it does not fit this config: {first_lines(err)}") from None
 
     run_id = checkpoint["mlflow_run_id"] if checkpoint else None
-    recording = partial(tracking.recorded_run, run_id=run_id, run_name=name, nested=nested, log_system_metrics=config.tracking.system_metrics)
+    recording = partial(
+        tracking.recorded_run, run_id=run_id, run_name=name, nested=nested,
+        log_system_metrics=config.tracking.system_metrics,
+    )
     try:
         with recording() if ranks.main else nullcontext() as run:
             if ranks.main and not resume:
@@ -211,24 +218,27 @@ def train_and_test(config: ExperimentConfig, ranks: Ranks, *, resume: bool, rest
             model.load_state_dict(load_checkpoint(trainer.best_path, map_location=ranks.device)["model"])
             test_metrics = evaluate(model, test, dataset.num_classes, config.train.batch_size, ranks)
             if ranks.main:
-                best_epoch = state.best_epoch + first_epoch
-                tracking.patiently(lambda: mlflow.log_metrics({**test_metrics.scalars("test"), "best_epoch": best_epoch}))
+                final = {**test_metrics.scalars("test"), "best_epoch": state.best_epoch + first_epoch}
+                tracking.patiently(lambda: mlflow.log_metrics(final))
                 tracking.patiently(lambda: log_artifacts(config, model, tokenizer, dataset, dev, test_metrics, state.history))
                 tracking.patiently(lambda: mlflow.log_artifact(str(trainer.best_path), "checkpoints"))
     except tracking.StoreUnreachable as err:
         if not last.is_file():  # it went away before the first checkpoint
-            raise tracking.StoreUnreachable(f"{err}. qattn stopped before any checkpoint; run the same command again once the store answers") from None
+            raise tracking.StoreUnreachable(
+                f"{err}. qattn stopped before any checkpoint; run the same command again once the store answers"
+            ) from None
         raise tracking.StoreUnreachable(
-            f"{err}. qattn stopped, and nothing is lost: the checkpoints are in {run_dir} ({last.name} holds the metrics "
-            f"not logged yet), and the MLflow run {extra['mlflow_run_id']} stays open. Once the store answers, --resume "
-            f"continues from {last.name} (`qattn train CONFIG --resume`, or for a grid the same `qattn compare` command)"
+            f"{err}. qattn stopped, and nothing is lost: the checkpoints are in {run_dir} ({last.name} holds the "
+            f"metrics not logged yet), and the MLflow run {extra['mlflow_run_id']} stays open. Once the store "
+            f"answers, --resume continues from {last.name} (`qattn train CONFIG --resume`, or for a grid the same "
+            "`qattn compare` command)"
         ) from None
 
     epochs = state.history
     return RunResult(
         run_id=extra["mlflow_run_id"],
         run_name=name,
-        tracking_uri=uri,
+        tracking_uri=tracking.mask_uri(uri),
         test=test_metrics,
         best_epoch=state.best_epoch + 1,
         epochs_run=len(epochs),
@@ -245,15 +255,15 @@ def log_run_start(config: ExperimentConfig, model: TextClassifier, resolved: str
     mlflow.set_tag(tracking.EPOCH_TAG, "1")
 
 
-def resumed_run_numbering(run_id: str, last: Path, uri: str) -> int:
+def resumed_run_numbering(run_id: str, last: Path) -> int:
     """The number the resumed MLflow run gives its first epoch (1; 0 for runs logged before epochs counted
     from 1), after checking that the store holds the run."""
     try:
         run = mlflow.MlflowClient().get_run(run_id)
     except MlflowException:
         raise ExperimentError(
-            f"the MLflow run {run_id} of {last} is not in {uri} (deleted, or logged to another store); "
-            "resume against the store it was logged to, or pass --restart"
+            f"the MLflow run {run_id} of {last} is not in {tracking.mask_uri(mlflow.get_tracking_uri())} (deleted, or "
+            "logged to another store); resume against the store it was logged to, or pass --restart"
         ) from None
     return 1 if run.data.tags.get(tracking.EPOCH_TAG) == "1" else 0
 
@@ -314,9 +324,10 @@ def load_saved(target: str) -> SavedModel:
             try:
                 downloaded = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=scratch)
             except Exception as err:  # noqa: BLE001 - MLflow raises several kinds for "not there"
+                store = tracking.mask_uri(mlflow.get_tracking_uri())
                 raise ExperimentError(
-                    f"{target!r} is neither a checkpoint file nor an MLflow run (at {tracking.mask_uri(mlflow.get_tracking_uri())}) "
-                    f"holding checkpoints/best.pt: {str(err)[:200]}"
+                    f"{target!r} is neither a checkpoint file nor an MLflow run (at {store}) holding "
+                    f"checkpoints/best.pt: {str(err)[:200]}"
                 ) from None
             payload = load_checkpoint(Path(downloaded), name=source)
     config = config_from_toml(payload["config"], source=f"the config saved in {source}")

@@ -24,7 +24,9 @@ from mlflow.entities import Run
 from qattn import tracking
 from qattn.config import ExperimentConfig, digest, validate_config
 from qattn.distributed import torchrun_world
-from qattn.experiment import ExperimentError, RunResult, check_writable, checkpoint_dir, folder_lock, load_checkpoint, run_experiment
+from qattn.experiment import (
+    ExperimentError, RunResult, check_writable, checkpoint_dir, folder_lock, load_checkpoint, run_experiment,
+)
 
 GRID_TAG = "qattn_grid"  # on the parent run: the grid's hash
 NAME_TAG = "qattn_name"  # on the parent run: the experiment config's name (the report's file name)
@@ -126,15 +128,17 @@ def run_grid(config: ExperimentConfig, command: str, echo=print) -> tuple[str, l
     tracking.connect(config)
     parent = find_parent(config)
     grid = cells(config)
-    foreign = [problem for cell in grid if (problem := foreign_checkpoint(cell.config(config), parent and parent.info.run_id))]
+    parent_id = parent.info.run_id if parent else None
+    foreign = [problem for cell in grid if (problem := foreign_checkpoint(cell.config(config), parent_id))]
     if foreign:
         raise ExperimentError(
             "qattn compare would overwrite checkpoints that are not this grid's:\n"
             + "".join(f"  - {problem}\n" for problem in foreign)
-            + "Move those folders away to keep them, or delete them (e.g. with `qattn train ... --restart`), then run qattn compare again"
+            + "Move those folders away to keep them, or delete them (e.g. with `qattn train ... --restart`), "
+            "then run qattn compare again"
         )
     with tracking.recorded_run(
-        run_id=parent.info.run_id if parent else None,
+        run_id=parent_id,
         run_name=f"{config.name}-grid",
         tags=None if parent else {GRID_TAG: grid_id(config), NAME_TAG: config.name},
         log_system_metrics=False,
@@ -157,10 +161,11 @@ def run_grid(config: ExperimentConfig, command: str, echo=print) -> tuple[str, l
                     continue
                 problem = foreign_checkpoint(cell_config, run.info.run_id)  # written since the check above
                 if problem:
-                    raise ExperimentError(f"qattn compare would overwrite a checkpoint: {problem}; move it away or delete it")
+                    raise ExperimentError(f"qattn compare would overwrite a checkpoint: {problem}; move or delete it")
                 resume = (checkpoint_dir(cell_config) / "last.pt").is_file()
                 if not resume:
                     mark_abandoned(run.info.run_id, run.info.experiment_id, name)
                 echo(f"[{number}/{len(grid)}] {name}: {'resuming from its checkpoint' if resume else 'training'}")
-                outcomes.append(run_experiment(cell_config, resume=resume, restart=not resume, nested=True, locked=True))
+                result = run_experiment(cell_config, resume=resume, restart=not resume, nested=True, locked=True)
+                outcomes.append(result)
     return run.info.run_id, outcomes

@@ -90,7 +90,8 @@ def find_grid(client: MlflowClient, target: str) -> Run:
     experiment = client.get_experiment_by_name(target)
     if experiment is None:
         raise ReportError(
-            f"{target!r} is neither a run id nor an experiment in the MLflow store at {mask_uri(mlflow.get_tracking_uri())}; "
+            f"{target!r} is neither a run id nor an experiment in the MLflow store at "
+            f"{mask_uri(mlflow.get_tracking_uri())}; "
             "pass the parent run id printed by `qattn compare`, or set --tracking-uri"
         )
     runs = client.search_runs([experiment.experiment_id], f"tags.{GRID_TAG} != ''", order_by=["attributes.start_time DESC"], max_results=1)

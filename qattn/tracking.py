@@ -67,7 +67,7 @@ def public_config(config: ExperimentConfig) -> ExperimentConfig:
 
 def connect(config: ExperimentConfig) -> str:
     """Point MLflow at the configured store, check it answers, select the experiment; return the URI
-    (masked, for printing)."""
+    (to connect with; :func:`mask_uri` it to show it)."""
     if config.tracking.uri:
         mlflow.set_tracking_uri(config.tracking.uri)
     uri = check_store()
@@ -76,8 +76,8 @@ def connect(config: ExperimentConfig) -> str:
 
 
 def check_store() -> str:
-    """The current tracking URI (masked, for printing), after checking that the store answers (a
-    clear error if not)."""
+    """The current tracking URI (to connect with; :func:`mask_uri` it to show it), after checking that
+    the store answers (a clear error if not)."""
     uri = without_password(mlflow.get_tracking_uri())
     try:
         with quick_requests():
@@ -88,7 +88,7 @@ def check_store() -> str:
             "Start the server (e.g. `mlflow server --host 127.0.0.1 --port 5000`), or set tracking.uri "
             "(or MLFLOW_TRACKING_URI) to a reachable store such as sqlite:///mlflow.db"
         ) from None
-    return mask_uri(uri)
+    return uri
 
 
 def without_password(uri: str) -> str:
@@ -140,8 +140,9 @@ def patiently(call: Callable[[], T]) -> T:
                 raise
             waited = time.monotonic() - started
             if waited >= wait:
+                store = mask_uri(mlflow.get_tracking_uri())
                 raise StoreUnreachable(
-                    f"the MLflow tracking store at {mask_uri(mlflow.get_tracking_uri())} did not answer for {waited:.0f} s ({why(err)})"
+                    f"the MLflow tracking store at {store} did not answer for {waited:.0f} s ({why(err)})"
                 ) from None
             if not notified:
                 notice(
@@ -218,7 +219,8 @@ def package_versions() -> dict[str, str]:
 
 def log_run_metadata(config: ExperimentConfig, parameter_counts: dict[str, int]) -> None:
     """Resolved config as flattened params, parameter counts, git commit and package versions."""
-    params: dict[str, Any] = {key: str(value)[:MAX_PARAM_LENGTH] for key, value in flatten(public_config(config)).items()}
+    flat = flatten(public_config(config))
+    params: dict[str, Any] = {key: str(value)[:MAX_PARAM_LENGTH] for key, value in flat.items()}
     params.update({f"parameters.{kind}": count for kind, count in parameter_counts.items()})
     params.update(package_versions())
     mlflow.log_params(params)

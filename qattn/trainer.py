@@ -77,7 +77,7 @@ class TrainState:
     stale_epochs: int = 0
     stopped_early: bool = False
     history: list[dict[str, float]] = field(default_factory=list)
-    unlogged: list[tuple[dict[str, float], int]] = field(default_factory=list)  # (metrics, step) a resumed run logs first
+    unlogged: list[tuple[dict[str, float], int]] = field(default_factory=list)  # (metrics, step) to log on resume
 
 
 def bucketed_batches(lengths: list[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
@@ -227,8 +227,9 @@ class Trainer:
                 state.stopped_early = state.stale_epochs >= config.patience
             if self.ranks.main:  # before logging, which may wait for the tracking store
                 print(
-                    f"epoch {state.epoch + 1}/{config.epochs}: train loss {train_loss:.4f}, dev accuracy {dev.accuracy:.4f}, "
-                    f"macro-F1 {dev.macro_f1:.4f}, {time.perf_counter() - started:.1f} s"
+                    f"epoch {state.epoch + 1}/{config.epochs}: train loss {train_loss:.4f}, "
+                    f"dev accuracy {dev.accuracy:.4f}, macro-F1 {dev.macro_f1:.4f}, "
+                    f"{time.perf_counter() - started:.1f} s"
                     f"{', best so far' if best else ''}{', stopping early' if state.stopped_early else ''}",
                     file=sys.stderr, flush=True,
                 )
