@@ -118,7 +118,7 @@ def load_checkpoint(path: Path, keys: tuple[str, ...] = CHECKPOINT_KEYS, *, map_
 
 
 def unusable(path: Path | str, reason: str, fix: str = RESTART) -> ExperimentError:
-    return ExperimentError(f"{path} is not a usable qattn checkpoint ({reason}); {fix}")
+    return ExperimentError(f"{path} is not a qattn checkpoint, or a damaged one ({reason}); {fix}")
 
 
 def first_lines(err: Exception, limit: int = 300) -> str:
@@ -220,7 +220,8 @@ def train_and_test(config: ExperimentConfig, ranks: Ranks, *, resume: bool, rest
             if ranks.main:
                 final = {**test_metrics.scalars("test"), "best_epoch": state.best_epoch + first_epoch}
                 tracking.patiently(lambda: mlflow.log_metrics(final))
-                tracking.patiently(lambda: log_artifacts(config, model, tokenizer, dataset, dev, test_metrics, state.history))
+                history = state.history
+                tracking.patiently(lambda: log_artifacts(config, model, tokenizer, dataset, dev, test_metrics, history))
                 tracking.patiently(lambda: mlflow.log_artifact(str(trainer.best_path), "checkpoints"))
     except tracking.StoreUnreachable as err:
         if not last.is_file():  # it went away before the first checkpoint
@@ -316,7 +317,7 @@ def load_saved(target: str) -> SavedModel:
     if path.is_file():
         source, payload = str(path), load_checkpoint(path)
     elif path.suffix == ".pt" or os.sep in target:
-        raise ExperimentError(f"no checkpoint file at {path.resolve()}")
+        raise ExperimentError(f"{target!r} is neither a checkpoint file nor an MLflow run id: no file {path.resolve()}")
     else:
         tracking.check_store()  # an unreachable store is said at once, not after MLflow's retries
         source = f"runs:/{target}/checkpoints/best.pt"

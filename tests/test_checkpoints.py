@@ -73,11 +73,11 @@ def test_a_damaged_checkpoint_is_named_with_the_fix_before_any_run_starts(traine
     with pytest.raises(ExperimentError) as resumed:
         run_experiment(load_config(QUICKSTART, overrides), resume=True)
     message = str(resumed.value)
-    assert message.startswith(f"{last} is not a usable qattn checkpoint (") and "--restart" in message
+    assert message.startswith(f"{last} is not a qattn checkpoint, or a damaged one (") and "--restart" in message
     assert "weights_only" not in message
     assert [(r.info.run_id, r.info.status) for r in runs_in(overrides)] == [(r.info.run_id, r.info.status) for r in before]
 
-    with pytest.raises(ExperimentError, match=f"^{last} is not a usable qattn checkpoint"):  # qattn evaluate FILE
+    with pytest.raises(ExperimentError, match=f"^{last} is not a qattn checkpoint, or a damaged one"):  # qattn evaluate FILE
         load_saved(str(last))
 
 
@@ -87,7 +87,7 @@ def test_compare_names_a_damaged_cell_checkpoint(trained, tmp_path, monkeypatch)
     overrides = [*overrides, f"train.output_dir={tmp_path / 'runs'}", "compare.kinds=['fidelity']", "compare.seeds=[0]"]
     shutil.copytree(trained_dir, tmp_path / "runs" / trained_dir.name)
     truncated(tmp_path / "runs" / trained_dir.name / "last.pt")
-    with pytest.raises(ExperimentError, match=f"{tmp_path / 'runs' / trained_dir.name / 'last.pt'} is not a usable .* then run qattn compare again"):
+    with pytest.raises(ExperimentError, match=f"{tmp_path / 'runs' / trained_dir.name / 'last.pt'} is not a qattn checkpoint, or a damaged one .* then run qattn compare again"):
         run_grid(load_config(QUICKSTART, overrides), "test")
 
 
