@@ -107,7 +107,9 @@ def foreign_checkpoint(config: ExperimentConfig, parent_id: str | None) -> str |
     fix = f"move {folder} away to keep it, or delete it, then run qattn compare again"
     run_id = load_checkpoint(folder / "last.pt", fix=fix)["mlflow_run_id"]
     try:
-        parent = mlflow.get_run(run_id).data.tags.get("mlflow.parentRunId")
+        parent = tracking.patiently(lambda: mlflow.get_run(run_id)).data.tags.get("mlflow.parentRunId")
+    except tracking.TrackingError:  # the store is gone: say that, not something about the checkpoint
+        raise
     except Exception:  # noqa: BLE001 - a run deleted, or from another store
         return f"{folder} holds the checkpoint of MLflow run {run_id}, which is not in this store"
     if parent is not None and parent == parent_id:
@@ -151,7 +153,8 @@ def run_grid(config: ExperimentConfig, command: str, echo=print) -> tuple[str, l
             cell_config = cell.config(config)
             name = tracking.run_name(cell_config)
             with folder_lock(checkpoint_dir(cell_config)) as holder:
-                done = finished_children(run.info.run_id, run.info.experiment_id)  # now: others may finish cells
+                # now, and patiently: others may finish cells, and the store may be restarting between cells
+                done = tracking.patiently(lambda: finished_children(run.info.run_id, run.info.experiment_id))
                 if name in done:
                     echo(f"[{number}/{len(grid)}] {name}: finished in MLflow run {done[name].info.run_id}, skipped")
                     outcomes.append(done[name])
@@ -164,7 +167,7 @@ def run_grid(config: ExperimentConfig, command: str, echo=print) -> tuple[str, l
                     raise ExperimentError(f"qattn compare would overwrite a checkpoint: {problem}; move or delete it")
                 resume = (checkpoint_dir(cell_config) / "last.pt").is_file()
                 if not resume:
-                    mark_abandoned(run.info.run_id, run.info.experiment_id, name)
+                    tracking.patiently(lambda: mark_abandoned(run.info.run_id, run.info.experiment_id, name))
                 echo(f"[{number}/{len(grid)}] {name}: {'resuming from its checkpoint' if resume else 'training'}")
                 result = run_experiment(cell_config, resume=resume, restart=not resume, nested=True, locked=True)
                 outcomes.append(result)

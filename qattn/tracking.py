@@ -147,7 +147,7 @@ def patiently(call: Callable[[], T]) -> T:
             if not notified:
                 notice(
                     f"the MLflow tracking store at {mask_uri(mlflow.get_tracking_uri())} is unreachable "
-                    f"({why(err)}); training pauses and retries for up to {wait:.0f} s (${WAIT_ENV} sets how long)"
+                    f"({why(err)}); qattn waits and retries for up to {wait:.0f} s (${WAIT_ENV} sets how long)"
                 )
                 notified = True
             time.sleep(min(pause, wait - waited))

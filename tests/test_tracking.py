@@ -147,7 +147,7 @@ def test_a_server_gone_mid_run_is_waited_for_then_named_and_evaluate_says_so_at_
     assert torch.load(run_dir / "last.pt", weights_only=True)["state"]["unlogged"]  # what the store did not take
     console = capfd.readouterr().err
     assert f"qattn: the MLflow tracking store at {url} is unreachable (" in console
-    assert "training pauses and retries for up to 3 s ($QATTN_TRACKING_WAIT sets how long)" in console
+    assert "qattn waits and retries for up to 3 s ($QATTN_TRACKING_WAIT sets how long)" in console
 
     started = time.monotonic()
     evaluated = CliRunner().invoke(main, ["evaluate", "0123456789abcdef0123456789abcdef", "--tracking-uri", url])
