@@ -128,3 +128,24 @@ def test_qattn_train_waits_for_nobody_holding_its_run_folder(tiny, tmp_path):
         with pytest.raises(ExperimentError, match=rf"another qattn process is training this run in .* \(pid {os.getpid()} on "):
             run_experiment(config)
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_a_run_begun_before_epochs_counted_from_1_keeps_its_numbering_when_resumed(trained, tmp_path, monkeypatch):
+    overrides, trained_dir, run_id = trained
+    monkeypatch.chdir(tmp_path)
+    overrides = [*overrides, f"train.output_dir={tmp_path / 'runs'}"]
+    run_dir = tmp_path / "runs" / trained_dir.name
+    shutil.copytree(trained_dir, run_dir)
+    client = mlflow.MlflowClient(load_config(QUICKSTART, overrides).tracking.uri)
+    old = client.create_run(client.get_run(run_id).info.experiment_id, run_name="logged-by-older-qattn")  # no epoch tag
+    client.log_metric(old.info.run_id, "dev/accuracy", 0.5, step=0)
+    payload = torch.load(run_dir / "last.pt", weights_only=True)
+    payload["mlflow_run_id"] = old.info.run_id
+    payload["state"].update(epoch=1, best_epoch=0, history=payload["state"]["history"][:1], stopped_early=False)
+    torch.save(payload, run_dir / "last.pt")
+
+    result = run_experiment(load_config(QUICKSTART, overrides), resume=True)
+    assert result.run_id == old.info.run_id
+    assert sorted(p.step for p in client.get_metric_history(old.info.run_id, "dev/accuracy")) == [0, 1]  # its second epoch
+    run = client.get_run(old.info.run_id)
+    assert "qattn_epochs_from" not in run.data.tags and run.data.metrics["best_epoch"] == result.best_epoch - 1
