@@ -136,8 +136,7 @@ def run_grid(config: ExperimentConfig, command: str, echo=print) -> tuple[str, l
         raise ExperimentError(
             "qattn compare would overwrite checkpoints that are not this grid's:\n"
             + "".join(f"  - {problem}\n" for problem in foreign)
-            + "Move those folders away to keep them, or delete them (e.g. with `qattn train ... --restart`), "
-            "then run qattn compare again"
+            + "Move those folders away to keep them, or delete them, then run qattn compare again"
         )
     with tracking.recorded_run(
         run_id=parent_id,
