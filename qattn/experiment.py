@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pickle
 import shutil
-from contextlib import nullcontext
+import socket
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 import mlflow
@@ -33,9 +41,9 @@ class ExperimentError(RuntimeError):
 class RunResult:
     run_id: str
     run_name: str
-    tracking_uri: str
+    tracking_uri: str  # password masked
     test: Metrics
-    best_epoch: int
+    best_epoch: int  # the epoch of the kept checkpoint, counted from 1
     epochs_run: int
     seconds_per_epoch: float
     docs_per_s: float
@@ -51,14 +59,90 @@ def checkpoint_dir(config: ExperimentConfig) -> Path:
     return Path(config.train.output_dir) / f"{tracking.run_name(config)}-{identity}"
 
 
-def run_experiment(config: ExperimentConfig, *, resume: bool = False, restart: bool = False, nested: bool = False) -> RunResult:
+@contextmanager
+def folder_lock(folder: Path) -> Iterator[str | None]:
+    """Hold ``<folder>.lock`` while training into ``folder``: yields None when this process got it, else
+    who holds it (pid, host, since when). One process per run folder, ``qattn train`` and ``qattn compare``
+    alike; the lock dies with its process, and sits next to the folder, so ``--restart`` keeps it."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.with_name(f"{folder.name}.lock"), "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            yield handle.read().strip() or "a process that is just starting"
+            return
+        handle.truncate(0)
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {datetime.now():%Y-%m-%d %H:%M:%S}\n")
+        handle.flush()
+        yield None
+
+
+def check_writable(config: ExperimentConfig) -> None:
+    """The folders a run writes to, checked before anything starts (a ConfigError naming the key)."""
+    folders = {"train.output_dir": config.train.output_dir, "tokenizer.cache_dir": config.tokenizer.cache_dir}
+    for key, folder in folders.items():
+        path = Path(folder)
+        try:
+            if path.exists() and not path.is_dir():
+                raise NotADirectoryError(0, "it is a file, not a folder")
+            path.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=path):
+                pass
+        except OSError as err:
+            raise ConfigError(
+                f"{key} = {folder!r} cannot be written ({err.strerror or err}); set it to a writable folder "
+                f"(--set {key}=PATH)"
+            ) from None
+
+
+CHECKPOINT_KEYS = ("model", "config", "tokenizer", "label_names", "mlflow_run_id")  # every checkpoint holds these
+RESUME_KEYS = (*CHECKPOINT_KEYS, "optimizer", "scheduler", "state", "rng")  # and what --resume needs
+RESTART = "`qattn train CONFIG --restart` deletes it and trains the run afresh"
+
+
+def load_checkpoint(path: Path, keys: tuple[str, ...] = CHECKPOINT_KEYS, *, map_location: Any = None,
+                    name: str | None = None, fix: str = RESTART) -> dict[str, Any]:
+    """A checkpoint qattn wrote (``torch.load(weights_only=True)``), or an :class:`ExperimentError`
+    naming the file (``name``, if given) and ``fix`` when it is truncated, foreign or lacks ``keys``."""
+    try:
+        payload = torch.load(path, weights_only=True, map_location=map_location)
+    except pickle.UnpicklingError:  # torch's text would suggest weights_only=False: never for a checkpoint of ours
+        raise unusable(name or path, "it holds objects a qattn checkpoint never holds", fix) from None
+    except Exception as err:  # noqa: BLE001 - truncated, empty, not a zip: all mean "not readable"
+        raise unusable(name or path, f"unreadable, truncated or not a torch file: {type(err).__name__}", fix) from None
+    missing = [key for key in keys if key not in payload] if isinstance(payload, dict) else list(keys)
+    if missing:
+        raise unusable(name or path, f"it lacks {', '.join(missing)}", fix)
+    return payload
+
+
+def unusable(path: Path | str, reason: str, fix: str = RESTART) -> ExperimentError:
+    return ExperimentError(f"{path} is not a qattn checkpoint, or a damaged one ({reason}); {fix}")
+
+
+def first_lines(err: Exception, limit: int = 300) -> str:
+    return " ".join(line.strip() for line in str(err).splitlines() if line.strip())[:limit]
+
+
+def run_experiment(config: ExperimentConfig, *, resume: bool = False, restart: bool = False, nested: bool = False,
+                   locked: bool = False) -> RunResult:
     """Train and test one model; ``resume`` continues from the run's last checkpoint; ``nested`` makes
-    the MLflow run a child of the active run (a grid's parent run). Under torchrun every process
-    calls this; rank 0 alone writes the MLflow run and the checkpoints (:mod:`qattn.distributed`)."""
+    the MLflow run a child of the active run (a grid's parent run); ``locked``: the caller holds the run
+    folder's lock (:func:`folder_lock`, a grid cell). Under torchrun every process calls this; rank 0
+    alone takes the lock and writes the MLflow run and the checkpoints (:mod:`qattn.distributed`)."""
     if resume and restart:
         raise ExperimentError("--resume and --restart exclude each other: continue the run, or start it over")
+    check_writable(config)
     with process_group(config.train.device) as ranks:
-        return train_and_test(config, ranks, resume=resume, restart=restart, nested=nested)
+        folder = checkpoint_dir(config)
+        with folder_lock(folder) if ranks.main and not locked else nullcontext() as holder:
+            if holder:
+                raise ExperimentError(
+                    f"another qattn process is training this run in {folder} ({holder}); "
+                    "wait for it to end or stop it (then --resume continues its run)"
+                )
+            return train_and_test(config, ranks, resume=resume, restart=restart, nested=nested)
 
 
 def train_and_test(config: ExperimentConfig, ranks: Ranks, *, resume: bool, restart: bool, nested: bool) -> RunResult:
@@ -91,58 +175,98 @@ def train_and_test(config: ExperimentConfig, ranks: Ranks, *, resume: bool, rest
     except (ValueError, ImportError) as err:  # e.g. an unknown fake backend, a GPU that is not there
         raise ConfigError(f"model: {err}") from None
 
-    checkpoint = torch.load(last, weights_only=True, map_location=ranks.device) if resume else None
-    run_id = checkpoint["mlflow_run_id"] if checkpoint else None
-    if run_id is not None and ranks.main:
-        try:
-            mlflow.MlflowClient().get_run(run_id)
-        except MlflowException:
-            raise ExperimentError(
-                f"the MLflow run {run_id} of {last} is not in {uri} (deleted, or logged to another store); "
-                "resume against the store it was logged to, or pass --restart"
-            ) from None
-    recording = partial(mlflow.start_run, run_id=run_id, run_name=name, nested=nested, log_system_metrics=config.tracking.system_metrics)
-    with recording() if ranks.main else nullcontext() as run:
-        resolved = dump_config(config)
-        if ranks.main and not resume:
-            tracking.log_run_metadata(config, parameter_counts(model))
-            mlflow.log_text(resolved, "config.toml")
-        if ranks.main:  # a tag, not a param: a resumed run may have another world size
-            mlflow.set_tag("world_size", ranks.world_size)
-        extra = {
-            "config": resolved,
-            "tokenizer": tokenizer.to_str(),
-            "label_names": dataset.label_names,
-            "mlflow_run_id": ranks.from_main(run.info.run_id if ranks.main else None),
-        }
-        trainer = Trainer(
-            model, train, dev, dataset.num_classes, config.train, run_dir, extra,
-            log=lambda metrics, step: mlflow.log_metrics(metrics, step=step) if ranks.main else None, ranks=ranks,
-        )
-        if checkpoint:
-            trainer.resume(checkpoint)
-        state = trainer.fit()
-
-        model.load_state_dict(torch.load(trainer.best_path, weights_only=True, map_location=ranks.device)["model"])
-        test_metrics = evaluate(model, test, dataset.num_classes, config.train.batch_size, ranks)
+    extra = {
+        "config": dump_config(tracking.public_config(config)),
+        "tokenizer": tokenizer.to_str(),
+        "label_names": dataset.label_names,
+        "mlflow_run_id": None,  # once the MLflow run is open
+    }
+    checkpoint, first_epoch = None, 1
+    if resume:  # everything about the checkpoint is checked before the MLflow run opens
+        checkpoint = load_checkpoint(last, RESUME_KEYS, map_location=ranks.device)
+        if not isinstance(checkpoint["mlflow_run_id"], str):
+            raise unusable(last, "it names no MLflow run")
+        first_epoch = ranks.from_main(resumed_run_numbering(checkpoint["mlflow_run_id"], last) if ranks.main else None)
+    def log(metrics: dict[str, float], step: int) -> None:
         if ranks.main:
-            mlflow.log_metrics({**test_metrics.scalars("test"), "best_epoch": state.best_epoch})
-            log_artifacts(config, model, tokenizer, dataset, dev, test_metrics, state.history)
-            mlflow.log_artifact(str(trainer.best_path), "checkpoints")
+            tracking.patiently(lambda: mlflow.log_metrics(metrics, step=step))
+
+    trainer = Trainer(
+        model, train, dev, dataset.num_classes, config.train, run_dir, extra, log=log, ranks=ranks,
+        first_epoch=first_epoch,
+    )
+    if checkpoint:
+        try:
+            trainer.resume(checkpoint)
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise unusable(last, f"it does not fit this config: {first_lines(err)}") from None
+
+    run_id = checkpoint["mlflow_run_id"] if checkpoint else None
+    recording = partial(
+        tracking.recorded_run, run_id=run_id, run_name=name, nested=nested,
+        log_system_metrics=config.tracking.system_metrics,
+    )
+    try:
+        with recording() if ranks.main else nullcontext() as run:
+            if ranks.main and not resume:
+                tracking.patiently(lambda: log_run_start(config, model, extra["config"]))
+            if ranks.main:  # a tag, not a param: a resumed run may have another world size
+                tracking.patiently(lambda: mlflow.set_tag("world_size", ranks.world_size))
+            extra["mlflow_run_id"] = ranks.from_main(run.info.run_id if ranks.main else None)
+            state = trainer.fit()
+
+            model.load_state_dict(load_checkpoint(trainer.best_path, map_location=ranks.device)["model"])
+            test_metrics = evaluate(model, test, dataset.num_classes, config.train.batch_size, ranks)
+            if ranks.main:
+                final = {**test_metrics.scalars("test"), "best_epoch": state.best_epoch + first_epoch}
+                tracking.patiently(lambda: mlflow.log_metrics(final))
+                history = state.history
+                tracking.patiently(lambda: log_artifacts(config, model, tokenizer, dataset, dev, test_metrics, history))
+                tracking.patiently(lambda: mlflow.log_artifact(str(trainer.best_path), "checkpoints"))
+    except tracking.StoreUnreachable as err:
+        if not last.is_file():  # it went away before the first checkpoint
+            raise tracking.StoreUnreachable(
+                f"{err}. qattn stopped before any checkpoint; run the same command again once the store answers"
+            ) from None
+        raise tracking.StoreUnreachable(
+            f"{err}. qattn stopped, and nothing is lost: the checkpoints are in {run_dir} ({last.name} holds the "
+            f"metrics not logged yet), and the MLflow run {extra['mlflow_run_id']} stays open. Once the store "
+            f"answers, --resume continues from {last.name} (`qattn train CONFIG --resume`, or for a grid the same "
+            "`qattn compare` command)"
+        ) from None
 
     epochs = state.history
     return RunResult(
         run_id=extra["mlflow_run_id"],
         run_name=name,
-        tracking_uri=uri,
+        tracking_uri=tracking.mask_uri(uri),
         test=test_metrics,
-        best_epoch=state.best_epoch,
+        best_epoch=state.best_epoch + 1,
         epochs_run=len(epochs),
         seconds_per_epoch=sum(r["epoch/seconds"] for r in epochs) / len(epochs),
         docs_per_s=sum(r["epoch/docs_per_s"] for r in epochs) / len(epochs),
         tokens_per_s=sum(r["epoch/tokens_per_s"] for r in epochs) / len(epochs),
         parameters=parameter_counts(model),
     )
+
+
+def log_run_start(config: ExperimentConfig, model: TextClassifier, resolved: str) -> None:
+    tracking.log_run_metadata(config, parameter_counts(model))
+    mlflow.log_text(resolved, "config.toml")
+    mlflow.set_tag(tracking.EPOCH_TAG, "1")
+
+
+def resumed_run_numbering(run_id: str, last: Path) -> int:
+    """The number the resumed MLflow run gives its first epoch (1; 0 for runs logged before epochs counted
+    from 1), after checking that the store holds the run."""
+    try:
+        run = mlflow.MlflowClient().get_run(run_id)
+    except MlflowException:
+        raise ExperimentError(
+            f"the MLflow run {run_id} of {last} is not in {tracking.mask_uri(mlflow.get_tracking_uri())} (deleted, or "
+            "logged to another store); resume against the store it was logged to, or pass --restart"
+        ) from None
+    return 1 if run.data.tags.get(tracking.EPOCH_TAG) == "1" else 0
 
 
 def log_artifacts(config, model: TextClassifier, tokenizer: Tokenizer, dataset: TextDataset, dev: EncodedSplit,
@@ -178,7 +302,7 @@ class SavedModel:
     config: ExperimentConfig
     tokenizer: Tokenizer
     dataset: TextDataset
-    path: Path
+    path: str  # where it was loaded from: the checkpoint file, or runs:/<run id>/checkpoints/best.pt
     run_id: str | None  # the MLflow run that trained it
 
     def encoded(self, split: str) -> EncodedSplit:
@@ -187,35 +311,43 @@ class SavedModel:
 
 
 def load_saved(target: str) -> SavedModel:
-    """A best checkpoint, given as a file or as the MLflow run id that holds it."""
+    """A best checkpoint, given as a file or as the MLflow run id that holds it (downloaded to a
+    temporary folder that is gone afterwards)."""
     path = Path(target)
-    if not path.is_file():
-        try:
-            path = Path(mlflow.artifacts.download_artifacts(run_id=target, artifact_path="checkpoints/best.pt"))
-        except Exception as err:  # noqa: BLE001 - MLflow raises several kinds for "not there"
-            raise ExperimentError(
-                f"{target!r} is neither a checkpoint file nor an MLflow run (at {mlflow.get_tracking_uri()}) "
-                f"holding checkpoints/best.pt: {str(err)[:200]}"
-            ) from None
-    try:
-        payload = torch.load(path, weights_only=True)
-        saved_config, saved_tokenizer, weights = payload["config"], payload["tokenizer"], payload["model"]
-    except Exception as err:  # noqa: BLE001 - unpickling, zip and key errors all mean "not ours"
-        raise ExperimentError(f"{path} is not a qattn checkpoint ({type(err).__name__}: {str(err)[:120]})") from None
-    config = config_from_toml(saved_config, source=f"the config saved in {path}")
-    tokenizer = Tokenizer.from_str(saved_tokenizer)
+    if path.is_file():
+        source, payload = str(path), load_checkpoint(path)
+    elif path.suffix == ".pt" or os.sep in target:
+        raise ExperimentError(f"{target!r} is neither a checkpoint file nor an MLflow run id: no file {path.resolve()}")
+    else:
+        tracking.check_store()  # an unreachable store is said at once, not after MLflow's retries
+        source = f"runs:/{target}/checkpoints/best.pt"
+        with tempfile.TemporaryDirectory(prefix="qattn-evaluate-") as scratch:
+            try:
+                downloaded = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=scratch)
+            except Exception as err:  # noqa: BLE001 - MLflow raises several kinds for "not there"
+                store = tracking.mask_uri(mlflow.get_tracking_uri())
+                raise ExperimentError(
+                    f"{target!r} is neither a checkpoint file nor an MLflow run (at {store}) holding "
+                    f"checkpoints/best.pt: {str(err)[:200]}"
+                ) from None
+            payload = load_checkpoint(Path(downloaded), name=source)
+    config = config_from_toml(payload["config"], source=f"the config saved in {source}")
     dataset = load_dataset(config.data)
     if dataset.label_names != payload["label_names"]:
         raise ExperimentError(
             f"the data now gives classes {dataset.label_names}, the checkpoint was trained on {payload['label_names']}"
         )
-    model = build_model(config.model, tokenizer.get_vocab_size(), dataset.num_classes)
-    model.load_state_dict(weights)
+    try:
+        tokenizer = Tokenizer.from_str(payload["tokenizer"])
+        model = build_model(config.model, tokenizer.get_vocab_size(), dataset.num_classes)
+        model.load_state_dict(payload["model"])
+    except Exception as err:  # noqa: BLE001 - a bad tokenizer, weights of other shapes: not a checkpoint of its config
+        raise unusable(source, f"it does not fit its own config: {first_lines(err)}") from None
     model.eval()
-    return SavedModel(model, config, tokenizer, dataset, path, payload.get("mlflow_run_id"))
+    return SavedModel(model, config, tokenizer, dataset, source, payload.get("mlflow_run_id"))
 
 
-def evaluate_saved(target: str, split: str = "test") -> tuple[Metrics, ExperimentConfig, Path]:
+def evaluate_saved(target: str, split: str = "test") -> tuple[Metrics, ExperimentConfig, str]:
     """Evaluate a best checkpoint, given as a file or as the MLflow run id that holds it."""
     saved = load_saved(target)
     metrics = evaluate(saved.model, saved.encoded(split), saved.dataset.num_classes, saved.config.train.batch_size)

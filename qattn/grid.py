@@ -8,25 +8,25 @@ parent run; everything else (data, tokenizer, model size, optimiser, epochs) is 
 cell. A grid is known by a hash of its config without the seeds, so running it again resumes it:
 cells whose run finished are found in MLflow and skipped, an interrupted cell resumes from its
 checkpoint, and more seeds extend the same grid. Started more than once side by side (once the parent
-run exists), each process takes the cells no other one holds: a cell is held by a lock file next to
-its checkpoint folder, which dies with its process.
+run exists), each process takes the cells no other one holds: a cell is held by the lock of its
+checkpoint folder (:func:`qattn.experiment.folder_lock`, the one ``qattn train`` takes), which dies with
+its process. A cell's folder holding a checkpoint of another run (a ``qattn train`` of the same
+config, another grid) is never overwritten: the grid refuses to start and names the folders.
 """
 
 from __future__ import annotations
 
-import fcntl
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import mlflow
-import torch
 from mlflow.entities import Run
 
 from qattn import tracking
 from qattn.config import ExperimentConfig, digest, validate_config
 from qattn.distributed import torchrun_world
-from qattn.experiment import ExperimentError, RunResult, checkpoint_dir, run_experiment
+from qattn.experiment import (
+    ExperimentError, RunResult, check_writable, checkpoint_dir, folder_lock, load_checkpoint, run_experiment,
+)
 
 GRID_TAG = "qattn_grid"  # on the parent run: the grid's hash
 NAME_TAG = "qattn_name"  # on the parent run: the experiment config's name (the report's file name)
@@ -98,30 +98,24 @@ def mark_abandoned(parent_id: str, experiment_id: str, name: str) -> None:
         client.set_terminated(run.info.run_id, "KILLED")
 
 
-def resumable(config: ExperimentConfig, parent_id: str) -> bool:
-    """Whether the cell left a checkpoint of a run that belongs to this grid (then it resumes)."""
-    last = checkpoint_dir(config) / "last.pt"
-    if not last.is_file():
-        return False
-    run_id = torch.load(last, weights_only=True).get("mlflow_run_id")
-    try:
-        return mlflow.get_run(run_id).data.tags.get("mlflow.parentRunId") == parent_id
-    except Exception:  # noqa: BLE001 - a run from another store or deleted: start the cell over
-        return False
-
-
-@contextmanager
-def holding(config: ExperimentConfig) -> Iterator[bool]:
-    """Whether this process holds the cell of ``config`` (False: another qattn compare trains it)."""
+def foreign_checkpoint(config: ExperimentConfig, parent_id: str | None) -> str | None:
+    """What is wrong when the cell's folder holds a checkpoint of a run that is not a cell of the grid
+    ``parent_id`` (None: a grid not started yet); None when there is no checkpoint, or it is the grid's."""
     folder = checkpoint_dir(config)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(folder.with_name(f"{folder.name}.lock"), "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
+    if not (folder / "last.pt").is_file():
+        return None
+    fix = f"move {folder} away to keep it, or delete it, then run qattn compare again"
+    run_id = load_checkpoint(folder / "last.pt", fix=fix)["mlflow_run_id"]
+    try:
+        parent = tracking.patiently(lambda: mlflow.get_run(run_id)).data.tags.get("mlflow.parentRunId")
+    except tracking.TrackingError:  # the store is gone: say that, not something about the checkpoint
+        raise
+    except Exception:  # noqa: BLE001 - a run deleted, or from another store
+        return f"{folder} holds the checkpoint of MLflow run {run_id}, which is not in this store"
+    if parent is not None and parent == parent_id:
+        return None
+    whose = "a `qattn train` run" if parent is None else f"a cell of another grid (parent run {parent})"
+    return f"{folder} holds the checkpoint of MLflow run {run_id}, {whose}"
 
 
 def run_grid(config: ExperimentConfig, command: str, echo=print) -> tuple[str, list[RunResult | Run]]:
@@ -132,11 +126,20 @@ def run_grid(config: ExperimentConfig, command: str, echo=print) -> tuple[str, l
             "qattn compare runs its cells one after another in one process; under torchrun, train each cell "
             "with `qattn train CONFIG --set model.attention=... --set train.seed=...`"
         )
+    check_writable(config)
     tracking.connect(config)
     parent = find_parent(config)
     grid = cells(config)
-    with mlflow.start_run(
-        run_id=parent.info.run_id if parent else None,
+    parent_id = parent.info.run_id if parent else None
+    foreign = [problem for cell in grid if (problem := foreign_checkpoint(cell.config(config), parent_id))]
+    if foreign:
+        raise ExperimentError(
+            "qattn compare would overwrite checkpoints that are not this grid's:\n"
+            + "".join(f"  - {problem}\n" for problem in foreign)
+            + "Move those folders away to keep them, or delete them, then run qattn compare again"
+        )
+    with tracking.recorded_run(
+        run_id=parent_id,
         run_name=f"{config.name}-grid",
         tags=None if parent else {GRID_TAG: grid_id(config), NAME_TAG: config.name},
         log_system_metrics=False,
@@ -148,18 +151,23 @@ def run_grid(config: ExperimentConfig, command: str, echo=print) -> tuple[str, l
         for number, cell in enumerate(grid, 1):
             cell_config = cell.config(config)
             name = tracking.run_name(cell_config)
-            with holding(cell_config) as ours:
-                done = finished_children(run.info.run_id, run.info.experiment_id)  # now: others may finish cells
+            with folder_lock(checkpoint_dir(cell_config)) as holder:
+                # now, and patiently: others may finish cells, and the store may be restarting between cells
+                done = tracking.patiently(lambda: finished_children(run.info.run_id, run.info.experiment_id))
                 if name in done:
                     echo(f"[{number}/{len(grid)}] {name}: finished in MLflow run {done[name].info.run_id}, skipped")
                     outcomes.append(done[name])
                     continue
-                if not ours:
-                    echo(f"[{number}/{len(grid)}] {name}: another qattn compare is training it, skipped")
+                if holder:
+                    echo(f"[{number}/{len(grid)}] {name}: another qattn process is training it ({holder}), skipped")
                     continue
-                resume = resumable(cell_config, run.info.run_id)
+                problem = foreign_checkpoint(cell_config, run.info.run_id)  # written since the check above
+                if problem:
+                    raise ExperimentError(f"qattn compare would overwrite a checkpoint: {problem}; move or delete it")
+                resume = (checkpoint_dir(cell_config) / "last.pt").is_file()
                 if not resume:
-                    mark_abandoned(run.info.run_id, run.info.experiment_id, name)
+                    tracking.patiently(lambda: mark_abandoned(run.info.run_id, run.info.experiment_id, name))
                 echo(f"[{number}/{len(grid)}] {name}: {'resuming from its checkpoint' if resume else 'training'}")
-                outcomes.append(run_experiment(cell_config, resume=resume, restart=not resume, nested=True))
+                result = run_experiment(cell_config, resume=resume, restart=not resume, nested=True, locked=True)
+                outcomes.append(result)
     return run.info.run_id, outcomes

@@ -1,30 +1,73 @@
 """MLflow: where every run is recorded. Default store is MLflow's own (``sqlite:///mlflow.db``);
-any tracking URI, a real ``mlflow server`` included, works unchanged."""
+any tracking URI, a real ``mlflow server`` included, works unchanged.
+
+A password in the tracking URI (``http://user:password@host``) is used to connect and nowhere else:
+for an HTTP server it moves into MLflow's ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``
+of this process (so MLflow's own messages carry no password), and every URI that qattn stores or
+prints goes through :func:`mask_uri`. A store that stops answering during a run is waited for, with
+a notice on stderr (:func:`patiently`), for ``$QATTN_TRACKING_WAIT`` seconds at most.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import mlflow
+import requests
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from qattn.config import ExperimentConfig, flatten
 
 PACKAGES = ("qattn", "torch", "pennylane", "qiskit", "qiskit-aer", "mlflow", "tokenizers", "numpy")
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
+EPOCH_TAG = "qattn_epochs_from"  # "1" on runs whose epoch metrics count epochs from 1 (runs without it: from 0)
+WAIT_ENV = "QATTN_TRACKING_WAIT"  # seconds a run waits for a store that stopped answering
+DEFAULT_WAIT = 600.0
+OUTAGE_CODES = {"INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"}  # MLflow's codes for "not now"
+
+T = TypeVar("T")
 
 
 class TrackingError(RuntimeError):
     """The tracking store cannot be used; the message says how to fix it."""
 
 
+class StoreUnreachable(TrackingError):
+    """The store stopped answering during a run and did not come back within the wait."""
+
+
+def mask_uri(uri: str | None) -> str | None:
+    """``http://user:password@host`` -> ``http://user:***@host``; URIs without a password unchanged."""
+    if not uri:
+        return uri
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def public_config(config: ExperimentConfig) -> ExperimentConfig:
+    """``config`` as it may be stored (MLflow params, config.toml, checkpoints): the URI's password masked."""
+    tracking = config.tracking.model_copy(update={"uri": mask_uri(config.tracking.uri)})
+    return config.model_copy(update={"tracking": tracking})
+
+
 def connect(config: ExperimentConfig) -> str:
-    """Point MLflow at the configured store, check it answers, select the experiment; return the URI."""
+    """Point MLflow at the configured store, check it answers, select the experiment; return the URI
+    (to connect with; :func:`mask_uri` it to show it)."""
     if config.tracking.uri:
         mlflow.set_tracking_uri(config.tracking.uri)
     uri = check_store()
@@ -33,24 +76,39 @@ def connect(config: ExperimentConfig) -> str:
 
 
 def check_store() -> str:
-    """The current tracking URI, after checking that the store answers (a clear error if not)."""
-    uri = mlflow.get_tracking_uri()
+    """The current tracking URI (to connect with; :func:`mask_uri` it to show it), after checking that
+    the store answers (a clear error if not)."""
+    uri = without_password(mlflow.get_tracking_uri())
     try:
         with quick_requests():
             MlflowClient(uri).search_experiments(max_results=1)
     except Exception as err:  # noqa: BLE001 - any failure here means the same thing to the user
         raise TrackingError(
-            f"cannot reach the MLflow tracking store at {uri} ({type(err).__name__}: {str(err)[:200]}). "
+            f"cannot reach the MLflow tracking store at {mask_uri(uri)} ({type(err).__name__}: {str(err)[:200]}). "
             "Start the server (e.g. `mlflow server --host 127.0.0.1 --port 5000`), or set tracking.uri "
             "(or MLFLOW_TRACKING_URI) to a reachable store such as sqlite:///mlflow.db"
         ) from None
     return uri
 
 
+def without_password(uri: str) -> str:
+    """An HTTP(S) tracking URI's user and password go to MLflow's credential variables of this process,
+    and MLflow keeps the URI without them; other stores (a database URI) need them in the URI."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or parts.password is None:
+        return uri
+    os.environ["MLFLOW_TRACKING_USERNAME"] = unquote(parts.username or "")
+    os.environ["MLFLOW_TRACKING_PASSWORD"] = unquote(parts.password)
+    bare = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    mlflow.set_tracking_uri(bare)
+    return bare
+
+
 @contextmanager
-def quick_requests():
-    """No retries and a short timeout for the reachability check only (training keeps MLflow's own)."""
-    quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+def quick_requests(timeout: int = 10):
+    """No MLflow retries and a short timeout, unless the user set them: for the reachability check, and
+    for each attempt of :func:`patiently`, which does the waiting itself."""
+    quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout)}
     saved = {key: os.environ.get(key) for key in quick}
     os.environ.update({key: value for key, value in quick.items() if saved[key] is None})
     try:
@@ -59,6 +117,77 @@ def quick_requests():
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
+
+
+def patiently(call: Callable[[], T]) -> T:
+    """``call()`` (an MLflow call of a run), waiting for the store while it does not answer: one notice
+    on stderr, retries with growing pauses, a notice when it answers again; after ``$QATTN_TRACKING_WAIT``
+    seconds (default 600) :class:`StoreUnreachable`. Errors that are not outages are raised at once."""
+    try:
+        wait = float(os.environ.get(WAIT_ENV) or DEFAULT_WAIT)
+    except ValueError:
+        raise TrackingError(f"${WAIT_ENV} must be a number of seconds, got {os.environ[WAIT_ENV]!r}") from None
+    started, pause, notified = time.monotonic(), 1.0, False
+    while True:
+        try:
+            with quick_requests(timeout=30):  # each attempt fails fast; the waiting is done here, with notices
+                result = call()
+            if notified:
+                notice(f"the MLflow tracking store answers again after {time.monotonic() - started:.0f} s; continuing")
+            return result
+        except (MlflowException, requests.RequestException, ConnectionError, TimeoutError) as err:
+            if isinstance(err, MlflowException) and err.error_code not in OUTAGE_CODES:
+                raise
+            waited = time.monotonic() - started
+            if waited >= wait:
+                store = mask_uri(mlflow.get_tracking_uri())
+                raise StoreUnreachable(
+                    f"the MLflow tracking store at {store} did not answer for {waited:.0f} s ({why(err)})"
+                ) from None
+            if not notified:
+                notice(
+                    f"the MLflow tracking store at {mask_uri(mlflow.get_tracking_uri())} is unreachable "
+                    f"({why(err)}); qattn waits and retries for up to {wait:.0f} s (${WAIT_ENV} sets how long)"
+                )
+                notified = True
+            time.sleep(min(pause, wait - waited))
+            pause = min(2 * pause, 30.0)
+
+
+def why(err: Exception) -> str:
+    """The operating system's reason when there is one (``Connection refused``), else the error's start."""
+    reason = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(err))
+    return reason.group(1).strip() if reason else f"{type(err).__name__}: {str(err)[:160]}"
+
+
+def notice(message: str) -> None:
+    print(f"qattn: {message}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def recorded_run(**start_run: Any) -> Iterator[mlflow.ActiveRun]:
+    """``mlflow.start_run(**start_run)``, ended FINISHED (FAILED on an error) through :func:`patiently`.
+    When the store stays unreachable the run is only forgotten here: the store still has it RUNNING,
+    and ``--resume`` continues it."""
+    run = mlflow.start_run(**start_run)
+    try:
+        yield run
+    except TrackingError:  # the store is gone (during the run, or at a grid's next cell)
+        with quick_requests(), contextlib.suppress(Exception):
+            mlflow.end_run("FAILED")  # MLflow forgets the run before it tells the store, which cannot hear it
+        raise
+    except BaseException:
+        end_run(run.info.run_id, "FAILED")
+        raise
+    end_run(run.info.run_id, "FINISHED")
+
+
+def end_run(run_id: str, status: str) -> None:
+    try:
+        with quick_requests():
+            mlflow.end_run(status)
+    except Exception:  # noqa: BLE001 - MLflow forgot the run already; tell the store, with patience
+        patiently(lambda: MlflowClient().set_terminated(run_id, status))
 
 
 def run_name(config: ExperimentConfig) -> str:
@@ -90,7 +219,8 @@ def package_versions() -> dict[str, str]:
 
 def log_run_metadata(config: ExperimentConfig, parameter_counts: dict[str, int]) -> None:
     """Resolved config as flattened params, parameter counts, git commit and package versions."""
-    params: dict[str, Any] = {key: str(value)[:MAX_PARAM_LENGTH] for key, value in flatten(config).items()}
+    flat = flatten(public_config(config))
+    params: dict[str, Any] = {key: str(value)[:MAX_PARAM_LENGTH] for key, value in flat.items()}
     params.update({f"parameters.{kind}": count for kind, count in parameter_counts.items()})
     params.update(package_versions())
     mlflow.log_params(params)

@@ -6,6 +6,11 @@ best and last checkpoints, and exact resumption: the batch order of an epoch is 
 (seed, epoch), and a checkpoint carries the optimiser, schedule and RNG states, so a run killed at
 any point and resumed from its last checkpoint ends where an uninterrupted run ends.
 
+Each epoch ends with one line on stderr (epoch k/K, train loss, dev accuracy and macro-F1, seconds, and
+whether it is the best so far), wherever output goes; progress bars show only on a terminal. Epochs
+count from 1 wherever a user sees them (these lines, MLflow's epoch metrics, reports); the state in
+a checkpoint keeps its 0-based epoch index.
+
 Under torchrun (:mod:`qattn.distributed`) each rank computes its slice of every global batch, the
 model is wrapped in DistributedDataParallel, and rank 0 alone writes checkpoints; a checkpoint holds
 no world size, so it resumes with any.
@@ -16,6 +21,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -62,15 +68,16 @@ class EncodedSplit:
 class TrainState:
     """Everything besides tensors that a resumed run needs; stored in the checkpoint."""
 
-    epoch: int = 0  # the epoch in progress (or next to start)
+    epoch: int = 0  # the epoch in progress (or next to start), from 0
     step_in_epoch: int = 0  # batches of that epoch already done
     epoch_loss_sum: float = 0.0  # summed training loss of those batches
     global_step: int = 0
     best_f1: float = -1.0
-    best_epoch: int = -1
+    best_epoch: int = -1  # from 0, like epoch
     stale_epochs: int = 0
     stopped_early: bool = False
     history: list[dict[str, float]] = field(default_factory=list)
+    unlogged: list[tuple[dict[str, float], int]] = field(default_factory=list)  # (metrics, step) to log on resume
 
 
 def bucketed_batches(lengths: list[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
@@ -144,7 +151,8 @@ def save_atomically(payload: dict[str, Any], path: Path) -> None:
 
 
 class Trainer:
-    """Trains ``model`` on ``train``, selects on ``dev``; ``log`` receives metrics as they happen."""
+    """Trains ``model`` on ``train``, selects on ``dev``; ``log`` receives metrics as they happen, epoch
+    metrics at step ``first_epoch + epoch index`` (1, or 0 for an MLflow run begun before epochs counted from 1)."""
 
     def __init__(
         self,
@@ -157,8 +165,9 @@ class Trainer:
         checkpoint_extra: dict[str, Any],
         log: Callable[[dict[str, float], int], None] = lambda metrics, step: None,
         ranks: Ranks = Ranks(),
+        first_epoch: int = 1,
     ) -> None:
-        self.model, self.train, self.dev, self.ranks = model, train, dev, ranks
+        self.model, self.train, self.dev, self.ranks, self.first_epoch = model, train, dev, ranks, first_epoch
         # DDP averages gradients over ranks in backward (quantum kernel parameters like any other)
         # and starts every rank from rank 0's weights.
         self.step_model = DistributedDataParallel(model) if ranks.distributed else model
@@ -192,6 +201,9 @@ class Trainer:
 
     def fit(self) -> TrainState:
         state, config = self.state, self.config
+        while state.unlogged:  # what the tracking store did not take before the run stopped (see record)
+            self.log(*state.unlogged[0])
+            state.unlogged.pop(0)
         while state.epoch < config.epochs and not state.stopped_early:
             started = time.perf_counter()
             train_loss, docs, tokens = self.train_epoch()
@@ -206,17 +218,37 @@ class Trainer:
                 "epoch/tokens_per_s": tokens / seconds,
             }
             state.history.append(record)
-            self.log({k: v for k, v in record.items() if k != "epoch"}, state.epoch)
-            if dev.macro_f1 > state.best_f1:
+            best = dev.macro_f1 > state.best_f1
+            if best:
                 state.best_f1, state.best_epoch, state.stale_epochs = dev.macro_f1, state.epoch, 0
                 self.save(self.best_path)
             else:
                 state.stale_epochs += 1
                 state.stopped_early = state.stale_epochs >= config.patience
+            if self.ranks.main:  # before logging, which may wait for the tracking store
+                print(
+                    f"epoch {state.epoch + 1}/{config.epochs}: train loss {train_loss:.4f}, "
+                    f"dev accuracy {dev.accuracy:.4f}, macro-F1 {dev.macro_f1:.4f}, "
+                    f"{time.perf_counter() - started:.1f} s"
+                    f"{', best so far' if best else ''}{', stopping early' if state.stopped_early else ''}",
+                    file=sys.stderr, flush=True,
+                )
+            step = state.epoch + self.first_epoch
             state.epoch, state.step_in_epoch, state.epoch_loss_sum = state.epoch + 1, 0, 0.0
+            self.record({k: v for k, v in record.items() if k != "epoch"}, step)
             self.save(self.last_path)
         self.ranks.barrier()  # rank 0's checkpoints are on disk before any rank reads them
         return state
+
+    def record(self, metrics: dict[str, float], step: int) -> None:
+        """``log(metrics, step)``. When that fails (a tracking store gone for good), the metrics stay in
+        the state, ``last.pt`` saves it, and a resumed run logs them first: nothing is lost."""
+        try:
+            self.log(metrics, step)
+        except Exception:
+            self.state.unlogged.append((metrics, step))
+            self.save(self.last_path)
+            raise
 
     def train_epoch(self) -> tuple[float, int, int]:
         """One epoch (or its remainder after a resume): the epoch's mean loss, and the documents and
@@ -255,7 +287,7 @@ class Trainer:
             progress.update()
             progress.set_postfix(loss=f"{loss:.3f}", docs_s=f"{docs / elapsed:.1f}", tok_s=f"{tokens / elapsed:.0f}")
             if state.global_step % config.log_every == 0:
-                self.log({"train/loss": loss, "train/lr": self.scheduler.get_last_lr()[0]}, state.global_step)
+                self.record({"train/loss": loss, "train/lr": self.scheduler.get_last_lr()[0]}, state.global_step)
             if config.checkpoint_every and state.global_step % config.checkpoint_every == 0:
                 self.save(self.last_path)
         progress.close()

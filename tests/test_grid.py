@@ -15,7 +15,8 @@ from click.testing import CliRunner
 from qattn.attention import AttentionShell
 from qattn.cli import main
 from qattn.config import ConfigError, load_config
-from qattn.grid import GRID_TAG, Cell, cells, grid_id, holding, run_grid
+from qattn.experiment import checkpoint_dir, folder_lock
+from qattn.grid import GRID_TAG, NAME_TAG, Cell, cells, grid_id, run_grid
 from qattn.model import build_model
 from tests.conftest import QUICKSTART
 
@@ -79,9 +80,10 @@ def test_an_interrupted_grid_resumes_and_the_report_reads_mlflow(mlflow_server, 
     assert f"| classical dot | 2 | {mean:.2f} ± {std:.2f} |" in report
     assert "| quantum fidelity, 2 qubits | 2 |" in report and "qattn compare" in report
     for run in children:  # dev accuracy at the chosen checkpoint, read from the run's dev/accuracy history
-        best = int(run.data.metrics["best_epoch"])
+        best = int(run.data.metrics["best_epoch"])  # epochs count from 1, in MLflow's steps too
+        assert sorted(p.step for p in client.get_metric_history(run.info.run_id, "dev/accuracy")) == [1, 2]
         (dev,) = [p.value for p in client.get_metric_history(run.info.run_id, "dev/accuracy") if p.step == best]
-        assert f"| {dev:.4f} | {best + 1} | `{run.info.run_id}` |" in report
+        assert f"| {dev:.4f} | {best} | `{run.info.run_id}` |" in report
     assert f"- [quickstart](quickstart.md): Test accuracy, mean ± std over seeds: classical dot {mean:.2f} ± {std:.2f}%" in (results / "README.md").read_text()
     for plot in ("learning_curves.png", "accuracy_vs_parameters.png", "attention_maps.png"):
         assert (results / "quickstart" / plot).stat().st_size > 0
@@ -108,10 +110,11 @@ def test_side_by_side_grids_leave_each_other_the_cells_they_hold(tiny):
     config = load_config(QUICKSTART, [*tiny, "compare.kinds=['dot']", "compare.seeds=[0, 1]", "train.epochs=1"])
     first, _ = cells(config)
     lines = []
-    with holding(first.config(config)) as ours:  # as another qattn compare training the first cell would
-        assert ours
+    with folder_lock(checkpoint_dir(first.config(config))) as holder:  # as another qattn compare (or train) would
+        assert holder is None
         parent_id, outcomes = run_grid(config, "test", echo=lines.append)
-    assert lines[0] == "[1/2] synthetic-classical-dot-h2-s0: another qattn compare is training it, skipped"
+    assert lines[0].startswith(f"[1/2] synthetic-classical-dot-h2-s0: another qattn process is training it (pid {os.getpid()} on ")
+    assert lines[0].endswith("), skipped")
     assert [result.run_name for result in outcomes] == ["synthetic-classical-dot-h2-s1"]
 
     lines = []
@@ -119,6 +122,31 @@ def test_side_by_side_grids_leave_each_other_the_cells_they_hold(tiny):
     assert again == parent_id
     assert lines[0] == "[1/2] synthetic-classical-dot-h2-s0: training"
     assert lines[1].startswith("[2/2] synthetic-classical-dot-h2-s1: finished in MLflow run")
+
+
+def test_reports_count_epochs_from_1_for_runs_of_either_numbering(tmp_path, monkeypatch):
+    """Runs logged before epochs counted from 1 (no qattn_epochs_from tag: best_epoch and dev steps from 0)
+    and after read the same in a report."""
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    client = mlflow.MlflowClient(uri)
+    experiment = client.create_experiment("numbering")
+    parent = client.create_run(experiment, run_name="numbering-grid", tags={GRID_TAG: "g", NAME_TAG: "numbering"})
+    for seed, (tags, first, best) in enumerate([({}, 0, 1), ({"qattn_epochs_from": "1"}, 1, 2)]):  # both best at epoch 2
+        run = client.create_run(experiment, run_name=f"cell-s{seed}", tags={"mlflow.parentRunId": parent.info.run_id, **tags})
+        for key, value in {"model.attention": "classical", "train.seed": seed, "parameters.quantum": 0, "parameters.classical": 10}.items():
+            client.log_param(run.info.run_id, key, value)
+        for step, accuracy in enumerate([0.5, 0.75 + seed / 10, 0.6], start=first):
+            client.log_metric(run.info.run_id, "dev/accuracy", accuracy, step=step)
+        for key, value in {"best_epoch": best, "test/accuracy": 0.7, "test/macro_f1": 0.7, "epoch/seconds": 1.0}.items():
+            client.log_metric(run.info.run_id, key, value)
+        client.set_terminated(run.info.run_id)
+
+    out = CliRunner().invoke(main, ["report", parent.info.run_id, "--results", str(tmp_path / "results"), "--tracking-uri", uri])
+    assert out.exit_code == 0, out.output
+    report = (tmp_path / "results" / "numbering.md").read_text()
+    assert "| classical dot | 0 | 0.7000 | 0.7000 | 0.7500 | 2 |" in report
+    assert "| classical dot | 1 | 0.7000 | 0.7000 | 0.8500 | 2 |" in report
 
 
 def test_grid_cells_and_identity():

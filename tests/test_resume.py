@@ -22,7 +22,7 @@ def test_resume_after_sigkill_matches_the_uninterrupted_run(tmp_path, tiny):
     reference = common + [f"train.output_dir={tmp_path / 'reference'}", f"tracking.uri=sqlite:///{tmp_path / 'ref.db'}"]
     subprocess.run(train_command(reference), check=True, capture_output=True, timeout=300)
 
-    (reference_dir,) = (tmp_path / "reference").glob("synthetic-quantum-fidelity-q2-h2-s0-*")
+    (reference_dir,) = (last.parent for last in (tmp_path / "reference").glob("synthetic-quantum-fidelity-q2-h2-s0-*/last.pt"))
     run_dir = tmp_path / "runs" / reference_dir.name  # where results go is not part of a run's identity
     process = subprocess.Popen(train_command(common), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 240

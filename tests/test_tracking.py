@@ -1,22 +1,46 @@
-"""A real MLflow server on 127.0.0.1 receives a run with params, metrics and artifacts."""
+"""A real MLflow server on 127.0.0.1 receives a run with params, metrics and artifacts; a password in
+the tracking URI is used to connect and stored or printed nowhere; a server that goes away mid-run is
+waited for, with notices, and then named, with nothing lost."""
 
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
 from pathlib import Path
 
 import mlflow
 import pytest
 import torch
 from click.testing import CliRunner
+from mlflow.utils.credentials import read_mlflow_creds
 
 from qattn.cli import main
 from qattn.config import load_config
-from qattn.experiment import run_experiment
-from qattn.tracking import TrackingError, connect
+from qattn.experiment import checkpoint_dir, run_experiment
+from qattn.tracking import StoreUnreachable, TrackingError, connect, mask_uri
 from tests.conftest import QUICKSTART, free_port
 
 
-def test_a_run_lands_on_a_real_tracking_server(mlflow_server, tiny, tmp_path, monkeypatch):
-    config = load_config(QUICKSTART, [*tiny, f"tracking.uri={mlflow_server}", "tracking.experiment=server-test"])
+@pytest.fixture
+def credentials_restored(monkeypatch):
+    """A URI's user and password go to MLflow's variables of this process: restored afterwards."""
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def with_password(url: str) -> str:
+    return url.replace("http://", "http://user:secret@")
+
+
+def test_a_run_lands_on_a_real_tracking_server(mlflow_server, tiny, tmp_path, monkeypatch, capfd, credentials_restored):
+    config = load_config(QUICKSTART, [*tiny, f"tracking.uri={with_password(mlflow_server)}", "tracking.experiment=server-test"])
     result = run_experiment(config)
+    assert (read_mlflow_creds().username, read_mlflow_creds().password) == ("user", "secret")  # what MLflow sends
 
     runs = mlflow.search_runs(experiment_names=["server-test"], output_format="list")
     assert [run.info.run_id for run in runs] == [result.run_id]
@@ -42,19 +66,94 @@ def test_a_run_lands_on_a_real_tracking_server(mlflow_server, tiny, tmp_path, mo
     payload = torch.load(checkpoint, weights_only=True)
     assert payload["mlflow_run_id"] == result.run_id and 'attention = "quantum"' in payload["config"]
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", with_password(mlflow_server))
+    scratch = set(Path(tempfile.gettempdir()).iterdir())
     evaluated = CliRunner().invoke(main, ["evaluate", result.run_id])
     assert evaluated.exit_code == 0, evaluated.output
     assert f"accuracy {result.test.accuracy:.4f}" in evaluated.output
+    assert f"synthetic test with runs:/{result.run_id}/checkpoints/best.pt:" in evaluated.output  # no temporary path
+    assert set(Path(tempfile.gettempdir()).iterdir()) <= scratch  # and nothing left behind
+
+    # The password is nowhere: params, tags, artifacts, checkpoints, console, the result.
+    assert run.data.params["tracking.uri"] == mask_uri(with_password(mlflow_server)) == mlflow_server.replace("http://", "http://user:***@")
+    assert not [v for v in [*run.data.params.values(), *run.data.tags.values()] if "secret" in v]
+    everything = Path(mlflow.artifacts.download_artifacts(run_id=result.run_id, dst_path=str(tmp_path / "all")))
+    files = [*everything.rglob("*"), *(tmp_path / "runs").rglob("*")]
+    assert len([f for f in files if f.is_file()]) > 10
+    assert not [f for f in files if f.is_file() and b"secret" in f.read_bytes()]
+    assert "user:***@" in torch.load(next((tmp_path / "runs").rglob("last.pt")), weights_only=True)["config"]
+    console = capfd.readouterr()
+    assert "View run" in console.out and "secret" not in console.out + console.err + evaluated.output
+    assert "secret" not in result.tracking_uri
 
 
-def test_an_unreachable_server_is_named_with_the_fix(tiny):
-    config = load_config(QUICKSTART, [*tiny, f"tracking.uri=http://127.0.0.1:{free_port()}"])
-    with pytest.raises(TrackingError, match=r"cannot reach the MLflow tracking store at http://127.0.0.1:\d+ .*mlflow server"):
+def test_an_unreachable_server_is_named_with_the_fix(tiny, credentials_restored):
+    config = load_config(QUICKSTART, [*tiny, f"tracking.uri=http://user:secret@127.0.0.1:{free_port()}"])
+    with pytest.raises(TrackingError, match=r"cannot reach the MLflow tracking store at http://127.0.0.1:\d+ .*mlflow server") as err:
         connect(config)
+    assert "secret" not in str(err.value)
     result = CliRunner().invoke(main, ["train", str(QUICKSTART), *[a for o in config_overrides(config) for a in ("--set", o)]])
     assert result.exit_code == 1
     assert "Error: cannot reach the MLflow tracking store" in result.output and "Traceback" not in result.output
+    assert "secret" not in result.output
+
+
+def start_server(folder: Path) -> tuple[subprocess.Popen, str]:
+    """An `mlflow server` of this test's own, in its own process group (to be killed whole)."""
+    folder.mkdir()
+    port = free_port()
+    mlflow_cli = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
+    server = subprocess.Popen(
+        [mlflow_cli, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{folder / 'store.db'}", "--artifacts-destination", str(folder / "artifacts")],
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=open(folder / "server.log", "w"),
+    )
+    url = f"http://127.0.0.1:{port}"
+    while True:  # as long as it lives: a slow machine makes this slower, not red
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=2)
+            return server, url
+        except OSError:
+            if server.poll() is not None:
+                pytest.fail(f"mlflow server did not start: {(folder / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.3)
+
+
+def test_a_server_gone_mid_run_is_waited_for_then_named_and_evaluate_says_so_at_once(tiny, tmp_path, monkeypatch, capfd):
+    monkeypatch.setenv("QATTN_TRACKING_WAIT", "3")
+    server, url = start_server(tmp_path / "server")
+    try:
+        config = load_config(QUICKSTART, [*tiny, f"tracking.uri={url}", "train.epochs=30", "train.patience=30", "train.checkpoint_every=1"])
+        run_dir = checkpoint_dir(config)
+
+        def stop_the_server_once_training_runs():
+            while not (run_dir / "last.pt").exists() and server.poll() is None:
+                time.sleep(0.02)
+            os.killpg(server.pid, signal.SIGKILL)
+
+        threading.Thread(target=stop_the_server_once_training_runs, daemon=True).start()
+        with pytest.raises(StoreUnreachable) as lost:
+            run_experiment(config)
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=30)
+
+    message = str(lost.value)
+    assert message.startswith(f"the MLflow tracking store at {url} did not answer for ")
+    assert f"nothing is lost: the checkpoints are in {run_dir}" in message and "--resume continues from last.pt" in message
+    assert mlflow.active_run() is None  # forgotten here; the store, when back, has it RUNNING for --resume
+    assert torch.load(run_dir / "last.pt", weights_only=True)["state"]["unlogged"]  # what the store did not take
+    console = capfd.readouterr().err
+    assert f"qattn: the MLflow tracking store at {url} is unreachable (" in console
+    assert "qattn waits and retries for up to 3 s ($QATTN_TRACKING_WAIT sets how long)" in console
+
+    started = time.monotonic()
+    evaluated = CliRunner().invoke(main, ["evaluate", "0123456789abcdef0123456789abcdef", "--tracking-uri", url])
+    assert evaluated.exit_code == 1 and "Traceback" not in evaluated.output
+    assert f"Error: cannot reach the MLflow tracking store at {url}" in evaluated.output
+    assert time.monotonic() - started < 30
 
 
 def config_overrides(config):
