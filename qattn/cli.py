@@ -89,10 +89,12 @@ def compare(config: Path, overrides: tuple[str, ...], seeds: int | None) -> None
     import mlflow
 
     from qattn.grid import cells, finished_children, run_grid
+    from qattn.tracking import patiently
 
     parent_id, _ = run_grid(experiment, command, echo=lambda line: click.echo(line, err=True))
     total = len(cells(experiment))
-    finished = len(finished_children(parent_id, mlflow.get_run(parent_id).info.experiment_id))  # side-by-side ones too
+    experiment_id = patiently(lambda: mlflow.get_run(parent_id)).info.experiment_id
+    finished = len(patiently(lambda: finished_children(parent_id, experiment_id)))  # side-by-side ones too
     click.echo(f"grid parent run {parent_id}: {finished} of {total} cells finished; "
                f"write the report with `qattn report {parent_id}`{'' if finished >= total else ' once all are'}")
 
@@ -160,12 +162,11 @@ def reading(results) -> list[str]:
     classes = len(results[0].test.confusion)  # one row per class
     lines = [f"Chance level: {1 / classes:.4f} test accuracy ({classes} classes, guessing)."]
     for r in results:
-        last = r.epochs_run - 1  # best_epoch counts from 0, as the epochs do in MLflow
-        if r.best_epoch == last:
+        if r.best_epoch == r.epochs_run:  # epochs count from 1
             verdict = (f"still improving at its last epoch ({r.epochs_run}): "
                        "more epochs (--set train.epochs=N) may score higher")
         else:
-            verdict = f"best at epoch {r.best_epoch + 1} of {r.epochs_run} (the model tested is that epoch's)"
+            verdict = f"best at epoch {r.best_epoch} of {r.epochs_run} (the model tested is that epoch's)"
         lines.append(f"{r.run_name}: {verdict}.")
     uri = results[0].tracking_uri
     lines.append("Learning curves: the artifact learning_curves.png of each MLflow run "

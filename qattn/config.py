@@ -75,8 +75,9 @@ class DataConfig(Section):
     @model_validator(mode="before")
     @classmethod
     def _name_from_files(cls, data: Any) -> Any:
-        """Your files without a ``name``: the training file's, so runs are not called ``synthetic-...``."""
-        if isinstance(data, dict) and data.get("source") == "files" and "name" not in data:
+        """Your files without a ``name`` (or with the generated task's, ``synthetic``, kept from a config
+        such as quickstart.toml): the training file's, so runs of your data are not called ``synthetic-...``."""
+        if isinstance(data, dict) and data.get("source") == "files" and data.get("name", "synthetic") == "synthetic":
             if isinstance(data.get("train_file"), str) and data["train_file"]:
                 data = {**data, "name": name_from_file(data["train_file"])}
         return data

@@ -163,6 +163,9 @@ def train_and_test(config: ExperimentConfig, ranks: Ranks, *, resume: bool, rest
         torch.set_num_threads(config.train.threads)
 
     dataset = load_dataset(config.data)
+    if dataset.skipped_empty and ranks.main:
+        counts = ", ".join(f"{count} in {split}" for split, count in dataset.skipped_empty.items())
+        tracking.notice(f"skipped {sum(dataset.skipped_empty.values())} empty documents ({counts}): data.on_empty = 'skip'")
     # One tokenizer for all ranks: rank 0 trains (or loads) it, the others receive it.
     tokenizer = Tokenizer.from_str(ranks.from_main(build_tokenizer(dataset.train.texts, config.tokenizer).to_str() if ranks.main else None))
     train, dev, test = (
@@ -187,6 +190,7 @@ def train_and_test(config: ExperimentConfig, ranks: Ranks, *, resume: bool, rest
         if not isinstance(checkpoint["mlflow_run_id"], str):
             raise unusable(last, "it names no MLflow run")
         first_epoch = ranks.from_main(resumed_run_numbering(checkpoint["mlflow_run_id"], last) if ranks.main else None)
+
     def log(metrics: dict[str, float], step: int) -> None:
         if ranks.main:
             tracking.patiently(lambda: mlflow.log_metrics(metrics, step=step))
@@ -209,7 +213,7 @@ def train_and_test(config: ExperimentConfig, ranks: Ranks, *, resume: bool, rest
     try:
         with recording() if ranks.main else nullcontext() as run:
             if ranks.main and not resume:
-                tracking.patiently(lambda: log_run_start(config, model, extra["config"]))
+                tracking.patiently(lambda: log_run_start(config, model, extra["config"], dataset))
             if ranks.main:  # a tag, not a param: a resumed run may have another world size
                 tracking.patiently(lambda: mlflow.set_tag("world_size", ranks.world_size))
             extra["mlflow_run_id"] = ranks.from_main(run.info.run_id if ranks.main else None)
@@ -250,8 +254,10 @@ def train_and_test(config: ExperimentConfig, ranks: Ranks, *, resume: bool, rest
     )
 
 
-def log_run_start(config: ExperimentConfig, model: TextClassifier, resolved: str) -> None:
+def log_run_start(config: ExperimentConfig, model: TextClassifier, resolved: str, dataset: TextDataset) -> None:
     tracking.log_run_metadata(config, parameter_counts(model))
+    if config.data.on_empty == "skip":  # how many documents the run never saw, per split file
+        mlflow.log_params({f"data.skipped_empty.{split}": dataset.skipped_empty.get(split, 0) for split in ("train", "dev", "test")})
     mlflow.log_text(resolved, "config.toml")
     mlflow.set_tag(tracking.EPOCH_TAG, "1")
 

@@ -232,3 +232,23 @@ def test_unreadable_inputs_are_named(tmp_path):
     (card / "dataset.json").write_text('{"name": "broken"}')
     with pytest.raises(DataError, match=r"dataset.json: not a data set card with a label_names list"):
         load_dataset(DataConfig(source="shared", name="broken", data_dir=str(tmp_path / "shared")))
+
+
+def test_a_run_says_how_many_empty_documents_it_skipped_and_logs_them(tiny, tmp_path, capsys):
+    import mlflow
+
+    from qattn.config import load_config
+    from qattn.experiment import run_experiment
+    from tests.conftest import QUICKSTART
+
+    words = [f"w{i}" for i in range(400)]
+    rows = [{"text": " ".join(words[(7 * i) % 380 : (7 * i) % 380 + 20]), "label": ["pos", "neg"][i % 2]} for i in range(48)]
+    train = write_jsonl(tmp_path / "reviews_train.jsonl", [*rows[:40], {"text": "", "label": "pos"}, {"text": " ", "label": "neg"}])
+    test = write_jsonl(tmp_path / "reviews_test.jsonl", [*rows[40:], {"text": None, "label": "pos"}])
+    config = load_config(QUICKSTART, [*tiny, "data.source=files", f"data.train_file={train}", f"data.test_file={test}",
+                                      "data.on_empty=skip", "train.epochs=1"])
+    result = run_experiment(config)
+    assert "skipped 3 empty documents (2 in train, 1 in test): data.on_empty = 'skip'" in capsys.readouterr().err
+    params = mlflow.get_run(result.run_id).data.params
+    assert result.run_name.startswith("reviews-")  # named after the training file
+    assert [params[f"data.skipped_empty.{split}"] for split in ("train", "dev", "test")] == ["2", "0", "1"]

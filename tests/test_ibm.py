@@ -294,3 +294,19 @@ def test_damaged_journal_files_are_named_with_what_to_do(trained, tmp_path, no_n
     assert f"{first.job_id}  DONE" in out.stdout and heavy == []
     assert workflow.retrieve(journal, echo=lambda line: None) is True
     assert values.read_bytes() == saved
+
+
+def test_the_journal_keeps_no_tracking_password_and_retrieve_takes_it_from_the_user(monkeypatch):
+    journal = Journal(model="run", model_run_id="run", tracking_uri="postgresql://alice:***@db.example/mlflow",
+                      mlflow_run_id="eval", device="fake_manila", ideal=True, split="test", docs=[0], options=Options())
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    mlflow.set_tracking_uri("sqlite:///elsewhere.db")
+    with pytest.raises(HardwareError, match=r"needs its password, which the journal does not keep: pass it with --tracking-uri"):
+        workflow.journal_store(journal)
+    mlflow.set_tracking_uri("postgresql://alice:s3cret@db.example/mlflow")  # --tracking-uri with the password
+    assert workflow.journal_store(journal) == "postgresql://alice:s3cret@db.example/mlflow"
+    http = journal.model_copy(update={"tracking_uri": "http://127.0.0.1:5000"})  # the password went to MLflow's variables
+    mlflow.set_tracking_uri("http://bob:s3cret@127.0.0.1:5000")
+    assert workflow.journal_store(http) == "http://bob:s3cret@127.0.0.1:5000"
+    mlflow.set_tracking_uri("sqlite:///elsewhere.db")
+    assert workflow.journal_store(http) == "http://127.0.0.1:5000"

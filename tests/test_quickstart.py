@@ -82,7 +82,7 @@ def test_the_reading_says_whether_a_run_was_still_improving():
         test = Metrics(loss=1.0, accuracy=0.5, macro_f1=0.5, confusion=[[1, 0, 0], [0, 1, 0], [0, 0, 1]])
         return RunResult(f"id-{name}", name, "sqlite:///m.db", test, best_epoch, epochs_run, 1.0, 1.0, 1.0, {})
 
-    lines = reading([result("rising", 11, 12), result("peaked", 8, 12)])  # best_epoch counts from 0
+    lines = reading([result("rising", 12, 12), result("peaked", 9, 12)])  # epochs count from 1
     assert lines[0] == "Chance level: 0.3333 test accuracy (3 classes, guessing)."
     assert lines[1] == "rising: still improving at its last epoch (12): more epochs (--set train.epochs=N) may score higher."
     assert lines[2] == "peaked: best at epoch 9 of 12 (the model tested is that epoch's)."

@@ -20,6 +20,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import mlflow
 import numpy as np
@@ -35,7 +36,7 @@ from qattn.executors import Executor, PennyLaneExecutor
 from qattn.experiment import SavedModel, load_saved
 from qattn.kernels import QuantumKernel, quantum_kernels
 from qattn.model import PAD_ID, ClassifierOutput, TextClassifier, build_model
-from qattn.tracking import check_store
+from qattn.tracking import check_store, mask_uri
 from qattn.trainer import pad_batch
 
 from .devices import Device, HardwareError, LocalJobs, resolve_device
@@ -208,7 +209,7 @@ def submit(
     )
     journal = Journal(  # paths made absolute: retrieve may run from another directory
         model=str(Path(target).resolve()) if Path(target).is_file() else target, model_run_id=model_run.info.run_id,
-        tracking_uri=absolute_uri(uri), mlflow_run_id=run.info.run_id,
+        tracking_uri=mask_uri(absolute_uri(uri)), mlflow_run_id=run.info.run_id,
         device=device.name, ideal=ideal, split=split, docs=docs, options=options,
     )
     for key, value in {"device": device.name, "ideal": ideal, "split": split, "docs": docs, **options.model_dump()}.items():
@@ -235,7 +236,7 @@ def find_model_run(client: MlflowClient, saved: SavedModel):
         return client.get_run(saved.run_id)
     except Exception:  # noqa: BLE001 - not found, under any of MLflow's exception types
         raise HardwareError(
-            f"the model's MLflow run {saved.run_id} is not in the store at {mlflow.get_tracking_uri()}; "
+            f"the model's MLflow run {saved.run_id} is not in the store at {mask_uri(mlflow.get_tracking_uri())}; "
             "point --tracking-uri (or MLFLOW_TRACKING_URI) at the store it was trained with"
         ) from None
 
@@ -298,7 +299,7 @@ def refresh(folder: Path, journal: Journal, device: Device, keep_values: bool = 
     then :func:`qattn.ibm.jobs.poll` their statuses (and values, with ``keep_values``)."""
     kinds = {stage.stage: stage.kind for stage in journal.stages}
     tags = [RunTag(*job_tag(job, kinds[job.stage])) for job in journal.jobs]
-    client = MlflowClient(journal.tracking_uri)
+    client = MlflowClient()  # the journal's store: open_journal points MLflow at it
     for start in range(0, len(tags), 100):  # MLflow's limit per batch
         client.log_batch(journal.mlflow_run_id, tags=tags[start : start + 100])
     poll(folder, journal, device.service, keep_values, echo)
@@ -331,9 +332,26 @@ def holding_lock(command):
 def open_journal(folder: Path) -> tuple[Journal, Device]:
     """The journal and its device, once its MLflow store answers (retrieve, resubmit and cancel write to it)."""
     journal = Journal.load(folder)
-    mlflow.set_tracking_uri(journal.tracking_uri)
+    mlflow.set_tracking_uri(journal_store(journal))
     check_store()
     return journal, resolve_device(journal.device, journal.ideal)
+
+
+def journal_store(journal: Journal) -> str:
+    """The URI to reach the journal's MLflow store. The journal holds it without a password; where the
+    store needs one, it comes from --tracking-uri / $MLFLOW_TRACKING_URI naming the same store, or (for
+    an HTTP server) from MLflow's credential variables."""
+    live = absolute_uri(mlflow.get_tracking_uri())
+    parts = urlsplit(live)
+    bare = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    if journal.tracking_uri in (live, mask_uri(live), bare):
+        return live
+    if urlsplit(journal.tracking_uri).password == "***":
+        raise HardwareError(
+            f"the journal's MLflow store {journal.tracking_uri} needs its password, which the journal does not "
+            "keep: pass it with --tracking-uri (or set MLFLOW_TRACKING_URI to that URI with the password)"
+        )
+    return journal.tracking_uri
 
 
 @holding_lock
@@ -349,7 +367,7 @@ def retrieve(folder: Path, echo: Echo = print) -> bool:
     saved = load_saved(journal.model)
     evaluation = documents(saved, journal.split, journal.docs)
     results = stage_results(folder, journal)
-    client = MlflowClient(journal.tracking_uri)
+    client = MlflowClient()  # the journal's store: open_journal points MLflow at it
     try:
         hardware = forward(evaluation, StagedExecutor(results))
     except Pending as pending:
@@ -381,7 +399,7 @@ def resubmit(folder: Path, echo: Echo = print) -> int:
     from being sent at all; finished and running jobs are kept. Returns how many jobs were sent."""
     journal, device = open_journal(folder)
     refresh(folder, journal, device, echo=echo)
-    client = MlflowClient(journal.tracking_uri)
+    client = MlflowClient()  # the journal's store: open_journal points MLflow at it
     sent, fmap = 0, None
     for stage in journal.stages:
         submitted = journal.ranges(stage.stage)
