@@ -1,7 +1,6 @@
 """Experiment configs: the shipped files load, overrides apply, bad keys and values are named."""
 
 import os
-import re
 from pathlib import Path
 
 import pytest

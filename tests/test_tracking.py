@@ -3,14 +3,10 @@ the tracking URI is used to connect and stored or printed nowhere; a server that
 waited for, with notices, and then named, with nothing lost."""
 
 import os
-import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -24,6 +20,7 @@ from qattn.config import load_config
 from qattn.experiment import checkpoint_dir, run_experiment
 from qattn.tracking import StoreUnreachable, TrackingError, connect, mask_uri
 from tests.conftest import QUICKSTART, free_port
+from tests.servers import start_mlflow_server, stop_process_group
 
 
 @pytest.fixture
@@ -98,31 +95,9 @@ def test_an_unreachable_server_is_named_with_the_fix(tiny, credentials_restored)
     assert "secret" not in result.output
 
 
-def start_server(folder: Path) -> tuple[subprocess.Popen, str]:
-    """An `mlflow server` of this test's own, in its own process group (to be killed whole)."""
-    folder.mkdir()
-    port = free_port()
-    mlflow_cli = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
-    server = subprocess.Popen(
-        [mlflow_cli, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{folder / 'store.db'}", "--artifacts-destination", str(folder / "artifacts")],
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=open(folder / "server.log", "w"),
-    )
-    url = f"http://127.0.0.1:{port}"
-    while True:  # as long as it lives: a slow machine makes this slower, not red
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=2)
-            return server, url
-        except OSError:
-            if server.poll() is not None:
-                pytest.fail(f"mlflow server did not start: {(folder / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.3)
-
-
 def test_a_server_gone_mid_run_is_waited_for_then_named_and_evaluate_says_so_at_once(tiny, tmp_path, monkeypatch, capfd):
     monkeypatch.setenv("QATTN_TRACKING_WAIT", "3")
-    server, url = start_server(tmp_path / "server")
+    url, server = start_mlflow_server(tmp_path / "server")
     try:
         config = load_config(QUICKSTART, [*tiny, f"tracking.uri={url}", "train.epochs=30", "train.patience=30", "train.checkpoint_every=1"])
         run_dir = checkpoint_dir(config)
@@ -130,15 +105,13 @@ def test_a_server_gone_mid_run_is_waited_for_then_named_and_evaluate_says_so_at_
         def stop_the_server_once_training_runs():
             while not (run_dir / "last.pt").exists() and server.poll() is None:
                 time.sleep(0.02)
-            os.killpg(server.pid, signal.SIGKILL)
+            os.killpg(server.pid, signal.SIGKILL)  # the whole server, at once
 
         threading.Thread(target=stop_the_server_once_training_runs, daemon=True).start()
         with pytest.raises(StoreUnreachable) as lost:
             run_experiment(config)
     finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGKILL)
-        server.wait(timeout=30)
+        stop_process_group(server)
 
     message = str(lost.value)
     assert message.startswith(f"the MLflow tracking store at {url} did not answer for ")
