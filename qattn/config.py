@@ -158,17 +158,15 @@ class ModelConfig(Section):
     @field_validator("encoder")
     @classmethod
     def _encoder(cls, encoder: str, info: ValidationInfo) -> str:
-        if is_quantum(info) and encoder not in encoder_names():
-            kind = "an ansatz, not an encoder" if encoder in CATALOGUE else "not in the circuit catalogue"
-            raise ValueError(f"{encoder!r} is {kind}; valid encoders: {', '.join(encoder_names())}")
+        if is_quantum(info):
+            catalogue_role(encoder, encoder_names(), "an encoder", "an ansatz", "encoders")
         return encoder
 
     @field_validator("circuit")
     @classmethod
     def _circuit(cls, circuit: str, info: ValidationInfo) -> str:
-        if is_quantum(info) and circuit not in ansatz_names():
-            kind = "an encoder, not an ansatz" if circuit in CATALOGUE else "not in the circuit catalogue"
-            raise ValueError(f"{circuit!r} is {kind}; valid ansatze (trainable circuits): {', '.join(ansatz_names())}")
+        if is_quantum(info):
+            catalogue_role(circuit, ansatz_names(), "an ansatz", "an encoder", "ansatze (trainable circuits)")
         return circuit
 
     @field_validator("executor")
@@ -196,6 +194,13 @@ class ModelConfig(Section):
 def is_quantum(info: ValidationInfo) -> bool:
     """Whether the model being validated uses quantum attention (an invalid ``attention`` counts as quantum)."""
     return info.data.get("attention") != "classical"
+
+
+def catalogue_role(name: str, valid: list[str], role: str, other: str, plural: str) -> None:
+    """``name`` must be one of the catalogue's ``valid`` entries of a ``role``; the error says if it has the other."""
+    if name not in valid:
+        kind = f"{other}, not {role}" if name in CATALOGUE else "not in the circuit catalogue"
+        raise ValueError(f"{name!r} is {kind}; valid {plural}: {', '.join(valid)}")
 
 
 class TrainConfig(Section):
