@@ -408,17 +408,26 @@ PLACEMENT = {"train": {"device": True}, "model": {"aer": {"cluster": True, "max_
 another cluster (``max_job_size`` only regroups a sampled run's shots into other seeded sub-jobs)."""
 
 
+LATER_DEFAULTS = {"data": {"on_empty": "error"}}
+"""Settings added after grids and checkpoints existed, with the default that behaves as before they did:
+left out of identities while at that default, so those grids resume and their checkpoints are found."""
+
+
 def digest(config: ExperimentConfig, exclude: dict, length: int) -> str:
-    """A short hash of the config without the ``exclude``d parts (a pydantic ``exclude`` spec) and
-    without :data:`PLACEMENT`: what makes two checkpoints, or two grids, the same."""
+    """A short hash of the config without the ``exclude``d parts (a pydantic ``exclude`` spec), without
+    :data:`PLACEMENT`, and without :data:`LATER_DEFAULTS` at their defaults: what makes two checkpoints,
+    or two grids, the same."""
     identity = config.model_dump(mode="json", exclude=exclude)
 
-    def drop(node: dict, spec: dict) -> None:
+    def drop(node: dict, spec: dict, if_default: bool) -> None:
         for key, inner in spec.items():
-            if key in node:
-                drop(node[key], inner) if isinstance(inner, dict) else node.pop(key)
+            if isinstance(inner, dict):
+                drop(node.get(key, {}), inner, if_default)
+            elif key in node and (not if_default or node[key] == inner):
+                node.pop(key)
 
-    drop(identity, PLACEMENT)
+    drop(identity, PLACEMENT, if_default=False)
+    drop(identity, LATER_DEFAULTS, if_default=True)
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:length]
 
 

@@ -157,3 +157,20 @@ def test_files_without_a_name_are_named_after_the_training_file(train_file, name
     assert config.data.name == name
     named = load_config(None, ["data.source=files", f"data.train_file={train_file}", "data.test_file=t.csv", "data.name=mine"])
     assert named.data.name == "mine"
+
+
+@pytest.mark.parametrize(("name", "grid", "folder"), [
+    ("imdb", "7027519cbc26", "imdb-quantum-fidelity-q4-h4-s0-d091118a"),
+    ("20newsgroups", "56f6b0e48c50", "20newsgroups-quantum-fidelity-q4-h4-s0-ccd4a736"),
+    ("quickstart", "8b3a2beba74f", "synthetic-quantum-fidelity-q4-h2-s0-82e88231"),
+])
+def test_settings_added_later_keep_earlier_grids_and_checkpoints_at_their_ids(name, grid, folder):
+    """Ids computed at commit e6f518b, before data.on_empty existed: its default leaves them unchanged, so
+    `qattn compare` still finds those grids' finished cells and `--resume` their checkpoints."""
+    from qattn.experiment import checkpoint_dir
+    from qattn.grid import grid_id
+
+    config = load_config(Path(__file__).resolve().parents[1] / "experiments" / f"{name}.toml")
+    assert (grid_id(config), checkpoint_dir(config).name) == (grid, folder)
+    skipping = load_config(Path(__file__).resolve().parents[1] / "experiments" / f"{name}.toml", ["data.on_empty=skip"])
+    assert grid_id(skipping) != grid and checkpoint_dir(skipping).name != folder
