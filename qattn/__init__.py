@@ -10,8 +10,9 @@ and config errors) does not pay for importing torch, PennyLane and Qiskit.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from qattn.registry import lazy_exports
 
 if TYPE_CHECKING:
     from qattn.attention import AttentionShell, ClassicalMultiheadAttention, QuantumMultiheadAttention, parameter_counts
@@ -36,13 +37,4 @@ _HOMES = {
 }
 
 __all__ = list(_HOMES)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _HOMES:
-        return getattr(importlib.import_module(_HOMES[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_HOMES])
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)

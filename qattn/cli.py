@@ -13,8 +13,9 @@ from pathlib import Path
 import click
 
 from qattn.ibm.cli import ibm
+from qattn.registry import quantum_kernels
 
-QUANTUM_KERNELS = ["fidelity", "gaussian"]  # quantum_kernels() without importing torch; a test keeps them equal
+QUANTUM_KERNELS = quantum_kernels()  # the registry knows them without importing torch
 QUICKSTART_CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.toml"
 USER_ERRORS = {  # errors a user can act on, by module: each prints as one message, not a traceback
     "qattn.config": "ConfigError",

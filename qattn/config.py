@@ -18,6 +18,7 @@ import os
 import re
 import tomllib
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -155,19 +156,12 @@ class ModelConfig(Section):
             raise ValueError(f"kernel {kernel!r} is not a quantum kernel; valid: {', '.join(quantum_kernels())}")
         return kernel
 
-    @field_validator("encoder")
+    @field_validator("encoder", "circuit")
     @classmethod
-    def _encoder(cls, encoder: str, info: ValidationInfo) -> str:
+    def _catalogue(cls, name: str, info: ValidationInfo) -> str:
         if is_quantum(info):
-            catalogue_role(encoder, encoder_names(), "an encoder", "an ansatz", "encoders")
-        return encoder
-
-    @field_validator("circuit")
-    @classmethod
-    def _circuit(cls, circuit: str, info: ValidationInfo) -> str:
-        if is_quantum(info):
-            catalogue_role(circuit, ansatz_names(), "an ansatz", "an encoder", "ansatze (trainable circuits)")
-        return circuit
+            catalogue_role(name, *CATALOGUE_ROLES[info.field_name])
+        return name
 
     @field_validator("executor")
     @classmethod
@@ -196,8 +190,15 @@ def is_quantum(info: ValidationInfo) -> bool:
     return info.data.get("attention") != "classical"
 
 
-def catalogue_role(name: str, valid: list[str], role: str, other: str, plural: str) -> None:
-    """``name`` must be one of the catalogue's ``valid`` entries of a ``role``; the error says if it has the other."""
+CATALOGUE_ROLES = {  # model key -> (its valid catalogue names, its role, the other role, the role in plural)
+    "encoder": (encoder_names, "an encoder", "an ansatz", "encoders"),
+    "circuit": (ansatz_names, "an ansatz", "an encoder", "ansatze (trainable circuits)"),
+}
+
+
+def catalogue_role(name: str, names: Callable[[], list[str]], role: str, other: str, plural: str) -> None:
+    """``name`` must be one of the catalogue's ``names()`` of a ``role``; the error says if it has the other."""
+    valid = names()
     if name not in valid:
         kind = f"{other}, not {role}" if name in CATALOGUE else "not in the circuit catalogue"
         raise ValueError(f"{name!r} is {kind}; valid {plural}: {', '.join(valid)}")

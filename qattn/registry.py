@@ -10,6 +10,7 @@ executors in :mod:`qattn.executors`.
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -33,6 +34,21 @@ class Lazy:
                 actual = getattr(entry, key, None)
                 raise TypeError(f"{self.target}.{key} is {actual!r}, but it is registered as {value!r}")
         return entry
+
+
+def lazy_exports(module: str, homes: dict[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """PEP 562 ``__getattr__`` and ``__dir__`` for ``module``: each name of ``homes`` is imported from its
+    module (absolute, or relative to ``module``) on first use. ``__getattr__, __dir__ = lazy_exports(...)``."""
+
+    def __getattr__(name: str) -> Any:
+        if name in homes:
+            return getattr(importlib.import_module(homes[name], module), name)
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+    def __dir__() -> list[str]:
+        return sorted([*vars(sys.modules[module]), *homes])
+
+    return __getattr__, __dir__
 
 
 class Registry(Generic[T]):

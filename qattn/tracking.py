@@ -99,9 +99,14 @@ def without_password(uri: str) -> str:
         return uri
     os.environ["MLFLOW_TRACKING_USERNAME"] = unquote(parts.username or "")
     os.environ["MLFLOW_TRACKING_PASSWORD"] = unquote(parts.password)
-    bare = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-    mlflow.set_tracking_uri(bare)
-    return bare
+    mlflow.set_tracking_uri(bare_uri(uri))
+    return bare_uri(uri)
+
+
+def bare_uri(uri: str) -> str:
+    """``uri`` without its user and password (``http://user:pw@host`` -> ``http://host``)."""
+    parts = urlsplit(uri)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 @contextmanager

@@ -6,10 +6,9 @@ reading :data:`EXECUTORS`' names and qubit limits, as config validation does, im
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from qattn.registry import Registry
+from qattn.registry import Registry, lazy_exports
 
 if TYPE_CHECKING:
     from .aer import AerExecutor
@@ -26,16 +25,7 @@ _CLASSES = {
     "PennyLaneExecutor": ".pennylane",
     "StatevectorExecutor": ".base",
 }
-
-
-def __getattr__(name: str) -> Any:
-    if name in _CLASSES:
-        return getattr(importlib.import_module(_CLASSES[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_CLASSES])
+__getattr__, __dir__ = lazy_exports(__name__, _CLASSES)
 
 
 def resolve_executor(executor: str | Executor) -> Executor:

@@ -74,12 +74,17 @@ def fake_devices() -> dict[str, type]:
     return devices
 
 
+def is_local(name: str) -> bool:
+    """Whether the device ``name`` runs in local testing mode (``fake_<name>``)."""
+    return name.startswith("fake_")
+
+
 def resolve_device(name: str, ideal: bool = False) -> Device:
     try:
         import qiskit_ibm_runtime  # noqa: F401
     except ImportError:
         raise HardwareError("qattn ibm needs qiskit-ibm-runtime: pip install 'qattn[ibm]'") from None
-    if name.startswith("fake_"):
+    if is_local(name):
         devices = fake_devices()
         if name not in devices:
             raise HardwareError(f"unknown fake device {name!r}; valid: {', '.join(sorted(devices))}")

@@ -26,7 +26,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .devices import CALIBRATION_RESERVE, HardwareError
+from .devices import CALIBRATION_RESERVE, HardwareError, is_local
 
 FINAL = {"DONE", "ERROR", "CANCELLED", "LOST", "RETRIEVED"}  # RETRIEVED: DONE and its values saved here
 FAILED = {"ERROR", "CANCELLED", "LOST"}  # LOST: a local job whose process ended before it did, or unknown to IBM
@@ -129,7 +129,7 @@ class Journal(BaseModel):
     @property
     def local(self) -> bool:
         """Local testing mode (a fake device, see :func:`qattn.ibm.devices.resolve_device`)."""
-        return self.device.startswith("fake_")
+        return is_local(self.device)
 
     @classmethod
     def load(cls, folder: Path) -> Journal:

@@ -20,7 +20,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import mlflow
 import numpy as np
@@ -36,7 +36,7 @@ from qattn.executors import Executor, PennyLaneExecutor
 from qattn.experiment import SavedModel, load_saved
 from qattn.kernels import QuantumKernel, quantum_kernels
 from qattn.model import PAD_ID, ClassifierOutput, TextClassifier, build_model
-from qattn.tracking import check_store, mask_uri
+from qattn.tracking import bare_uri, check_store, mask_uri
 from qattn.trainer import pad_batch
 
 from .devices import Device, HardwareError, LocalJobs, resolve_device
@@ -342,9 +342,7 @@ def journal_store(journal: Journal) -> str:
     store needs one, it comes from --tracking-uri / $MLFLOW_TRACKING_URI naming the same store, or (for
     an HTTP server) from MLflow's credential variables."""
     live = absolute_uri(mlflow.get_tracking_uri())
-    parts = urlsplit(live)
-    bare = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-    if journal.tracking_uri in (live, mask_uri(live), bare):
+    if journal.tracking_uri in (live, mask_uri(live), bare_uri(live)):
         return live
     if urlsplit(journal.tracking_uri).password == "***":
         raise HardwareError(
