@@ -15,14 +15,16 @@ from typing import TYPE_CHECKING
 from qattn.registry import lazy_exports
 
 if TYPE_CHECKING:
-    from qattn.attention import AttentionShell, ClassicalMultiheadAttention, QuantumMultiheadAttention, parameter_counts
+    from qattn.attention import AnnealingMultiheadAttention, AttentionShell, ClassicalMultiheadAttention, QuantumMultiheadAttention, parameter_counts
     from qattn.circuits import CATALOGUE, CircuitFamily, FeatureMap
     from qattn.executors import EXECUTORS, Executor
+    from qattn.solvers import SOLVERS, QuboSolver
     from qattn.kernels import KERNELS, ScoreKernel
 
 __version__ = "0.1.0"
 
 _HOMES = {
+    "AnnealingMultiheadAttention": "qattn.attention",
     "AttentionShell": "qattn.attention",
     "ClassicalMultiheadAttention": "qattn.attention",
     "QuantumMultiheadAttention": "qattn.attention",
@@ -31,6 +33,8 @@ _HOMES = {
     "CircuitFamily": "qattn.circuits",
     "FeatureMap": "qattn.circuits",
     "EXECUTORS": "qattn.executors",
+    "SOLVERS": "qattn.solvers",
+    "QuboSolver": "qattn.solvers",
     "Executor": "qattn.executors",
     "KERNELS": "qattn.registry",
     "ScoreKernel": "qattn.kernels",

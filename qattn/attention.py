@@ -1,8 +1,9 @@
-"""The attention shell shared by quantum and classical multi-head attention.
+"""The attention shell shared by classical, circuit and annealing multi-head attention.
 
-One module owns projections, heads, masks, softmax, dropout, values and the output projection;
-only the score kernel differs (:mod:`qattn.kernels`). Its call is ``torch.nn.MultiheadAttention``'s,
-so either layer drops into a model written for the torch one:
+One module owns projections, heads, masks and the output projection; its kernel does what differs per
+head (:mod:`qattn.kernels`): a softmax of dot-product or circuit scores over the values, or QAMA's
+annealed token selection (:mod:`qattn.annealing`). Its call is ``torch.nn.MultiheadAttention``'s, so
+every layer drops into a model written for the torch one:
 
     out, weights = attn(query, key, value, key_padding_mask=None, need_weights=True,
                         attn_mask=None, average_attn_weights=True, is_causal=False)
@@ -16,10 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from qattn.annealing import QAMA_COEFFICIENTS, AnnealingKernel
 from qattn.checks import check_heads, positive_int, probability
 from qattn.circuits import CircuitFamily
 from qattn.executors import Executor
-from qattn.kernels import KERNELS, QuantumKernel, ScoreKernel, quantum_kernels
+from qattn.kernels import KERNELS, AttentionKernel, QuantumKernel, quantum_kernels
+from qattn.solvers import QuboSolver
 
 
 def additive_mask(mask: torch.Tensor, name: str, dtype: torch.dtype) -> torch.Tensor:
@@ -39,17 +42,6 @@ def project(linear: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     return linear(x)
 
 
-def attention_weights(scores: torch.Tensor, mask: torch.Tensor | None, blind_rows_zero: bool) -> torch.Tensor:
-    """Softmax of the masked ``scores`` over keys. A query whose every key is masked gets NaN weights,
-    as in torch with ``need_weights=True`` (documented there), or, with ``blind_rows_zero``, zero weights
-    and zero gradients, as torch's ``need_weights=False`` path (``scaled_dot_product_attention``) gives:
-    zero values, so ``out_proj``'s bias as its output."""
-    if mask is None or not blind_rows_zero:
-        return F.softmax(scores, dim=-1)
-    blind = torch.isneginf(mask).all(-1, keepdim=True)
-    return F.softmax(scores.masked_fill(blind, 0.0), dim=-1).masked_fill(blind, 0.0)
-
-
 class AttentionShell(nn.Module):
     """Multi-head attention around a score kernel. Prefer the two public subclasses."""
 
@@ -63,7 +55,7 @@ class AttentionShell(nn.Module):
         self,
         embed_dim: int,
         num_heads: int,
-        kernel: ScoreKernel,
+        kernel: AttentionKernel,
         *,
         dropout: float = 0.0,
         bias: bool = True,
@@ -132,18 +124,9 @@ class AttentionShell(nn.Module):
         k = k.view(batch, src_len, heads, features).transpose(1, 2)  # (B, H, S, F)
         v = v.view(batch, src_len, heads, self.head_dim).transpose(1, 2)  # (B, H, S, hd)
 
-        if batch * tgt_len * src_len == 0:
-            scores = q.new_zeros(batch, heads, tgt_len, src_len)  # nothing to score, no circuit to run
-        elif mask is None:
-            scores = self.kernel(q, k)  # (B, H, N, S)
-        else:
-            needed = torch.isfinite(mask).expand(batch, mask.shape[1] if mask.dim() == 4 else 1, tgt_len, src_len)
-            scores = self.kernel(q, k, needed) + mask
-        weights = attention_weights(scores, mask, blind_rows_zero=not need_weights)
-        if self.dropout > 0.0:
-            weights = F.dropout(weights, p=self.dropout, training=self.training)
-
-        out = (weights @ v).transpose(1, 2).reshape(batch, tgt_len, self.embed_dim)  # (B, N, E)
+        dropout = self.dropout if self.training else 0.0
+        out, weights = self.kernel.attend(q, k, v, mask, blind_rows_zero=not need_weights, dropout=dropout)
+        out = out.transpose(1, 2).reshape(batch, tgt_len, self.embed_dim)  # (B, N, E)
         out = project(self.out_proj, out)
         if unbatched:
             out, weights = out.squeeze(0), weights.squeeze(0)
@@ -319,6 +302,46 @@ class QuantumMultiheadAttention(AttentionShell):
             kdim=kdim,
             vdim=vdim,
             batch_first=batch_first,
+        )
+
+
+class AnnealingMultiheadAttention(AttentionShell):
+    """QAMA's own formulation: each head selects tokens by solving a QUBO (:mod:`qattn.annealing`).
+
+    ``solver`` is a name from :data:`qattn.solvers.SOLVERS` (``exact``, ``sa``, ``batched``, ``qaoa``)
+    or a configured :class:`~qattn.solvers.QuboSolver` instance; ``quadratic``, ``linear`` and ``penalty``
+    weigh the QUBO's couplings, linear terms and cross-head penalty (QAMA's defaults). Self-attention only:
+    query and key sequences have the same length.
+    """
+
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        *,
+        solver: str | QuboSolver = "sa",
+        quadratic: float = QAMA_COEFFICIENTS["quadratic"],
+        linear: float = QAMA_COEFFICIENTS["linear"],
+        penalty: float = QAMA_COEFFICIENTS["penalty"],
+        dropout: float = 0.0,
+        bias: bool = True,
+        add_bias_kv: bool = False,
+        add_zero_attn: bool = False,
+        kdim: int | None = None,
+        vdim: int | None = None,
+        batch_first: bool = True,
+    ) -> None:
+        check_heads(embed_dim, num_heads)
+        if add_bias_kv or add_zero_attn:
+            raise ValueError(
+                "annealing attention does not support add_bias_kv or add_zero_attn: QAMA gives each token one QUBO "
+                "variable, as query and as key, and an extra key has no query to pair with"
+            )
+        kernel = AnnealingKernel(
+            num_heads, embed_dim // num_heads, solver=solver, quadratic=quadratic, linear=linear, penalty=penalty
+        )
+        super().__init__(
+            embed_dim, num_heads, kernel, dropout=dropout, bias=bias, kdim=kdim, vdim=vdim, batch_first=batch_first
         )
 
 

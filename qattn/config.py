@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from qattn.circuits import CATALOGUE, ansatz_names, encoder_names
 from qattn.executors import EXECUTORS
 from qattn.registry import quantum_kernels
+from qattn.solvers import SOLVERS
 
 
 class ConfigError(ValueError):
@@ -128,8 +129,40 @@ class AerConfig(Section):
         return self
 
 
+class BatchedSolverConfig(Section):
+    """Options of the ``batched`` solver (qattn's tensor annealer)."""
+
+    sweeps: int = Field(10, ge=1, description="annealing sweeps over every variable")
+    restarts: int = Field(8, ge=1, description="independent runs per problem, annealed together; the best is kept")
+    descent: int = Field(5, ge=0, description="zero-temperature sweeps at most, ending in a local minimum")
+
+
+class AnnealingConfig(Section):
+    """QAMA's annealing attention (``model.attention = "annealing"``): the QUBO's weights and its solver."""
+
+    solver: str = Field("sa", description="exact | sa | batched | qaoa (qattn.solvers)")
+    quadratic: float = Field(1.0, description="weight of the query-key couplings (QAMA: 1.0)")
+    linear: float = Field(0.16, description="weight of the value terms, times the sequence length (QAMA: 0.16)")
+    penalty: float = Field(0.8, ge=0, description="cross-head penalty for selecting the same token (QAMA: 0.8)")
+    seed: int = Field(0, description="the solver's seed")
+    batched: BatchedSolverConfig = BatchedSolverConfig()
+
+    @field_validator("solver")
+    @classmethod
+    def _solver(cls, solver: str) -> str:
+        if solver not in SOLVERS:
+            raise ValueError(f"unknown solver {solver!r}; valid: {', '.join(SOLVERS.names())}")
+        return solver
+
+    def solver_options(self) -> dict[str, Any]:
+        """Keyword arguments of the solver: its section's options (if it has one) and the seed."""
+        section = getattr(self, self.solver, None)
+        options = section.model_dump() if isinstance(section, Section) else {}
+        return {"seed": self.seed, **options}
+
+
 class ModelConfig(Section):
-    attention: Literal["quantum", "classical"] = "quantum"
+    attention: Literal["quantum", "classical", "annealing"] = "quantum"
     kernel: str = Field("fidelity", description="quantum score kernel (classical attention ignores the quantum keys)")
     n_qubits: int = Field(4, ge=1)
     encoder: str = "angle_ry"
@@ -137,6 +170,7 @@ class ModelConfig(Section):
     reuploads: int = Field(1, ge=1)
     executor: str = Field("pennylane", validate_default=True)  # checked against n_qubits even when not given
     aer: AerConfig = AerConfig()
+    annealing: AnnealingConfig = AnnealingConfig()
     embed_dim: int = Field(64, ge=1)
     num_heads: int = Field(4, ge=1, validate_default=True)  # checked against embed_dim even when not given
     local_layers: int = Field(1, ge=1, description="blocks attending within each chunk")
@@ -184,10 +218,28 @@ class ModelConfig(Section):
             raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
         return num_heads
 
+    @model_validator(mode="after")
+    def _qubo_size(self) -> ModelConfig:
+        """An annealing solver with a variable limit must fit the largest QUBO: heads x tokens per chunk
+        (with its summary token) in the local blocks, heads x chunks in the global ones."""
+        if self.attention != "annealing":
+            return self
+        limit = SOLVERS.attribute(self.annealing.solver, "max_variables")
+        local = self.num_heads * (self.chunk_size + 1)
+        chunks = -(-self.max_length // self.chunk_size)
+        largest = max(local, self.num_heads * chunks if self.global_layers else 0)
+        if limit is not None and largest > limit:
+            raise ValueError(
+                f"annealing solver {self.annealing.solver!r} takes at most {limit} variables per QUBO, but this model's "
+                f"largest has {largest} (num_heads={self.num_heads} x {local // self.num_heads if largest == local else chunks} "
+                f"tokens); use model.annealing.solver = 'batched' or 'sa', or fewer heads or a smaller chunk_size"
+            )
+        return self
+
 
 def is_quantum(info: ValidationInfo) -> bool:
-    """Whether the model being validated uses quantum attention (an invalid ``attention`` counts as quantum)."""
-    return info.data.get("attention") != "classical"
+    """Whether the model being validated uses circuit attention (an invalid ``attention`` counts as such)."""
+    return info.data.get("attention") not in ("classical", "annealing")
 
 
 CATALOGUE_ROLES = {  # model key -> (its valid catalogue names, its role, the other role, the role in plural)
@@ -280,13 +332,16 @@ def plugin_schemes() -> set[str]:
 class CompareConfig(Section):
     """The grid ``qattn compare`` runs: attention kinds x qubit counts (quantum kinds) x seeds."""
 
-    kinds: list[str] = Field(["dot", "fidelity", "gaussian"], min_length=1, description="'dot' (classical) and quantum kernels")
+    kinds: list[str] = Field(
+        ["dot", "fidelity", "gaussian"], min_length=1,
+        description="'dot' (classical), quantum kernels, 'annealing' (QAMA)",
+    )
     n_qubits: list[int] = Field([], description="qubit counts for the quantum kinds; empty: model.n_qubits")
     seeds: list[int] = Field([0, 1, 2], min_length=1, description="train.seed of each cell (the data split stays data.seed)")
 
     @model_validator(mode="after")
     def _cells(self) -> CompareConfig:
-        valid = ["dot", *quantum_kernels()]
+        valid = ["dot", *quantum_kernels(), "annealing"]
         for kind in self.kinds:
             if kind not in valid:
                 raise ValueError(f"unknown kind {kind!r} in compare.kinds; valid: {', '.join(valid)}")
@@ -429,6 +484,9 @@ def digest(config: ExperimentConfig, exclude: dict, length: int) -> str:
 
     drop(identity, PLACEMENT, if_default=False)
     drop(identity, LATER_DEFAULTS, if_default=True)
+    model = identity.get("model", {})
+    if model.get("attention") != "annealing":  # added later: what only annealing attention reads
+        model.pop("annealing", None)
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:length]
 
 

@@ -33,16 +33,21 @@ NAME_TAG = "qattn_name"  # on the parent run: the experiment config's name (the 
 COMMAND_TAG = "qattn_command"  # on the parent run: the command that ran it
 
 
+UNQUBITED = ("dot", "annealing")  # kinds without circuits, so without a qubit count
+
+
 @dataclass(frozen=True)
 class Cell:
-    kind: str  # "dot" (classical) or a quantum kernel
-    n_qubits: int | None  # None for classical
+    kind: str  # "dot" (classical), a quantum kernel, or "annealing" (QAMA)
+    n_qubits: int | None  # None but for quantum kernels
     seed: int
 
     def config(self, base: ExperimentConfig) -> ExperimentConfig:
         raw = base.model_dump()
         if self.kind == "dot":
             raw["model"]["attention"] = "classical"
+        elif self.kind == "annealing":
+            raw["model"]["attention"] = "annealing"
         else:
             raw["model"].update(attention="quantum", kernel=self.kind, n_qubits=self.n_qubits)
         raw["train"]["seed"] = self.seed
@@ -53,9 +58,9 @@ def cells(config: ExperimentConfig) -> list[Cell]:
     grid = config.compare
     qubits = grid.n_qubits or [config.model.n_qubits]
     return [
-        Cell(kind, None if kind == "dot" else n, seed)
+        Cell(kind, n, seed)
         for kind in grid.kinds
-        for n in ([None] if kind == "dot" else qubits)
+        for n in ([None] if kind in UNQUBITED else qubits)
         for seed in grid.seeds
     ]
 

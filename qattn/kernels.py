@@ -1,7 +1,11 @@
-"""Score kernels: per-head query and key features -> attention scores ``(B, H, N, S)``.
+"""Attention kernels: what a head does between the shell's projections and its output projection.
 
-The attention shell (:mod:`qattn.attention`) owns projections, masks, softmax and values; a kernel
-only says how similar a query is to a key. Kernels are chosen by name from :data:`KERNELS`.
+The attention shell (:mod:`qattn.attention`) owns projections, heads, masks and the output projection;
+its kernel turns each head's queries, keys and values into outputs and attention weights
+(:meth:`AttentionKernel.attend`). A score kernel (:class:`ScoreKernel`) only says how similar a query is
+to a key, and the softmax-weighted sum of values does the rest. QAMA's annealing kernel
+(:mod:`qattn.annealing`) selects tokens by solving a QUBO instead. Score kernels are chosen by name from
+:data:`KERNELS`:
 
 - ``dot``: scaled dot product, the classical baseline.
 - ``fidelity``: ``tau_h |<phi_K(k)|phi_Q(q)>|^2`` with separate query and key circuits per head.
@@ -14,6 +18,7 @@ import math
 from typing import ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from qattn.checks import positive_int
@@ -22,11 +27,61 @@ from qattn.executors import Executor, resolve_executor
 from qattn.registry import KERNELS, quantum_kernels  # noqa: F401  (declared there: config reads them without torch)
 
 
-class ScoreKernel(nn.Module):
-    """Base class. ``feature_dim`` is the per-head width the shell projects queries and keys to."""
+class AttentionKernel(nn.Module):
+    """Base class of what the shell calls per head. ``feature_dim`` is the per-head width the shell
+    projects queries and keys to (values are projected to ``head_dim``)."""
 
     quantum: ClassVar[bool] = False
     feature_dim: int
+
+    def attend(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        mask: torch.Tensor | None,
+        *,
+        blind_rows_zero: bool,
+        dropout: float,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``q`` ``(B, H, N, F)``, ``k`` ``(B, H, S, F)``, ``v`` ``(B, H, S, hd)``, ``mask`` additive
+        (``-inf`` = not allowed), broadcastable to ``(B, H, N, S)``, or None -> each head's output
+        ``(B, H, N, hd)`` and attention weights ``(B, H, N, S)``.
+
+        A query whose every key is masked (a *blind* row) gets NaN weights and output, as torch with
+        ``need_weights=True``, or with ``blind_rows_zero`` zero weights and output, as torch's
+        ``need_weights=False`` path. ``dropout`` is the probability to apply now (0 in eval mode)."""
+        raise NotImplementedError
+
+
+def attention_weights(scores: torch.Tensor, mask: torch.Tensor | None, blind_rows_zero: bool) -> torch.Tensor:
+    """Softmax of the masked ``scores`` over keys. A query whose every key is masked gets NaN weights,
+    as in torch with ``need_weights=True`` (documented there), or, with ``blind_rows_zero``, zero weights
+    and zero gradients, as torch's ``need_weights=False`` path (``scaled_dot_product_attention``) gives:
+    zero values, so ``out_proj``'s bias as its output."""
+    if mask is None or not blind_rows_zero:
+        return F.softmax(scores, dim=-1)
+    blind = torch.isneginf(mask).all(-1, keepdim=True)
+    return F.softmax(scores.masked_fill(blind, 0.0), dim=-1).masked_fill(blind, 0.0)
+
+
+class ScoreKernel(AttentionKernel):
+    """Base class of the softmax kernels: :meth:`forward` scores every query-key pair; :meth:`attend`
+    weights the values by the softmax of the masked scores, as ``torch.nn.MultiheadAttention`` does."""
+
+    def attend(self, q, k, v, mask, *, blind_rows_zero, dropout):
+        batch, heads, tgt_len, src_len = q.shape[0], q.shape[1], q.shape[2], k.shape[2]
+        if batch * tgt_len * src_len == 0:
+            scores = q.new_zeros(batch, heads, tgt_len, src_len)  # nothing to score, no circuit to run
+        elif mask is None:
+            scores = self(q, k)  # (B, H, N, S)
+        else:
+            needed = torch.isfinite(mask).expand(batch, mask.shape[1] if mask.dim() == 4 else 1, tgt_len, src_len)
+            scores = self(q, k, needed) + mask
+        weights = attention_weights(scores, mask, blind_rows_zero)
+        if dropout > 0.0:
+            weights = F.dropout(weights, p=dropout)
+        return weights @ v, weights
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, needed: torch.Tensor | None = None) -> torch.Tensor:
         """``q``: ``(B, H, N, F)``, ``k``: ``(B, H, S, F)`` -> scores ``(B, H, N, S)``. ``needed``

@@ -8,8 +8,8 @@ both kinds read them the same way (the project design notes, "Long documents"):
 3. ``global_layers`` blocks attend across the chunk summaries of a document;
 4. the non-empty chunk summaries are averaged and classified.
 
-The attention module of every block comes from one factory, so quantum and classical models differ
-in their score kernel and nothing else.
+The attention module of every block comes from one factory, so classical, circuit and annealing
+models differ in their attention kernel and nothing else.
 """
 
 from __future__ import annotations
@@ -21,9 +21,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from qattn.attention import AttentionShell, ClassicalMultiheadAttention, QuantumMultiheadAttention
+from qattn.attention import (
+    AnnealingMultiheadAttention, AttentionShell, ClassicalMultiheadAttention, QuantumMultiheadAttention,
+)
 from qattn.config import ModelConfig
 from qattn.executors import AerExecutor
+from qattn.solvers import resolve_solver
 
 PAD_ID = 0
 
@@ -117,10 +120,15 @@ READER_OPTIONS = {"embed_dim", "local_layers", "global_layers", "ff_dim", "dropo
 
 
 def attention_factory(config: ModelConfig) -> Callable[[], AttentionShell]:
-    """The attention module every block gets: quantum or classical, all else equal."""
+    """The attention module every block gets: classical, circuit or annealing, all else equal."""
     shape = (config.embed_dim, config.num_heads)
     if config.attention == "classical":
         return lambda: ClassicalMultiheadAttention(*shape, dropout=config.dropout)
+    if config.attention == "annealing":  # one configured, seeded solver shared by every block
+        qubo = config.annealing
+        solver = resolve_solver(qubo.solver, **qubo.solver_options())
+        weights = {"quadratic": qubo.quadratic, "linear": qubo.linear, "penalty": qubo.penalty}
+        return lambda: AnnealingMultiheadAttention(*shape, dropout=config.dropout, solver=solver, **weights)
     options = config.model_dump(include=QUANTUM_OPTIONS)
     if config.executor == "aer":  # one configured simulator shared by every block
         options["executor"] = AerExecutor(**config.aer.model_dump())

@@ -198,7 +198,11 @@ def end_run(run_id: str, status: str) -> None:
 def run_name(config: ExperimentConfig) -> str:
     """Deterministic and readable: data set, attention kind, kernel, qubits, heads, seed."""
     m = config.model
-    kind = f"quantum-{m.kernel}-q{m.n_qubits}" if m.attention == "quantum" else "classical-dot"
+    kind = {
+        "quantum": f"quantum-{m.kernel}-q{m.n_qubits}",
+        "classical": "classical-dot",
+        "annealing": f"annealing-{m.annealing.solver}",
+    }[m.attention]
     return f"{config.data.name}-{kind}-h{m.num_heads}-s{config.train.seed}"
 
 

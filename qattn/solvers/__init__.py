@@ -18,13 +18,16 @@ from typing import TYPE_CHECKING, Any
 from qattn.registry import Registry, lazy_exports
 
 if TYPE_CHECKING:
-    from .base import QuboSolver, Solutions
+    from .base import GroupedQubo, QuboSolver, Solutions
 
 SOLVERS: Registry[type[QuboSolver]] = Registry("solver")
 SOLVERS.add_lazy("exact", "qattn.solvers.exact:ExactSolver", max_variables=20)
+SOLVERS.add_lazy("sa", "qattn.solvers.sa:SimulatedAnnealingSolver", max_variables=None)
 SOLVERS.add_lazy("batched", "qattn.solvers.batched:BatchedAnnealer", max_variables=None)
+SOLVERS.add_lazy("qaoa", "qattn.solvers.qaoa:QaoaSolver", max_variables=20)
 
 _CLASSES = {
+    "GroupedQubo": ".base",
     "QuboSolver": ".base",
     "Solutions": ".base",
     "qubo_energy": ".base",
@@ -47,4 +50,4 @@ def resolve_solver(solver: str | QuboSolver, **options: Any) -> QuboSolver:
     return SOLVERS.get(solver)(**options)
 
 
-__all__ = ["SOLVERS", "QuboSolver", "Solutions", "qubo_energy", "resolve_solver"]
+__all__ = ["SOLVERS", "GroupedQubo", "QuboSolver", "Solutions", "qubo_energy", "resolve_solver"]
