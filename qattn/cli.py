@@ -101,20 +101,22 @@ def compare(config: Path, overrides: tuple[str, ...], seeds: int | None) -> None
 
 
 @main.command()
-@click.argument("target")
+@click.argument("targets", metavar="TARGET...", nargs=-1, required=True)
 @click.option("--results", type=click.Path(file_okay=False, path_type=Path), default=Path("results"), show_default=True)
 @click.option("--tracking-uri", help="MLflow store holding the grid (default: $MLFLOW_TRACKING_URI, else MLflow's).")
-def report(target: str, results: Path, tracking_uri: str | None) -> None:
+def report(targets: tuple[str, ...], results: Path, tracking_uri: str | None) -> None:
     """Write a grid's report and plots (results/<name>.md).
 
-    TARGET is the grid's parent run id or its MLflow experiment."""
+    TARGET is the grid's parent run id or its MLflow experiment (its latest grid). Several grids of one
+    config (a kind run later as its own grid) make one report, named by the first; their runs must differ
+    only in the attention kind and the seed."""
     import mlflow
 
     from qattn.report import write_report
 
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
-    click.echo(f"wrote {write_report(target, results)}")
+    click.echo(f"wrote {write_report(targets, results)}")
 
 
 @main.command()

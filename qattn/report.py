@@ -2,18 +2,26 @@
 
     qattn report imdb                 # the latest grid parent run in MLflow experiment "imdb"
     qattn report 3f2c...              # a grid parent run id
+    qattn report 3f2c... 9b1e...      # several grids' rows in one report, named by the first grid
+
+Several grids make one report when one config's kinds ran as separate grids (a grid's id includes its
+kinds, so a kind added later is its own grid: ``qattn compare CONFIG --set 'compare.kinds=["annealing"]'``).
+Before merging, :func:`check_comparable` refuses grids whose runs differ in anything but the attention
+kind and the seed: data, tokenizer, model size, training budget and optimiser must be the same.
 
 Writes ``results/<name>.md`` (mean +- std over seeds per attention kind of test accuracy and
 macro-F1, and of dev accuracy at the chosen checkpoint, the figure hyper-parameters are chosen on;
 parameter counts, epoch time, every MLflow run id and the command that ran the grid) and its plots under
-``results/<name>/``, and logs both to the parent run. The report names the command that regenerates
-it by the parent run id, which keeps meaning the same grid after newer grids land in the experiment.
+``results/<name>/``, and logs both to the parent run (each grid's). The report names the command that
+regenerates it by the parent run ids, which keep meaning the same grids after newer grids land in the
+experiment.
 """
 
 from __future__ import annotations
 
 import statistics
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,9 +35,9 @@ from mlflow.entities import Run  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
+from qattn.config import LATER_DEFAULTS, PLACEMENT  # noqa: E402
 from qattn.grid import COMMAND_TAG, GRID_TAG, NAME_TAG, finished_children  # noqa: E402
 from qattn.tracking import EPOCH_TAG, check_store, mask_uri  # noqa: E402
-
 
 SUMMARY = "**Summary.** "  # the line of a report that the results index quotes
 
@@ -71,11 +79,18 @@ def best_epoch(run: Run) -> int | None:
     return int(best) + (0 if run.data.tags.get(EPOCH_TAG) == "1" else 1)
 
 
+LABELS = {  # model.attention -> a row's label, from the run's params
+    "classical": lambda params: "classical dot",
+    "quantum": lambda params: f"quantum {params['model.kernel']}, {params['model.n_qubits']} qubits",
+    "annealing": lambda params: f"QAMA annealing, {params.get('model.annealing.solver', 'unknown')} solver",
+}
+
+
 def kind_label(run: Run) -> str:
-    params = run.data.params
-    if params["model.attention"] == "classical":
-        return "classical dot"
-    return f"quantum {params['model.kernel']}, {params['model.n_qubits']} qubits"
+    """A report row's name: the attention kind and what tells its cells apart (kernel and qubits, solver)."""
+    attention = run.data.params["model.attention"]
+    label = LABELS.get(attention)
+    return f"{attention} attention" if label is None else label(run.data.params)
 
 
 def find_grid(client: MlflowClient, target: str) -> Run:
@@ -100,6 +115,120 @@ def find_grid(client: MlflowClient, target: str) -> Run:
     return runs[0]
 
 
+@dataclass
+class Grid:
+    """A grid's parent run, its latest finished run per cell, and the target that named it."""
+
+    target: str
+    parent: Run
+    runs: list[Run]
+
+    @property
+    def id(self) -> str:
+        return self.parent.info.run_id
+
+
+def load_grids(client: MlflowClient, targets: Sequence[str]) -> list[Grid]:
+    grids: list[Grid] = []
+    for target in targets:
+        parent = find_grid(client, target)
+        same = next((grid for grid in grids if grid.id == parent.info.run_id), None)
+        if same is not None:
+            raise ReportError(
+                f"{same.target!r} and {target!r} are the same grid (parent run {same.id}); an experiment name "
+                "means its latest grid: name each grid by the parent run id `qattn compare` printed"
+            )
+        runs = list(finished_children(parent.info.run_id, parent.info.experiment_id).values())
+        if not runs:
+            raise ReportError(f"grid run {parent.info.run_id} has no finished cells yet")
+        grids.append(Grid(target, parent, runs))
+    return grids
+
+
+def dotted(spec: dict, prefix: str = "") -> dict[str, object]:
+    """``{"train": {"device": True}}`` -> ``{"train.device": True}``, as MLflow params are named."""
+    flat: dict[str, object] = {}
+    for key, value in spec.items():
+        flat.update(dotted(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return flat
+
+
+CELL_KEYS = frozenset({"model.attention", "model.kernel", "model.n_qubits", "model.annealing.solver", "train.seed"})
+"""What tells a report's rows and seeds apart (with the solver, which names an annealing row)."""
+RECORD_KEYS = frozenset({
+    "name", "tokenizer.cache_dir", "train.output_dir", "train.checkpoint_every", "train.log_every", "train.threads",
+    *dotted(PLACEMENT),
+})
+"""Where and how a run computed and was recorded, not what it learnt: the config's name (``data`` names the
+data), folders, checkpoint and logging intervals, threads and placement."""
+RECORD_SECTIONS = ("tracking.", "compare.", "version.", "parameters.")
+"""The MLflow store, the grid's own kinds and seeds, package versions, and parameter counts (a result of the kind)."""
+CIRCUIT_KEYS = frozenset({"model.encoder", "model.circuit", "model.reuploads", "model.executor"})
+NOT_LOGGED = "(not logged)"
+
+
+def reads(params: dict[str, str], key: str) -> bool:
+    """Whether a run of its attention kind reads ``key``. A run logs every section of its config, the other
+    kinds' ones too, at values it never reads: circuit settings are read by circuit (quantum) attention,
+    ``model.aer`` by its aer executor, ``model.annealing`` by annealing attention and a solver's sub-section
+    (``model.annealing.<solver>``) by that solver."""
+    attention = params.get("model.attention")
+    if key in CIRCUIT_KEYS:
+        return attention == "quantum"
+    if key.startswith("model.aer."):
+        return attention == "quantum" and params.get("model.executor") == "aer"
+    if key.startswith("model.annealing."):
+        section = key.split(".")[2:]
+        return attention == "annealing" and (len(section) == 1 or section[0] == params.get("model.annealing.solver"))
+    return True
+
+
+def logged(params: dict[str, str], key: str) -> str:
+    """A param as the run logged it; a setting added after the run (:data:`LATER_DEFAULTS`) as the default
+    that behaves as the run did."""
+    if key in params:
+        return params[key]
+    later = dotted(LATER_DEFAULTS)
+    return str(later[key]) if key in later else NOT_LOGGED
+
+
+def check_comparable(grids: list[Grid]) -> None:
+    """Refuse grids whose rows would not compare like with like: runs differing in a param other than their
+    cell's (:data:`CELL_KEYS`), the record's (:data:`RECORD_KEYS`, :data:`RECORD_SECTIONS`) and other kinds'
+    settings (:func:`reads`), so the same data, tokenizer, model size, budget and optimiser; or two grids
+    holding the same row and seed (a report counts each seed once)."""
+    runs = [(grid, run) for grid in grids for run in grid.runs]
+    keys = sorted({
+        key for _, run in runs for key in run.data.params
+        if key not in CELL_KEYS and key not in RECORD_KEYS and not key.startswith(RECORD_SECTIONS)
+    })
+    differing = []
+    for key in keys:
+        values: dict[str, list[str]] = {}  # value -> the grids whose runs logged it
+        for grid, run in runs:
+            if reads(run.data.params, key):
+                holders = values.setdefault(logged(run.data.params, key), [])
+                holders += [] if grid.id in holders else [grid.id]
+        if len(values) > 1:
+            found = "; ".join(f"{value} in grid {', '.join(ids)}" for value, ids in values.items())
+            differing.append(f"  - {key}: {found}")
+    if differing:
+        raise ReportError(
+            f"grids {', '.join(grid.id for grid in grids)} cannot share a report; their runs differ in\n"
+            + "\n".join(differing)
+            + "\nA report's rows differ only in the attention kind and the seed: run the missing kinds with the first "
+            "grid's config (`qattn compare CONFIG --set 'compare.kinds=[...]'`), or report the grids one by one"
+        )
+    cells: dict[tuple[str, str], str] = {}
+    for grid, run in runs:
+        cell = (kind_label(run), run.data.params.get("train.seed", "?"))
+        if cells.setdefault(cell, grid.id) != grid.id:
+            raise ReportError(
+                f"grids {cells[cell]} and {grid.id} both hold {cell[0]}, seed {cell[1]}: a report counts each seed "
+                "once; report the grids one by one"
+            )
+
+
 def mean_and_std(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
@@ -111,21 +240,37 @@ def mean_std(values: list[float], scale: float = 100.0, digits: int = 2) -> str:
     return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}"
 
 
-def write_report(target: str, results: Path = Path("results")) -> Path:
+def generated_by(grids: list[Grid]) -> str:
+    """The report's provenance: the command that regenerates it, the store, and the commands that ran the grids."""
+    store = mask_uri(mlflow.get_tracking_uri())
+    ran = [f"`{grid.parent.data.tags.get(COMMAND_TAG, 'unknown')}`" for grid in grids]
+    if len(grids) == 1:
+        return (f"Generated by `qattn report {grids[0].id}` (the grid's parent run) from MLflow ({store}). "
+                f"The grid was run with {ran[0]}.")
+    ran = [f"{command} (grid {grid.id})" for command, grid in zip(ran, grids)]
+    return (f"Generated by `qattn report {' '.join(grid.id for grid in grids)}` (the grids' parent runs) from MLflow "
+            f"({store}); their runs differ only in the attention kind, settings only it reads, and the seed. "
+            f"The grids were run with {', '.join(ran[:-1])} and {ran[-1]}.")
+
+
+def write_report(targets: str | Sequence[str], results: Path = Path("results")) -> Path:
+    """One report of the grids ``targets`` names (parent run ids, or experiments: their latest grid), named by
+    the first grid's config."""
     client = MlflowClient(check_store())
-    parent = find_grid(client, target)
-    children = finished_children(parent.info.run_id, parent.info.experiment_id)
-    if not children:
-        raise ReportError(f"grid run {parent.info.run_id} has no finished cells yet")
+    grids = load_grids(client, [targets] if isinstance(targets, str) else targets)
+    if len(grids) > 1:  # one grid's cells share its config by construction
+        check_comparable(grids)
+    children = [run for grid in grids for run in grid.runs]
     kinds: dict[str, Kind] = {}
-    for run in sorted(children.values(), key=lambda r: int(r.data.params.get("train.seed", 0))):
+    for run in sorted(children, key=lambda r: int(r.data.params.get("train.seed", 0))):
         kinds.setdefault(kind_label(run), Kind()).runs.append(run)
 
+    parent = grids[0].parent
     name = parent.data.tags.get(NAME_TAG, parent.info.run_name)
     folder = results / name
     folder.mkdir(parents=True, exist_ok=True)
-    curves = {run.info.run_id: dev_curve(client, run) for run in children.values()}  # one fetch per run
-    dev = {run.info.run_id: at_best_epoch(run, curves[run.info.run_id]) for run in children.values()}
+    curves = {run.info.run_id: dev_curve(client, run) for run in children}  # one fetch per run
+    dev = {run.info.run_id: at_best_epoch(run, curves[run.info.run_id]) for run in children}
     epoch_seconds = {
         label: [p.value for run in kind.runs for p in client.get_metric_history(run.info.run_id, "epoch/seconds")]
         for label, kind in kinds.items()
@@ -146,10 +291,9 @@ def write_report(target: str, results: Path = Path("results")) -> Path:
         "",
         f"{SUMMARY}Test accuracy, mean ± std over seeds: {summary}.",
         "",
-        f"Generated by `qattn report {parent.info.run_id}` (the grid's parent run) from MLflow ({mask_uri(mlflow.get_tracking_uri())}). "
-        f"The grid was run with `{parent.data.tags.get(COMMAND_TAG, 'unknown')}`.",
-        "Mean ± std over seeds; every model trained from scratch; checkpoints chosen on dev macro-F1. "
-        "Dev accuracy is at that checkpoint: it is what hyper-parameters are chosen on, never the test columns.",
+        generated_by(grids),
+        ("Mean ± std over seeds; every model trained from scratch; checkpoints chosen on dev macro-F1. "
+         "Dev accuracy is at that checkpoint: it is what hyper-parameters are chosen on, never the test columns."),
         "",
         "| attention | seeds | test accuracy [%] | test macro-F1 [%] | dev accuracy [%] | parameters quantum / classical / total | epoch [s] |",
         "|---|---|---|---|---|---|---|",
@@ -179,9 +323,10 @@ def write_report(target: str, results: Path = Path("results")) -> Path:
     report.write_text("\n".join(lines) + "\n")
     write_index(results)
 
-    client.log_artifact(parent.info.run_id, str(report), "report")
-    for file in figures:
-        client.log_artifact(parent.info.run_id, str(folder / file), "report")
+    for grid in grids:
+        client.log_artifact(grid.id, str(report), "report")
+        for file in figures:
+            client.log_artifact(grid.id, str(folder / file), "report")
     return report
 
 

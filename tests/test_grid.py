@@ -11,12 +11,13 @@ import mlflow
 import pytest
 import torch
 from click.testing import CliRunner
+from mlflow.entities import Metric, Param
 
 from qattn.attention import AttentionShell
 from qattn.cli import main
-from qattn.config import ConfigError, load_config
+from qattn.config import ConfigError, flatten, load_config
 from qattn.experiment import checkpoint_dir, folder_lock
-from qattn.grid import GRID_TAG, NAME_TAG, Cell, cells, grid_id, run_grid
+from qattn.grid import COMMAND_TAG, GRID_TAG, NAME_TAG, Cell, cells, grid_id, run_grid
 from qattn.model import build_model
 from tests.conftest import QUICKSTART
 
@@ -182,6 +183,110 @@ def test_report_of_nothing_says_what_was_looked_for(tmp_path, monkeypatch):
     out = CliRunner().invoke(main, ["report", "no-such-grid", "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"])
     assert out.exit_code != 0
     assert "'no-such-grid' is neither a run id nor an experiment" in out.output
+
+
+def log_grid(client, experiment, command, cells, config):
+    """A finished grid as `qattn compare` leaves it in MLflow: a parent run and a child per cell, each with
+    the params of ``config`` (a flattened config) and of its cell, two epochs of dev accuracy and test
+    accuracy. ``cells``: (params of the cell, seed, test accuracy)."""
+    tags = {GRID_TAG: command, NAME_TAG: "quickstart", COMMAND_TAG: command}
+    parent = client.create_run(experiment, run_name="quickstart-grid", tags=tags)
+    for cell, seed, accuracy in cells:
+        name = f"{cell['model.attention']}-s{seed}"  # a cell's name is unique in its grid
+        tags = {"mlflow.parentRunId": parent.info.run_id, "qattn_epochs_from": "1"}
+        run = client.create_run(experiment, run_name=name, tags=tags)
+        params = [Param(key, str(value)) for key, value in {**config, **cell, "train.seed": seed}.items()]
+        for start in range(0, len(params), 100):  # MLflow takes 100 params per batch
+            client.log_batch(run.info.run_id, params=params[start:start + 100])
+        metrics = {"best_epoch": 2, "test/accuracy": accuracy, "test/macro_f1": accuracy, "epoch/seconds": 1.0}
+        client.log_batch(run.info.run_id, metrics=[
+            *(Metric(key, value, 0, 0) for key, value in metrics.items()),
+            *(Metric("dev/accuracy", value, 0, step) for step, value in [(1, 0.5), (2, accuracy)]),
+        ])
+        client.set_terminated(run.info.run_id)
+    client.set_terminated(parent.info.run_id)
+    return parent.info.run_id
+
+
+CLASSICAL = {"model.attention": "classical", "parameters.quantum": 0, "parameters.classical": 1200}
+FIDELITY = {"model.attention": "quantum", "model.kernel": "fidelity", "model.n_qubits": 2,
+            "parameters.quantum": 16, "parameters.classical": 1000}
+ANNEALING = {"model.attention": "annealing", "model.annealing.solver": "batched", "model.annealing.batched.sweeps": 100,
+             "parameters.quantum": 0, "parameters.classical": 1000}
+
+
+@pytest.fixture(scope="module")
+def grids(tmp_path_factory):
+    """One SQLite store holding a grid of classical and circuit attention (logged before data.on_empty
+    existed), a grid of annealing attention from the same config, and grids that differ from the first."""
+    folder = tmp_path_factory.mktemp("grids")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)  # MLflow puts a SQLite store's artifacts under ./mlruns
+        uri = f"sqlite:///{folder / 'm.db'}"
+        client = mlflow.MlflowClient(uri)
+        experiment = client.create_experiment("quickstart")
+        base = {key: value for key, value in flatten(load_config(QUICKSTART)).items() if key != "data.on_empty"}
+        first = log_grid(client, experiment, "qattn compare quickstart.toml", [
+            (CLASSICAL, 0, 0.8), (FIDELITY, 0, 0.9), (CLASSICAL, 1, 0.7), (FIDELITY, 1, 0.9),
+        ], base)
+        later = {  # what annealing attention does not read differs (and the record), the rest is the first grid's
+            **base, "data.on_empty": "error", "model.encoder": "iqp", "model.aer.shots": 100, "version.torch": "9.9",
+            "compare.kinds": "['annealing']", "tracking.experiment": "elsewhere", "train.output_dir": "/elsewhere",
+        }
+        command = "qattn compare quickstart.toml --set compare.kinds=['annealing']"
+        annealing = log_grid(client, experiment, command, [(ANNEALING, 0, 0.6), (ANNEALING, 1, 0.7)], later)
+        other_lr = log_grid(client, experiment, "lr", [(ANNEALING, 0, 0.6)], {**later, "train.lr": 0.5})
+        classical_again = log_grid(client, experiment, "again", [(CLASSICAL, 1, 0.75)], base)
+        ids = {"first": first, "annealing": annealing, "other_lr": other_lr, "classical_again": classical_again}
+        yield uri, folder, base, ids
+
+
+def test_several_grids_make_one_report_with_the_rows_of_each(grids):
+    uri, folder, _, ids = grids
+    first, annealing = ids["first"], ids["annealing"]
+    results = folder / "merged"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        out = CliRunner().invoke(main, ["report", first, annealing, "--results", str(results), "--tracking-uri", uri])
+    assert out.exit_code == 0, out.output
+    report = (results / "quickstart.md").read_text()
+    assert "| classical dot | 2 | 75.00 ± 7.07 | 75.00 ± 7.07 | 75.00 ± 7.07 | 0 / 1,200 / 1,200 | 1.0 |" in report
+    assert "| quantum fidelity, 2 qubits | 2 | 90.00 ± 0.00 |" in report
+    row = "| QAMA annealing, batched solver | 2 | 65.00 ± 7.07 | 65.00 ± 7.07 | 65.00 ± 7.07 | 0 / 1,000 / 1,000 |"
+    assert row in report  # no circuit parameters
+    assert "| QAMA annealing, batched solver | 1 | 0.7000 | 0.7000 | 0.7000 | 2 |" in report  # the runs table
+    assert (f"Generated by `qattn report {first} {annealing}` (the grids' parent runs)" in report
+            and f"`qattn compare quickstart.toml` (grid {first}) and `qattn compare quickstart.toml "
+                f"--set compare.kinds=['annealing']` (grid {annealing})." in report)
+    assert ("- [quickstart](quickstart.md): Test accuracy, mean ± std over seeds: classical dot 75.00 ± 7.07%; "
+            "quantum fidelity, 2 qubits 90.00 ± 0.00%; QAMA annealing, batched solver 65.00 ± 7.07%."
+            ) in (results / "README.md").read_text()
+    client = mlflow.MlflowClient(uri)
+    for parent in (first, annealing):  # the report is logged to both grids
+        assert "report/quickstart.md" in {a.path for a in client.list_artifacts(parent, "report")}
+
+    with pytest.MonkeyPatch.context() as patch:  # the first grid alone reports as before: its rows only
+        patch.chdir(folder)
+        out = CliRunner().invoke(main, ["report", first, "--results", str(folder / "alone"), "--tracking-uri", uri])
+    alone = (folder / "alone" / "quickstart.md").read_text()
+    assert out.exit_code == 0 and "annealing" not in alone
+    assert f"Generated by `qattn report {first}` (the grid's parent run)" in alone
+
+
+@pytest.mark.parametrize("pair, message", [
+    (("first", "other_lr"), "differ in\n  - train.lr: {lr} in grid {first}; 0.5 in grid {other_lr}\nA report's rows"),
+    (("first", "classical_again"), "grids {first} and {classical_again} both hold classical dot, seed 1"),
+    (("classical_again", "quickstart"), "same grid (parent run {classical_again}); an experiment name means its"),
+], ids=["a training param", "a cell twice", "a grid twice"])
+def test_grids_that_would_not_compare_like_with_like_are_refused(grids, pair, message):
+    uri, folder, base, ids = grids
+    targets = [ids.get(name, name) for name in pair]  # "quickstart": the experiment, so its latest grid
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        out = CliRunner().invoke(main, ["report", *targets, "--results", str(folder / "no"), "--tracking-uri", uri])
+    assert out.exit_code == 1 and out.output.startswith("Error: "), out.output  # a message, not a traceback
+    assert message.format(lr=base["train.lr"], **ids) in out.output
+    assert "model.encoder" not in out.output and not (folder / "no").exists()  # read by circuit attention only
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
