@@ -132,9 +132,9 @@ class AerConfig(Section):
 class BatchedSolverConfig(Section):
     """Options of the ``batched`` solver (qattn's tensor annealer)."""
 
-    sweeps: int = Field(10, ge=1, description="annealing sweeps over every variable")
-    restarts: int = Field(8, ge=1, description="independent runs per problem, annealed together; the best is kept")
-    descent: int = Field(5, ge=0, description="zero-temperature sweeps at most, ending in a local minimum")
+    sweeps: int = Field(8, ge=1, description="annealing sweeps over every variable")
+    restarts: int = Field(4, ge=1, description="independent runs per problem, annealed together; the best is kept")
+    descent: int = Field(2, ge=0, description="zero-temperature sweeps at most, towards a local minimum")
 
 
 class AnnealingConfig(Section):
