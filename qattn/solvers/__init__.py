@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 SOLVERS: Registry[type[QuboSolver]] = Registry("solver")
 SOLVERS.add_lazy("exact", "qattn.solvers.exact:ExactSolver", max_variables=20)
 SOLVERS.add_lazy("batched", "qattn.solvers.batched:BatchedAnnealer", max_variables=None)
+SOLVERS.add_lazy("qaoa", "qattn.solvers.qaoa:QaoaSolver", max_variables=20)  # the statevector of its angle optimisation
 
 _CLASSES = {
     "QuboSolver": ".base",
@@ -30,6 +31,7 @@ _CLASSES = {
     "qubo_energy": ".base",
     "ExactSolver": ".exact",
     "BatchedAnnealer": ".batched",
+    "QaoaSolver": ".qaoa",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _CLASSES)
 
