@@ -29,7 +29,7 @@ when ``2^m`` outgrows the shots.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import combinations
 from typing import ClassVar
@@ -132,6 +132,33 @@ class QaoaRun:
 
 
 @dataclass
+class SamplingGroup:
+    """The sampling circuits of one free-variable count: one row of gate angles per problem."""
+
+    variables: int
+    problems: list[int] = field(default_factory=list)
+    free: list[np.ndarray] = field(default_factory=list)  # each problem's free variables
+    qubos: list[np.ndarray] = field(default_factory=list)  # each problem's QUBO on them
+    rows: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, problem: int, free: np.ndarray, qubo: np.ndarray, slots: np.ndarray) -> None:
+        self.problems.append(problem)
+        self.free.append(free)
+        self.qubos.append(qubo)
+        self.rows.append(slots)
+
+    @property
+    def slots(self) -> np.ndarray:
+        """``(M, slots)`` gate angles, one circuit per problem."""
+        return np.stack(self.rows)
+
+    def best(self, bits: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """``(problem, free variables, lowest-energy sample)`` from the ``(M, shots, m)`` samples."""
+        energies = [np.einsum("si,ij,sj->s", b, q, b) for b, q in zip(bits, self.qubos)]
+        return [(i, v, b[np.argmin(e)]) for i, v, b, e in zip(self.problems, self.free, bits, energies)]
+
+
+@dataclass
 class SamplingPlan:
     """What one circuit per QUBO of ``variables`` free variables costs on the device."""
 
@@ -222,28 +249,33 @@ class QaoaSolver(QuboSolver):
     # -- the batch -------------------------------------------------------------------------------
 
     def _solve(self, Q, free):
+        x = np.zeros(free.shape)
+        rng = np.random.default_rng(self.seed)
+        for group in self.prepare(Q, free):
+            bits = self.samples(group.variables, group.slots, rng)  # (M, shots, m)
+            for i, variables, best in group.best(bits):
+                x[i, variables] = best
+        return torch.as_tensor(x)
+
+    def prepare(self, Q: torch.Tensor, free: torch.Tensor) -> list[SamplingGroup]:
+        """The sampling circuits of a batch, grouped by free-variable count, angles optimised (see
+        :attr:`runs`); what a device is then asked to sample. Device and noise-model sizes are checked first."""
         problems = circuit_problems(Q, free)
-        for m in sorted({len(variables) for _, variables, _ in problems}):  # before any optimisation runs
+        for m in sorted({len(variables) for _, variables, _ in problems}):
             if self.backend is not None:
                 self.device_program(m)
             elif self.sampler is not None:
                 self.sampler.check_qubits(m)  # a noise model's device may have fewer qubits
-        x = np.zeros(free.shape)
-        groups: dict[int, list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]] = defaultdict(list)
+        groups: dict[int, SamplingGroup] = {}
         self.runs = []
         for i, variables, sub in problems:
             ising = qubo_to_ising(sub)
             scaled = ising.scaled(1.0 / ising.scale)
             angles, value, evaluations = self.optimise(scaled)
             self.runs.append(QaoaRun(i, len(variables), ising.scale, angles, value * ising.scale, evaluations))
-            groups[len(variables)].append((i, variables, sub, self.slot_values(scaled, angles)))
-        rng = np.random.default_rng(self.seed)
-        for m, members in sorted(groups.items()):
-            samples = self.samples(m, np.stack([slots for *_, slots in members]), rng)  # (M, shots, m)
-            for (i, variables, sub, _), bits in zip(members, samples):
-                energies = np.einsum("si,ij,sj->s", bits, sub, bits)
-                x[i, variables] = bits[np.argmin(energies)]
-        return torch.as_tensor(x)
+            group = groups.setdefault(len(variables), SamplingGroup(len(variables)))
+            group.add(i, variables, sub, self.slot_values(scaled, angles))
+        return [groups[m] for m in sorted(groups)]
 
     def samples(self, m: int, slots: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """``shots`` bitstrings ``(M, shots, m)`` (wire order, float) of the circuits at ``slots`` ``(M, slots)``."""
