@@ -14,6 +14,7 @@ from .ansatze import HardwareEfficient, StronglyEntangling, entangling_pairs
 from .base import GATE_SET, CircuitFamily, Gate, check_gates
 from .encoders import AngleEncoding, IQPEncoding
 from .feature_map import FeatureMap
+from .qaoa import QAOA
 
 CATALOGUE: Registry[CircuitFamily] = Registry("circuit")
 CATALOGUE.add("angle_rx", AngleEncoding(rotation="RX"))
@@ -47,6 +48,7 @@ def resolve_circuit(circuit: str | CircuitFamily) -> CircuitFamily:
 __all__ = [
     "CATALOGUE",
     "GATE_SET",
+    "QAOA",
     "AngleEncoding",
     "CircuitFamily",
     "FeatureMap",

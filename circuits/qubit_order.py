@@ -41,3 +41,11 @@ def qiskit_states_to_wire_order(states: np.ndarray, n_qubits: int) -> np.ndarray
 def qiskit_bits_to_wire_order(bits: np.ndarray) -> np.ndarray:
     """``(..., n)`` bits as Qiskit prints a bitstring (qubit n-1 first) -> ``[..., q]`` = wire q's bit."""
     return bits[..., ::-1]
+
+
+def qiskit_samples_to_wire_order(samples) -> np.ndarray:
+    """A Qiskit ``BitArray`` of measurements (``(..., shots)``, as a Sampler returns) -> bool
+    ``(..., shots, n)`` with ``[..., q]`` = wire q's bit (classical bit q measures qubit q)."""
+    packed = np.asarray(samples.array)  # (..., shots, bytes), big-endian bytes: the last bit is clbit 0
+    bits = np.unpackbits(packed, axis=-1, bitorder="big")[..., packed.shape[-1] * 8 - samples.num_bits :]
+    return qiskit_bits_to_wire_order(bits.astype(bool))

@@ -34,8 +34,8 @@ import numpy as np
 import torch
 from qiskit import QuantumCircuit
 
-from qattn.circuits import FeatureMap
-from qattn.circuits.qubit_order import qiskit_bits_to_wire_order, qiskit_states_to_wire_order
+from qattn.circuits import FeatureMap, Gate
+from qattn.circuits.qubit_order import qiskit_samples_to_wire_order, qiskit_states_to_wire_order
 from qattn.circuits.to_qiskit import slot_circuit
 
 from .base import StatevectorExecutor, complex_dtype, per_head, used_pairs, used_tokens
@@ -211,19 +211,30 @@ class AerExecutor(StatevectorExecutor):
         """The function of slot angles behind ``states`` / sampled ``fidelity`` / sampled ``z``."""
         key = (fmap, kind)
         if key not in self._programs:
-            program = self.build_program(fmap, kind)
+            gates = list(fmap.gates(np.zeros(fmap.input_size), np.zeros(fmap.weight_shape)))
+            self._programs[key] = self.gate_program(gates, fmap.n_qubits, kind)
+        return self._programs[key]
+
+    def gate_program(self, gates: list[Gate], n_qubits: int, kind: str) -> Evaluate:
+        """The same for any backend-neutral circuit (its gates' angles are ignored: each angled gate is
+        a slot, in gate order). Kinds: ``states`` (exact executors), ``fidelity``, ``z``, and ``bits``:
+        the sampled bitstrings themselves, ``(M, shots, n)`` bool in wire order (sampled executors)."""
+        if (kind == "states") != (self.shots is None):
+            raise ValueError(f"an Aer executor with shots={self.shots} has no {kind!r} program")
+        key = (tuple((g.name, g.wires) for g in gates), n_qubits, kind)
+        if key not in self._programs:
+            program = self.build_program(gates, n_qubits, kind)
             self._programs[key] = lambda values: self.run_program(program, values)
         return self._programs[key]
 
-    def build_program(self, fmap: FeatureMap, kind: str) -> AerProgram:
-        gates = list(fmap.gates(np.zeros(fmap.input_size), np.zeros(fmap.weight_shape)))
-        circuit, _ = slot_circuit(gates, fmap.n_qubits, "a")
+    def build_program(self, gates: list[Gate], n_qubits: int, kind: str) -> AerProgram:
+        circuit, _ = slot_circuit(gates, n_qubits, "a")
         if kind == "states":
             circuit.save_statevector()
             method = "statevector" if self.method == "automatic" else self.method
-            return AerProgram(circuit, kind, fmap.n_qubits, {"method": method, "device": self.device})
+            return AerProgram(circuit, kind, n_qubits, {"method": method, "device": self.device})
         if kind == "fidelity":  # compute-uncompute: P(0...0) = |<phi_k|phi_q>|^2
-            circuit = circuit.compose(slot_circuit(gates, fmap.n_qubits, "b")[0].inverse())
+            circuit = circuit.compose(slot_circuit(gates, n_qubits, "b")[0].inverse())
         circuit.measure_all()
         options = {"method": self.method, "device": self.device}
         if self.backend is not None:  # the device's layout, basis gates and noise
@@ -234,7 +245,7 @@ class AerExecutor(StatevectorExecutor):
             manager = generate_preset_pass_manager(optimization_level=1, backend=simulator, seed_transpiler=self.seed_transpiler)
             circuit = manager.run(circuit)
             options = {"noise_model": simulator.options.noise_model, "device": self.device}
-        return AerProgram(circuit, kind, fmap.n_qubits, options, self.shots, parameter_columns(circuit))
+        return AerProgram(circuit, kind, n_qubits, options, self.shots, parameter_columns(circuit))
 
     def run_program(self, program: AerProgram, values: np.ndarray) -> np.ndarray:
         """``program`` on ``(M, slots)`` angles: in this process, or, given a ``cluster``, as sub-jobs of
@@ -255,7 +266,7 @@ class AerProgram:
     chunk of bindings can run in another process or on another machine (a Dask worker)."""
 
     circuit: QuantumCircuit
-    kind: str  # "states": statevectors; "fidelity": P(0...0); "z": <Z_q> of every wire
+    kind: str  # "states": statevectors; "fidelity": P(0...0); "z": <Z_q> of every wire; "bits": the samples
     n_qubits: int
     options: dict  # AerSimulator options: method or noise_model, device
     shots: int | None = None
@@ -273,8 +284,9 @@ class AerProgram:
 
         sampler = SamplerV2(default_shots=self.shots, seed=seed, options={"backend_options": self.options})
         result = sampler.run([(self.circuit, values[:, self.columns])]).result()[0]
-        packed = result.data.meas.array  # (M, shots, bytes), qubit 0 = last bit
-        bits = qiskit_bits_to_wire_order(np.unpackbits(packed, axis=-1, bitorder="big")[..., -self.circuit.num_clbits :].astype(bool))
+        bits = qiskit_samples_to_wire_order(result.data.meas)  # (M, shots, n)
+        if self.kind == "bits":
+            return bits
         if self.kind == "fidelity":
             return (~bits.any(-1)).mean(-1, keepdims=True)
         return (1.0 - 2.0 * bits).mean(-2)

@@ -8,5 +8,6 @@
 ``fake_<name>`` devices run the same code offline in Qiskit Runtime's local testing mode.
 Modules: :mod:`.staged` (the forward pass in stages), :mod:`.programs` (ISA circuits, observables,
 cost), :mod:`.devices` (devices, credentials, local jobs), :mod:`.journal`, :mod:`.jobs` (job statuses,
-without the model or MLflow), :mod:`.workflow`, :mod:`.cli`.
+without the model or MLflow), :mod:`.workflow`, :mod:`.cli`; :mod:`.sampling` (bitstrings through the
+Sampler, for the ``qaoa`` QUBO solver).
 """

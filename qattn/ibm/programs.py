@@ -7,6 +7,9 @@ measured once in the Z basis:
 
 - ``fidelity``: the projector ``|0...0><0...0| = prod_q (I + Z_q) / 2`` (``2^n`` Z strings);
 - ``z``: ``Z_q`` for every qubit ``q``.
+
+A ``bits`` program (:func:`sampler_program`) is any slot circuit measured on every qubit, for a
+Sampler pub: the bitstrings themselves (the ``qaoa`` solver's sampling circuits, :mod:`.sampling`).
 """
 
 from __future__ import annotations
@@ -30,12 +33,15 @@ from .devices import HardwareError
 class Program:
     kind: str
     circuit: QuantumCircuit  # in the device's ISA
-    observables: object  # a SparsePauliOp (fidelity) or a (1, n) nested list of them (z)
+    observables: object  # a SparsePauliOp (fidelity), a (1, n) nested list of them (z), None (bits)
     columns: list[int]  # our angle columns in the order of circuit.parameters
 
     def pub(self, angles: np.ndarray) -> tuple:
-        """The Estimator pub of ``(M, slots)`` angle rows: values ``(M,)`` (fidelity) or ``(M, n)`` (z)."""
+        """The Estimator pub of ``(M, slots)`` angle rows: values ``(M,)`` (fidelity) or ``(M, n)`` (z);
+        for ``bits``, the Sampler pub: ``(M, shots)`` bitstrings."""
         values = angles[:, self.columns]
+        if self.kind == "bits":
+            return self.circuit, values
         if self.kind == "z":
             return self.circuit, self.observables, values[:, None, :]
         return self.circuit, self.observables, values
@@ -55,7 +61,8 @@ class Program:
         qubits = self.circuit.layout.final_index_layout() if self.circuit.layout else range(self.circuit.num_qubits)
         try:
             readout = max(target["measure"][(q,)].duration or 0.0 for q in qubits)
-            return float(self.circuit.estimate_duration(target, unit="s")) + readout
+            gates = self.circuit.remove_final_measurements(inplace=False) if self.kind == "bits" else self.circuit
+            return float(gates.estimate_duration(target, unit="s")) + readout
         except Exception:  # noqa: BLE001 - QiskitError or KeyError: a target without durations
             return float("nan")
 
@@ -75,15 +82,36 @@ def observables(n_qubits: int, kind: str) -> object:
     return [[SparsePauliOp.from_sparse_list([("Z", [q], 1.0)], n_qubits) for q in range(n_qubits)]]
 
 
+def transpiled(
+    circuit: QuantumCircuit, backend, optimization_level: int = 2, seed_transpiler: int | None = None
+) -> QuantumCircuit:
+    """``circuit`` in ``backend``'s ISA, by the preset pass manager (qubit ``i`` is wire ``i`` before layout)."""
+    manager = generate_preset_pass_manager(
+        optimization_level=optimization_level, backend=backend, seed_transpiler=seed_transpiler
+    )
+    return manager.run(circuit)
+
+
 def build_program(fmap: FeatureMap, kind: str, backend, optimization_level: int = 2, seed_transpiler: int | None = None) -> Program:
     """The stage's circuit transpiled for ``backend`` (qubit ``i`` is wire ``i`` before layout)."""
     if fmap.n_qubits > backend.num_qubits:
         raise HardwareError(f"the model's heads use {fmap.n_qubits} qubits; {backend.name} has {backend.num_qubits}")
-    manager = generate_preset_pass_manager(optimization_level=optimization_level, backend=backend, seed_transpiler=seed_transpiler)
-    isa = manager.run(logical_circuit(fmap, kind))
+    isa = transpiled(logical_circuit(fmap, kind), backend, optimization_level, seed_transpiler)
     obs = observables(fmap.n_qubits, kind)
     if kind == "fidelity":
         obs = obs.apply_layout(isa.layout)
     else:
         obs = [[o.apply_layout(isa.layout) for o in obs[0]]]
     return Program(kind, isa, obs, parameter_columns(isa))
+
+
+def sampler_program(
+    circuit: QuantumCircuit, backend, optimization_level: int = 2, seed_transpiler: int | None = None
+) -> Program:
+    """A slot circuit (parameters from :func:`qattn.circuits.to_qiskit.slot_circuit`) measured on every
+    qubit and transpiled for ``backend``; classical bit ``q`` holds qubit ``q`` whatever the layout."""
+    if circuit.num_qubits > backend.num_qubits:
+        raise HardwareError(f"the circuit needs {circuit.num_qubits} qubits; {backend.name} has {backend.num_qubits}")
+    measured = circuit.measure_all(inplace=False)
+    isa = transpiled(measured, backend, optimization_level, seed_transpiler)
+    return Program("bits", isa, None, parameter_columns(isa))

@@ -24,7 +24,7 @@ SOLVERS: Registry[type[QuboSolver]] = Registry("solver")
 SOLVERS.add_lazy("exact", "qattn.solvers.exact:ExactSolver", max_variables=20)
 SOLVERS.add_lazy("sa", "qattn.solvers.sa:SimulatedAnnealingSolver", max_variables=None)
 SOLVERS.add_lazy("batched", "qattn.solvers.batched:BatchedAnnealer", max_variables=None)
-SOLVERS.add_lazy("qaoa", "qattn.solvers.qaoa:QaoaSolver", max_variables=20)
+SOLVERS.add_lazy("qaoa", "qattn.solvers.qaoa:QaoaSolver", max_variables=20)  # the statevector of its angle optimisation
 
 _CLASSES = {
     "GroupedQubo": ".base",
@@ -33,6 +33,7 @@ _CLASSES = {
     "qubo_energy": ".base",
     "ExactSolver": ".exact",
     "BatchedAnnealer": ".batched",
+    "QaoaSolver": ".qaoa",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _CLASSES)
 
