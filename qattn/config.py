@@ -137,6 +137,29 @@ class BatchedSolverConfig(Section):
     descent: int = Field(2, ge=0, description="zero-temperature sweeps at most, towards a local minimum")
 
 
+class QaoaSolverConfig(Section):
+    """Options of the ``qaoa`` solver (QUBOs of at most 20 variables)."""
+
+    p: int = Field(1, ge=1, description="QAOA layers")
+    optimizer: Literal["COBYLA", "COBYQA", "Nelder-Mead", "Powell", "L-BFGS-B", "BFGS", "SLSQP"] = Field(
+        "COBYLA", description="scipy method optimising the angles on exact statevectors"
+    )
+    maxiter: int = Field(100, ge=1, description="optimiser iterations per problem")
+    shots: int = Field(1024, ge=1, description="samples per problem; the lowest energy wins")
+    mode: Literal["exact", "sampled"] = Field("exact", description="exact: draws from the exact distribution; sampled: Aer shots or the device")
+    noise: str | None = Field(None, description="an IBM fake backend whose noise Aer simulates, e.g. FakeManilaV2 (mode = 'sampled')")
+    backend: str | None = Field(None, description="an IBM device, or fake_<name> offline, to sample on (mode = 'sampled')")
+    optimization_level: int = Field(2, ge=0, le=3, description="transpiler level for backend")
+
+    @model_validator(mode="after")
+    def _sampled(self) -> QaoaSolverConfig:
+        if self.noise is not None and self.backend is not None:
+            raise ValueError("give noise (an Aer noise model) or backend (a device), not both")
+        if (self.noise is not None or self.backend is not None) and self.mode != "sampled":
+            raise ValueError(f"{'noise' if self.noise else 'backend'} samples with shots: set mode = 'sampled'")
+        return self
+
+
 class AnnealingConfig(Section):
     """QAMA's annealing attention (``model.attention = "annealing"``): the QUBO's weights and its solver."""
 
@@ -146,6 +169,7 @@ class AnnealingConfig(Section):
     penalty: float = Field(0.8, ge=0, description="cross-head penalty for selecting the same token (QAMA: 0.8)")
     seed: int = Field(0, description="the solver's seed")
     batched: BatchedSolverConfig = BatchedSolverConfig()
+    qaoa: QaoaSolverConfig = QaoaSolverConfig()
 
     @field_validator("solver")
     @classmethod
