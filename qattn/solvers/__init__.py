@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 SOLVERS: Registry[type[QuboSolver]] = Registry("solver")
 SOLVERS.add_lazy("exact", "qattn.solvers.exact:ExactSolver", max_variables=20)
+SOLVERS.add_lazy("sa", "qattn.solvers.sa:SimulatedAnnealingSolver", max_variables=None)
 SOLVERS.add_lazy("batched", "qattn.solvers.batched:BatchedAnnealer", max_variables=None)
 
 _CLASSES = {
@@ -29,6 +30,7 @@ _CLASSES = {
     "Solutions": ".base",
     "qubo_energy": ".base",
     "ExactSolver": ".exact",
+    "SimulatedAnnealingSolver": ".sa",
     "BatchedAnnealer": ".batched",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _CLASSES)
