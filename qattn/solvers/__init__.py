@@ -32,6 +32,7 @@ _CLASSES = {
     "Solutions": ".base",
     "qubo_energy": ".base",
     "ExactSolver": ".exact",
+    "SimulatedAnnealingSolver": ".sa",
     "BatchedAnnealer": ".batched",
     "QaoaSolver": ".qaoa",
 }
