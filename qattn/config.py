@@ -137,6 +137,22 @@ class BatchedSolverConfig(Section):
     descent: int = Field(2, ge=0, description="zero-temperature sweeps at most, towards a local minimum")
 
 
+class SaSolverConfig(Section):
+    """Options of the ``sa`` solver (D-Wave's simulated annealing, one problem at a time)."""
+
+    num_reads: int = Field(4, ge=1, description="independent anneals per problem; the lowest energy is kept")
+    num_sweeps: int = Field(250, ge=1, description="Metropolis sweeps per anneal")
+    beta_range: list[float] | None = Field(None, description="[hot, cold] inverse temperatures; default: per problem")
+    beta_schedule: Literal["geometric", "linear"] = "geometric"
+
+    @field_validator("beta_range")
+    @classmethod
+    def _range(cls, beta_range: list[float] | None) -> list[float] | None:
+        if beta_range is not None and not (len(beta_range) == 2 and 0 < beta_range[0] <= beta_range[1]):
+            raise ValueError(f"beta_range must be [hot, cold] with 0 < hot <= cold, got {beta_range}")
+        return beta_range
+
+
 class QaoaSolverConfig(Section):
     """Options of the ``qaoa`` solver (QUBOs of at most 20 variables)."""
 
@@ -168,6 +184,7 @@ class AnnealingConfig(Section):
     linear: float = Field(0.16, description="weight of the value terms, times the sequence length (QAMA: 0.16)")
     penalty: float = Field(0.8, ge=0, description="cross-head penalty for selecting the same token (QAMA: 0.8)")
     seed: int = Field(0, description="the solver's seed")
+    sa: SaSolverConfig = SaSolverConfig()
     batched: BatchedSolverConfig = BatchedSolverConfig()
     qaoa: QaoaSolverConfig = QaoaSolverConfig()
 
@@ -182,6 +199,8 @@ class AnnealingConfig(Section):
         """Keyword arguments of the solver: its section's options (if it has one) and the seed."""
         section = getattr(self, self.solver, None)
         options = section.model_dump() if isinstance(section, Section) else {}
+        if options.get("beta_range") is not None:
+            options["beta_range"] = tuple(options["beta_range"])
         return {"seed": self.seed, **options}
 
 

@@ -10,7 +10,7 @@ import torch
 from qattn.solvers import SOLVERS, resolve_solver
 from qattn.solvers.exact import ExactSolver
 
-HEURISTICS = ["sa"]  # solvers measured against `exact`
+HEURISTICS = ["sa", "batched"]  # solvers measured against `exact`
 
 
 def random_qubos(generator: torch.Generator, problems: int, n: int) -> torch.Tensor:
