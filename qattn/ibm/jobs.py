@@ -47,7 +47,9 @@ def poll(folder: Path, journal: Journal, service=None, keep_values: bool = True,
             else:
                 remote = runtime_call(f"look up job {job.job_id}", service.job, job.job_id)
                 status = "LOST" if remote is None else job_status(remote)
-                fetch = lambda: result_values(runtime_call(f"fetch job {job.job_id}'s result", remote.result))  # noqa: E731
+                fetch = lambda: result_values(  # noqa: E731
+                    runtime_call(f"fetch job {job.job_id}'s result", remote.result)
+                )
             if status == "DONE" and keep_values:
                 save_values(folder, job.job_id, fetch())
                 status = "RETRIEVED"

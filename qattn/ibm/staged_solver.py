@@ -138,7 +138,9 @@ def bits_programs(
     for m in sorted(set(qubits.tolist())):
         if m not in cache:
             if m > device.backend.num_qubits:
-                raise HardwareError(f"QUBOs of {m} free variables need {m} qubits; {device.name} has {device.backend.num_qubits}")
+                raise HardwareError(
+                    f"QUBOs of {m} free variables need {m} qubits; {device.name} has {device.backend.num_qubits}"
+                )
             circuit, _ = slot_circuit(solver.template(m), m, "a")
             cache[m] = sampler_program(circuit, device.backend, options.optimization_level, options.seed_transpiler)
         programs.append((cache[m], np.flatnonzero(qubits == m)))

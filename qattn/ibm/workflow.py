@@ -49,7 +49,8 @@ from qattn.trainer import pad_batch
 from .devices import Device, HardwareError, LocalJobs, resolve_device, stack_rows
 from .jobs import poll
 from .journal import (
-    FAILED, FINAL, Job, Journal, Options, Stage, damaged_stages, load_stage_arrays, load_values, locked, now, save_stage,
+    FAILED, FINAL, Job, Journal, Options, Stage, damaged_stages, load_stage_arrays, load_values, locked, now,
+    save_stage,
 )
 from .programs import Program, build_program
 from .staged import Pending, Request, StagedExecutor
@@ -83,7 +84,10 @@ def annealing_kernels_of(model: TextClassifier) -> list[AnnealingKernel]:
 @contextmanager
 def backend_swapped(model: TextClassifier, backend: Backend):
     """``backend`` in every kernel it serves: an executor in each circuit kernel, a solver in each annealing one."""
-    kernels, slot = (annealing_kernels_of(model), "solver") if isinstance(backend, QuboSolver) else (quantum_kernels_of(model), "executor")
+    if isinstance(backend, QuboSolver):
+        kernels, slot = annealing_kernels_of(model), "solver"
+    else:
+        kernels, slot = quantum_kernels_of(model), "executor"
     saved = [getattr(kernel, slot) for kernel in kernels]
     for kernel in kernels:
         setattr(kernel, slot, backend)
@@ -93,8 +97,6 @@ def backend_swapped(model: TextClassifier, backend: Backend):
         for kernel, original in zip(kernels, saved):
             setattr(kernel, slot, original)
 
-
-executor_swapped = backend_swapped
 
 
 def forward(evaluation: Evaluation, backend: Backend | None = None) -> ClassifierOutput:
@@ -179,7 +181,9 @@ def stage_plans(evaluation: Evaluation, device: Device, options: Options) -> lis
     for request in stand_in.requests:
         programs = request_programs(evaluation.model, request, device, options, cache)
         per_circuit = options.circuit_executions(request.kind)
-        seconds = sum(len(rows) * per_circuit * (program.seconds(device.backend) + device.rep_delay) for program, rows in programs)
+        seconds = sum(
+            len(rows) * per_circuit * (program.seconds(device.backend) + device.rep_delay) for program, rows in programs
+        )
         plans.append(StagePlan(
             request.stage, request.kind, request.circuits, request.circuits * per_circuit,
             len(job_ranges(request.circuits, options, request.kind)), max(program.depth for program, _ in programs),
@@ -198,7 +202,9 @@ def request_programs(
         return bits_programs(hardware_solver(model), request.qubits, device, options, cache.setdefault("bits", {}))
     key = (request.fmap, request.kind)
     if key not in cache:
-        cache[key] = build_program(request.fmap, request.kind, device.backend, options.optimization_level, options.seed_transpiler)
+        cache[key] = build_program(
+            request.fmap, request.kind, device.backend, options.optimization_level, options.seed_transpiler
+        )
     return [(cache[key], np.arange(request.circuits))]
 
 
@@ -346,7 +352,8 @@ def run_jobs(
     with context(backend=device.mode) as runtime:
         primitive = (Sampler if kind == "bits" else Estimator)(mode=runtime, options=options)
         for start, stop in ranges:
-            pubs = [program.pub(angles[part]) for program, rows in programs if len(part := rows[(rows >= start) & (rows < stop)])]
+            parts = [(program, rows[(rows >= start) & (rows < stop)]) for program, rows in programs]
+            pubs = [program.pub(angles[part]) for program, part in parts if len(part)]
             try:
                 job = primitive.run(pubs)
             except Exception as err:  # noqa: BLE001 - input, plan, network and service errors alike
@@ -463,8 +470,9 @@ def retrieve(folder: Path, echo: Echo = print) -> bool:
     journal.finished = True
     journal.save(folder)
     echo(f"retrieved all {len(journal.stages)} stage(s); hardware vs exact (MLflow run {journal.mlflow_run_id}):")
+    width = max(32, *map(len, metrics))
     for key, value in metrics.items():
-        echo(f"  {key:<32} {value:.4f}")
+        echo(f"  {key:<{width}} {value:.4f}")
     return True
 
 
