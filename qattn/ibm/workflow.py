@@ -98,7 +98,6 @@ def backend_swapped(model: TextClassifier, backend: Backend):
             setattr(kernel, slot, original)
 
 
-
 def forward(evaluation: Evaluation, backend: Backend | None = None) -> ClassifierOutput:
     """The model on the evaluation's documents (with ``backend`` in every kernel it serves, if given)."""
     if isinstance(backend, (StagedExecutor, StagedSolver)):
