@@ -346,6 +346,10 @@ def test_a_qaoa_model_is_planned_submitted_and_retrieved_in_another_process(trai
     assert stage["qubits"].tolist() == [2, 2, 4, 4, 4, 4, 4, 4] and stage["rows"].tolist() == [3, 7, 0, 1, 2, 4, 5, 6]
     assert stage["angles"].shape == (chunks, 14) and not stage["angles"][:2, 5:].any()  # a 2-qubit circuit has 5 slots
     assert sorted(Journal.load(journal).ranges(0)) == [(0, 5), (5, 8)]  # the first job holds 2- and 4-qubit pubs
+    lost = Journal.load(journal).ranges(0)[(5, 8)][0].job_id
+    (journal / "local" / f"{lost}.npz").unlink()  # as if its process had died: resubmit rebuilds its circuits
+    assert workflow.retrieve(journal, echo=lambda line: None) is False
+    assert workflow.resubmit(journal, echo=lambda line: None) == 1
 
     command = [sys.executable, "-m", "qattn.cli", "ibm", "retrieve", str(journal)]
     out = subprocess.run(command, env=guarded_env(tmp_path, uri), capture_output=True, text=True, timeout=120,
@@ -367,6 +371,7 @@ def test_a_qaoa_model_is_planned_submitted_and_retrieved_in_another_process(trai
     assert workflow.retrieve(journal, echo=lambda line: None) is True
     record = Journal.load(journal)
     assert [(s.kind, s.circuits) for s in record.stages] == [("bits", chunks), ("bits", 2)]
+    assert [job.status for job in record.jobs] == ["RETRIEVED", "LOST", "RETRIEVED", "RETRIEVED"]
     run = MlflowClient(uri).get_run(record.mlflow_run_id)
     assert run.data.tags["mlflow.parentRunId"] == ANNEALING[0] and run.info.status == "FINISHED"
     metrics = run.data.metrics
