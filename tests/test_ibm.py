@@ -30,6 +30,7 @@ from qattn.ibm.journal import Journal, Options
 from qattn.ibm.staged import Pending, StagedExecutor
 from qattn.ibm.workflow import exact_values, job_ranges
 from qattn.kernels import QuantumKernel
+from qattn.solvers.qaoa import QaoaSolver
 from tests.conftest import QUICKSTART, run_cli_light
 from tests.servers import free_port
 
@@ -37,12 +38,15 @@ GUARD = Path(__file__).parent / "network_guard"
 SECRET = "qattn-test-token-6f1d2c"  # set as QISKIT_IBM_TOKEN; must never reach a file
 SHOTS = 2000
 GAUSSIAN = []  # filled by the trained fixture
+ANNEALING = []  # likewise: an annealing model with the qaoa solver
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """Tiny quantum models trained and logged to MLflow: 2 qubits, 2 heads, documents of <= 24 tokens;
-    yields (run id of the fidelity model, store URI, folder); the gaussian model's run id is in ``GAUSSIAN``."""
+    yields (run id of the fidelity model, store URI, folder); the gaussian model's run id is in ``GAUSSIAN``,
+    and in ``ANNEALING`` an annealing model with the qaoa solver whose QUBOs fit fake_manila's 5 qubits
+    (1 head, chunks of 3 tokens and a summary: 4 variables; documents of <= 10 tokens: 4 chunks)."""
     folder = tmp_path_factory.mktemp("ibm")
     cwd = os.getcwd()
     os.chdir(folder)  # MLflow puts a SQLite store's artifacts under ./mlruns
@@ -57,6 +61,12 @@ def trained(tmp_path_factory):
     ]
     result = run_experiment(load_config(QUICKSTART, overrides), restart=True)
     GAUSSIAN.append(run_experiment(load_config(QUICKSTART, [*overrides, "model.kernel=gaussian"]), restart=True).run_id)
+    annealing = [
+        "model.attention=annealing", "model.annealing.solver=qaoa", "model.annealing.qaoa.maxiter=5",
+        "model.num_heads=1", "model.embed_dim=4", "model.chunk_size=3", "model.max_length=10", "data.synthetic.train_docs=10",
+        "train.batch_size=10", "data.synthetic.max_words=9", "data.synthetic.min_words=8",
+    ]
+    ANNEALING.append(run_experiment(load_config(QUICKSTART, [*overrides, *annealing]), restart=True).run_id)
     yield result.run_id, uri, folder
     os.chdir(cwd)
 
@@ -310,3 +320,83 @@ def test_the_journal_keeps_no_tracking_password_and_retrieve_takes_it_from_the_u
     assert workflow.journal_store(http) == "http://bob:s3cret@127.0.0.1:5000"
     mlflow.set_tracking_uri("sqlite:///elsewhere.db")
     assert workflow.journal_store(http) == "http://127.0.0.1:5000"
+
+
+# -- annealing attention: the qaoa solver's sampling circuits ------------------------------------
+
+
+def test_a_qaoa_model_is_planned_submitted_and_retrieved_in_another_process(trained, tmp_path, no_network, monkeypatch):
+    """One sampling circuit per QUBO; the angles are optimised at submit and kept in the stage file, so
+    retrieve (here from a fresh process, then this one) neither optimises again nor accepts other QUBOs."""
+    _, uri, _ = trained
+    monkeypatch.setenv("QISKIT_IBM_TOKEN", SECRET)
+    mlflow.set_tracking_uri(uri)
+    shots = 25_000
+    options = Options(shots=shots, resilience_level=0, seed_simulator=5, max_executions=5 * shots)  # 5 circuits per job
+    plans, kernel, _ = workflow.plan(ANNEALING[0], "fake_manila", options, docs=[0, 1])
+    assert kernel == "qaoa" and list(plans) == ["qaoa"] and [p.kind for p in plans["qaoa"]] == ["bits", "bits"]
+    local, globe = plans["qaoa"]
+    chunks = 2 * 4  # documents of 10 tokens: 4 chunks of 3, the last one token (and a summary token each)
+    assert (local.circuits, globe.circuits) == (chunks, 2) and local.executions == chunks * shots and local.jobs == 2
+    assert local.depth > 0 and local.two_qubit_gates > 0 and 0 < local.qpu_seconds < 60
+
+    journal = workflow.submit(ANNEALING[0], "fake_manila", options, split="test", docs=[0, 1], folder=tmp_path / "qaoa",
+                              ideal=True, echo=lambda line: None)
+    stage = np.load(journal / "stage-0.npz")
+    assert stage["qubits"].tolist() == [2, 2, 4, 4, 4, 4, 4, 4] and stage["rows"].tolist() == [3, 7, 0, 1, 2, 4, 5, 6]
+    assert stage["angles"].shape == (chunks, 14) and not stage["angles"][:2, 5:].any()  # a 2-qubit circuit has 5 slots
+    assert sorted(Journal.load(journal).ranges(0)) == [(0, 5), (5, 8)]  # the first job holds 2- and 4-qubit pubs
+    lost = Journal.load(journal).ranges(0)[(5, 8)][0].job_id
+    (journal / "local" / f"{lost}.npz").unlink()  # as if its process had died: resubmit rebuilds its circuits
+    assert workflow.retrieve(journal, echo=lambda line: None) is False
+    assert workflow.resubmit(journal, echo=lambda line: None) == 1
+
+    command = [sys.executable, "-m", "qattn.cli", "ibm", "retrieve", str(journal)]
+    out = subprocess.run(command, env=guarded_env(tmp_path, uri), capture_output=True, text=True, timeout=120,
+                         check=False)
+    assert out.returncode == 0, out.stderr
+    assert "stage 1: 2 bits circuits x 25000 shots in 1 job(s) on fake_manila" in out.stdout
+    assert not (tmp_path / "network.log").exists()
+
+    changed = shutil.copytree(journal, tmp_path / "changed")
+    arrays = dict(np.load(changed / "stage-0.npz"))
+    np.savez(changed / "stage-0.npz", **{**arrays, "qubos": arrays["qubos"] + 0.01})
+    with pytest.raises(HardwareError, match="stage 0's circuits were submitted for other QUBOs than the model now"):
+        workflow.retrieve(changed, echo=lambda line: None)
+
+    def refuse(*args):
+        raise AssertionError("retrieve optimised the angles again")
+
+    monkeypatch.setattr(QaoaSolver, "optimise", refuse)
+    assert workflow.retrieve(journal, echo=lambda line: None) is True
+    record = Journal.load(journal)
+    assert [(s.kind, s.circuits) for s in record.stages] == [("bits", chunks), ("bits", 2)]
+    assert [job.status for job in record.jobs] == ["RETRIEVED", "LOST", "RETRIEVED", "RETRIEVED"]
+    run = MlflowClient(uri).get_run(record.mlflow_run_id)
+    assert run.data.tags["mlflow.parentRunId"] == ANNEALING[0] and run.info.status == "FINISHED"
+    metrics = run.data.metrics
+    tolerance = 5 * np.sqrt(0.25 / shots)  # five standard deviations of a frequency
+    for stage in (0, 1):  # 25,000 noiseless shots of <= 16 states: the optimum is always among them
+        assert metrics[f"stage_{stage}/optimum_found"] == 1.0 and metrics[f"stage_{stage}/max_energy_gap"] == 0.0
+        assert metrics[f"stage_{stage}/max_abs_error"] < tolerance  # optimum's frequency vs simulated probability
+        assert 0 < metrics[f"stage_{stage}/optimum_probability_simulated"] < 1
+    assert metrics["local_attention/max_abs_diff"] == 0.0 and metrics["prediction_agreement"] == 1.0
+
+
+def test_qaoa_plans_name_qubos_a_device_cannot_hold_and_solvers_it_cannot_run(no_network):
+    qaoa = ["model.attention=annealing", "model.annealing.solver=qaoa", "model.num_heads=1", "model.max_length=8"]
+    out = CliRunner().invoke(main, [
+        "ibm", "plan", str(QUICKSTART), "--backend", "fake_manila", "--tokens", "7", "--shots", "100",
+        *(arg for override in [*qaoa, "model.chunk_size=4"] for arg in ("--set", override)),
+    ])
+    assert out.exit_code == 0, out.output
+    rows = [line.split() for line in out.output.splitlines() if line.startswith("qaoa (model)")]
+    assert rows[0][2:6] == ["0", "bits", "2", "200"]  # chunks of 4 + 3 tokens: two QUBOs of 5 and 4 variables
+    assert rows[1][2:6] == ["1", "bits", "1", "100"]  # the two chunk summaries
+    with pytest.raises(HardwareError, match=(
+        r"stage 0's QUBOs have up to 6 free variables, one qubit each; fake_manila has 5 qubits: choose a larger "
+        r"device, or a model with smaller QUBOs \(fewer model.num_heads, a smaller model.chunk_size")):
+        workflow.plan(str(QUICKSTART), "fake_manila", Options(), tokens=7, overrides=[*qaoa, "model.chunk_size=5"])
+    with pytest.raises(HardwareError, match="uses the 'exact' solver, which runs on classical hardware"):
+        exact = [*qaoa, "model.chunk_size=4", "model.annealing.solver=exact"]
+        workflow.plan(str(QUICKSTART), "fake_manila", Options(), tokens=7, overrides=exact)

@@ -5,8 +5,9 @@
     qattn ibm status ibm-jobs/<...>                           # later, from any process
     qattn ibm retrieve ibm-jobs/<...>                         # next stage, or hardware vs exact in MLflow
 
-``fake_<name>`` devices run the same code offline in Qiskit Runtime's local testing mode.
-Modules: :mod:`.staged` (the forward pass in stages), :mod:`.programs` (ISA circuits, observables,
+``fake_<name>`` devices run the same code offline in Qiskit Runtime's local testing mode. Circuit-kernel
+models and annealing models with the ``qaoa`` solver (one sampling circuit per QUBO) alike.
+Modules: :mod:`.staged` (the forward pass in stages; :mod:`.staged_solver` for QUBO sampling), :mod:`.programs` (ISA circuits, observables,
 cost), :mod:`.devices` (devices, credentials, local jobs), :mod:`.journal`, :mod:`.jobs` (job statuses,
 without the model or MLflow), :mod:`.workflow`, :mod:`.cli`; :mod:`.sampling` (bitstrings through the
 Sampler, for the ``qaoa`` QUBO solver).

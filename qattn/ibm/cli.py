@@ -112,7 +112,8 @@ def plan(target, backend, options, split, docs, tokens, overrides, write) -> Non
 
     The cost of running TARGET's attention on a device, before anything is sent. TARGET: a
     checkpoint, the MLflow run id of a trained model, or an experiment config (with --tokens).
-    Every quantum kernel is planned for the same documents; the model's own comes first.
+    Every quantum kernel is planned for the same documents; the model's own comes first. An
+    annealing model with the qaoa solver is planned as its QUBOs' sampling circuits.
     """
     from .workflow import format_seconds, plan as make_plan, total
 
@@ -128,10 +129,14 @@ def plan(target, backend, options, split, docs, tokens, overrides, write) -> Non
         ]
         rows.append([label, "all", "", f"{int(total(stages, 'circuits')):,}", f"{int(total(stages, 'executions')):,}",
                      str(int(total(stages, 'jobs'))), "", "", format_seconds(total(stages, "qpu_seconds"))])
+    mitigation = "the Sampler" if model_kernel == "qaoa" else f"resilience level {options.resilience_level}"
     summary = (f"{backend}: {len(evaluation.docs)} document(s), {int((evaluation.ids != 0).sum())} tokens; "
-               f"{options.shots} shots per circuit, resilience level {options.resilience_level}")
+               f"{options.shots} shots per circuit, {mitigation}")
     note = ("QPU time: executions x (circuit duration from the device's calibrated gate and readout times + its default repetition "
             "delay); queueing, compilation and mitigation calibration circuits are not included.")
+    if model_kernel == "qaoa":
+        note += (" bits: one QAOA sampling circuit per QUBO (a qubit per free variable; depth and 2q gates of the "
+                 "largest), on the Sampler; its angles are optimised on the simulator at submit.")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     click.echo(summary)
     for row in [header, *rows]:

@@ -116,8 +116,31 @@ def job_status(job) -> str:
     return str(getattr(status, "name", status)).upper()
 
 
+def result_values(result) -> np.ndarray:
+    """A finished job's values, its pubs' rows in order: the Estimator's expectation values, or the
+    Sampler's bitstrings as uint8 ``(rows, shots, n)`` in wire order (:func:`stack_rows`)."""
+    from qattn.circuits.qubit_order import qiskit_samples_to_wire_order
+
+    parts = []
+    for pub in result:
+        if "evs" in pub.data:
+            parts.append(np.asarray(pub.data.evs))
+        else:  # a Sampler pub: the register measure_all names "meas"
+            parts.append(qiskit_samples_to_wire_order(pub.data.meas).astype(np.uint8))
+    return stack_rows(parts)
+
+
+def stack_rows(parts: list[np.ndarray]) -> np.ndarray:
+    """Rows of several pubs or jobs in one array; bitstrings of fewer qubits are padded with 0 to the widest
+    (a ``bits`` stage samples QUBOs of several sizes; each row's width is in the stage file)."""
+    if parts and parts[0].ndim == 3:
+        width = max(part.shape[-1] for part in parts)
+        parts = [np.pad(part, ((0, 0), (0, 0), (0, width - part.shape[-1]))) for part in parts]
+    return np.concatenate(parts)
+
+
 class LocalJobs:
-    """The values of finished local-mode jobs, one ``<job id>.npz`` each (evs and their stds)."""
+    """The values of finished local-mode jobs, one ``<job id>.npz`` each (see :func:`result_values`)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -127,12 +150,10 @@ class LocalJobs:
 
     def keep(self, job) -> None:
         """Wait for a local job and store its values."""
-        result = job.result()
+        values = result_values(job.result())
         self.folder.mkdir(parents=True, exist_ok=True)
-        arrays = {f"evs_{i}": np.asarray(pub.data.evs) for i, pub in enumerate(result)}
-        arrays |= {f"stds_{i}": np.asarray(pub.data.stds) for i, pub in enumerate(result)}
         tmp = self.path(job.job_id()).with_suffix(".tmp.npz")
-        np.savez(tmp, **arrays)
+        np.savez(tmp, values=values)
         tmp.replace(self.path(job.job_id()))
 
     def status(self, job_id: str) -> str:
@@ -144,6 +165,6 @@ class LocalJobs:
             return "LOST"
         return "DONE"
 
-    def values(self, job_id: str) -> list[np.ndarray]:
+    def values(self, job_id: str) -> np.ndarray:
         with np.load(self.path(job_id)) as data:
-            return [data[f"evs_{i}"] for i in range(sum(k.startswith("evs_") for k in data.files))]
+            return data["values"]

@@ -9,9 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
-from .devices import HardwareError, LocalJobs, job_status, runtime_service
+from .devices import HardwareError, LocalJobs, job_status, result_values, runtime_service
 from .journal import FAILED, Journal, damaged_stages, locked, save_values, values_problem
 
 Echo = Callable[[str], None]
@@ -45,12 +43,12 @@ def poll(folder: Path, journal: Journal, service=None, keep_values: bool = True,
             if job.status in FAILED or job.status == "RETRIEVED" or (job.status == "DONE" and not keep_values):
                 continue
             if journal.local:
-                status, fetch = local.status(job.job_id), lambda: local.values(job.job_id)[0]
+                status, fetch = local.status(job.job_id), lambda: local.values(job.job_id)
             else:
                 remote = runtime_call(f"look up job {job.job_id}", service.job, job.job_id)
                 status = "LOST" if remote is None else job_status(remote)
-                fetch = lambda: np.asarray(  # noqa: E731
-                    runtime_call(f"fetch job {job.job_id}'s result", remote.result)[0].data.evs
+                fetch = lambda: result_values(  # noqa: E731
+                    runtime_call(f"fetch job {job.job_id}'s result", remote.result)
                 )
             if status == "DONE" and keep_values:
                 save_values(folder, job.job_id, fetch())

@@ -4,8 +4,9 @@ One folder per evaluation::
 
     journal.json        what was asked (model, data slice, device, options) and every job: its id,
                         stage, rows and last known status; rewritten (atomically) after each submission
-    stage-<k>.npz       the angles and output rows of stage k's circuits (what its jobs contain)
-    results/<id>.npy    a retrieved job's values
+    stage-<k>.npz       the angles and output rows of stage k's circuits (what its jobs contain); for a
+                        ``bits`` stage also each circuit's qubits and the QUBO it samples
+    results/<id>.npy    a retrieved job's values (expectation values, or a ``bits`` stage's bitstrings)
     local/<id>.npz      local testing mode only: a finished local job's values (see qattn.ibm.devices)
 
 Each job id is also set as a tag on the evaluation's MLflow run the moment it is known, so a lost
@@ -33,7 +34,9 @@ FAILED = {"ERROR", "CANCELLED", "LOST"}  # LOST: a local job whose process ended
 
 
 class Options(BaseModel):
-    """How the circuits run (Qiskit Runtime Estimator options, transpilation, execution mode)."""
+    """How the circuits run (Qiskit Runtime Estimator options, transpilation, execution mode). A ``bits``
+    stage (the ``qaoa`` solver's sampling circuits) runs on the Sampler: shots, dynamical decoupling and
+    the seeds apply, the Estimator's resilience options do not."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -61,6 +64,26 @@ class Options(BaseModel):
         if local and self.seed_simulator is not None:
             options["simulator"] = {"seed_simulator": self.seed_simulator}
         return options
+
+    def sampler_options(self, local: bool) -> dict:
+        options: dict = {"default_shots": self.shots}
+        if self.dynamical_decoupling:
+            options["dynamical_decoupling"] = {"enable": True, "sequence_type": self.dynamical_decoupling}
+        if local and self.seed_simulator is not None:
+            options["simulator"] = {"seed_simulator": self.seed_simulator}
+        return options
+
+    def primitive_options(self, kind: str, local: bool) -> dict:
+        """The Sampler's options for a ``bits`` stage, the Estimator's for the others."""
+        return self.sampler_options(local) if kind == "bits" else self.estimator_options(local)
+
+    def circuit_executions(self, kind: str) -> int:
+        """Executions each circuit of a stage of ``kind`` costs (the Sampler's: its shots)."""
+        return self.shots if kind == "bits" else self.executions_per_circuit
+
+    def job_executions(self, kind: str) -> int:
+        """The circuits x shots a job of a stage of ``kind`` may carry (the Sampler has no TREX calibration)."""
+        return self.max_executions if kind == "bits" else self.executions_per_job
 
     @property
     def measure_mitigation_on(self) -> bool:
@@ -92,7 +115,7 @@ class Options(BaseModel):
 
 class Stage(BaseModel):
     stage: int
-    kind: Literal["fidelity", "z"]
+    kind: Literal["fidelity", "z", "bits"]  # bits: one sampling circuit per QUBO (the qaoa solver)
     circuits: int
     depth: int
     two_qubit_gates: int
@@ -180,19 +203,27 @@ def stage_path(folder: Path, stage: int) -> Path:
     return folder / f"stage-{stage}.npz"
 
 
-def save_stage(folder: Path, stage: int, angles: np.ndarray, rows: np.ndarray) -> None:
+def save_stage(folder: Path, stage: int, angles: np.ndarray, rows: np.ndarray, **extra: np.ndarray) -> None:
     """Written whole or not at all, as every file of the journal."""
     tmp = stage_path(folder, stage).with_suffix(".tmp.npz")
-    np.savez(tmp, angles=angles, rows=rows)
+    np.savez(tmp, angles=angles, rows=rows, **extra)
     os.replace(tmp, stage_path(folder, stage))
 
 
 def load_stage(folder: Path, stage: int) -> np.ndarray:
     """Stage ``stage``'s gate angles; a missing or damaged file is a :class:`HardwareError` that says what to do."""
+    return load_stage_arrays(folder, stage)["angles"]
+
+
+def load_stage_arrays(folder: Path, stage: int) -> dict[str, np.ndarray]:
+    """Everything stage ``stage``'s file holds (``angles``, ``rows`` and a ``bits`` stage's QUBOs)."""
     path = stage_path(folder, stage)
     try:
         with np.load(path) as data:
-            return data["angles"]
+            arrays = {key: data[key] for key in data.files}
+        if "angles" not in arrays:
+            raise KeyError("angles")
+        return arrays
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
         problem = "is missing" if not path.exists() else f"is damaged ({type(err).__name__}: {str(err)[:100]})"
         raise HardwareError(

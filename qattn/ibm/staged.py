@@ -17,7 +17,7 @@ a retrieved stage is only used for the circuits it was submitted for (their angl
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -32,13 +32,17 @@ from .devices import HardwareError
 
 @dataclass
 class Request:
-    """The circuits of one stage: one row of gate angles per circuit."""
+    """The circuits of one stage: one row of gate angles per circuit. ``bits`` stages (a QUBO solver's
+    sampling circuits, :mod:`qattn.ibm.staged_solver`) have no feature map: each row's circuit is the
+    solver's on ``qubits[row]`` qubits, and ``extra`` holds the QUBOs the stage file keeps beside the angles."""
 
     stage: int
-    kind: str  # "fidelity" | "z"
-    fmap: FeatureMap
-    angles: np.ndarray  # (M, slots); fidelity rows hold the query's slots, then the key's
-    rows: np.ndarray  # (M,) positions in the call's flattened output that the circuits fill
+    kind: str  # "fidelity" | "z" | "bits"
+    fmap: FeatureMap | None
+    angles: np.ndarray  # (M, slots); fidelity rows hold the query's slots, then the key's; bits rows zero-padded
+    rows: np.ndarray  # (M,) positions in the call's flattened output that the circuits fill (bits: problems)
+    qubits: np.ndarray | None = None  # bits: (M,) each circuit's qubits, ascending
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def circuits(self) -> int:

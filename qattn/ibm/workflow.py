@@ -8,6 +8,10 @@ Session, and journals every job id before returning. ``retrieve`` collects finis
 the next stage while one remains, and after the last one rebuilds the attention weights and
 predictions, compares them with exact simulation and logs both to an MLflow run that is a child of
 the model's run.
+
+Circuit-kernel models run their stages through :class:`~qattn.ibm.staged.StagedExecutor` (Estimator
+jobs); annealing models with the ``qaoa`` solver through :class:`~qattn.ibm.staged_solver.StagedSolver`
+(``bits`` stages: one sampling circuit per QUBO, Sampler jobs), compared with the ``exact`` solver.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from mlflow.entities import RunTag
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
+from qattn.annealing import AnnealingKernel
 from qattn.circuits import FeatureMap
 from qattn.circuits.qubit_order import z_signs
 from qattn.config import load_config
@@ -36,16 +41,20 @@ from qattn.executors import Executor, PennyLaneExecutor
 from qattn.experiment import SavedModel, load_saved
 from qattn.kernels import QuantumKernel, quantum_kernels
 from qattn.model import PAD_ID, ClassifierOutput, TextClassifier, build_model
+from qattn.solvers import ExactSolver, QuboSolver
+from qattn.solvers.qaoa import QaoaSolver
 from qattn.tracking import bare_uri, check_store, mask_uri
 from qattn.trainer import pad_batch
 
-from .devices import Device, HardwareError, LocalJobs, resolve_device
+from .devices import Device, HardwareError, LocalJobs, resolve_device, stack_rows
 from .jobs import poll
 from .journal import (
-    FAILED, FINAL, Job, Journal, Options, Stage, damaged_stages, load_stage, load_values, locked, now, save_stage,
+    FAILED, FINAL, Job, Journal, Options, Stage, damaged_stages, load_stage_arrays, load_values, locked, now,
+    save_stage,
 )
 from .programs import Program, build_program
 from .staged import Pending, Request, StagedExecutor
+from .staged_solver import StagedSolver, bits_programs, sampling_metrics
 
 Echo = Callable[[str], None]
 
@@ -61,30 +70,70 @@ class Evaluation:
     docs: list[int]
 
 
+Backend = Executor | QuboSolver  # what a staged pass swaps into the model's kernels
+
+
 def quantum_kernels_of(model: TextClassifier) -> list[QuantumKernel]:
     return [module for module in model.modules() if isinstance(module, QuantumKernel)]
 
 
+def annealing_kernels_of(model: TextClassifier) -> list[AnnealingKernel]:
+    return [module for module in model.modules() if isinstance(module, AnnealingKernel)]
+
+
 @contextmanager
-def executor_swapped(model: TextClassifier, executor: Executor):
-    kernels = quantum_kernels_of(model)
-    saved = [kernel.executor for kernel in kernels]
+def backend_swapped(model: TextClassifier, backend: Backend):
+    """``backend`` in every kernel it serves: an executor in each circuit kernel, a solver in each annealing one."""
+    if isinstance(backend, QuboSolver):
+        kernels, slot = annealing_kernels_of(model), "solver"
+    else:
+        kernels, slot = quantum_kernels_of(model), "executor"
+    saved = [getattr(kernel, slot) for kernel in kernels]
     for kernel in kernels:
-        kernel.executor = executor
+        setattr(kernel, slot, backend)
     try:
         yield
     finally:
         for kernel, original in zip(kernels, saved):
-            kernel.executor = original
+            setattr(kernel, slot, original)
 
 
-def forward(evaluation: Evaluation, executor: Executor | None = None) -> ClassifierOutput:
-    """The model on the evaluation's documents (with ``executor`` in every quantum kernel, if given)."""
-    if isinstance(executor, StagedExecutor):
-        executor.reset()
+def forward(evaluation: Evaluation, backend: Backend | None = None) -> ClassifierOutput:
+    """The model on the evaluation's documents (with ``backend`` in every kernel it serves, if given)."""
+    if isinstance(backend, (StagedExecutor, StagedSolver)):
+        backend.reset()
     evaluation.model.eval()
-    with torch.no_grad(), executor_swapped(evaluation.model, executor) if executor else nullcontext():
+    with torch.no_grad(), backend_swapped(evaluation.model, backend) if backend else nullcontext():
         return evaluation.model(evaluation.ids, return_attention=True)
+
+
+def hardware_solver(model: TextClassifier) -> QaoaSolver | None:
+    """The ``qaoa`` solver of an annealing model (None for other models); another solver is refused."""
+    solvers = {id(kernel.solver): kernel.solver for kernel in annealing_kernels_of(model)}
+    for solver in solvers.values():
+        if not isinstance(solver, QaoaSolver):
+            raise HardwareError(
+                f"this model's annealing attention uses the {solver.name!r} solver, which runs on classical hardware; "
+                "a device samples QUBOs with the qaoa solver: train with model.annealing.solver = \"qaoa\""
+            )
+    return next(iter(solvers.values()), None)
+
+
+def staged(
+    model: TextClassifier, results: dict | None = None, *, stand_in: bool = False, device: Device | None = None,
+) -> StagedExecutor | StagedSolver:
+    """The staged backend of ``model``: retrieved ``results`` (stage -> (stage file arrays, values)) answer
+    their stages; with ``stand_in`` exact simulation (or the ``exact`` solver) answers the others."""
+    results = results or {}
+    if (solver := hardware_solver(model)) is not None:
+        return StagedSolver(solver, results, stand_in=ExactSolver() if stand_in else None, device=device)
+    angles = {stage: (arrays["angles"], values) for stage, (arrays, values) in results.items()}
+    return StagedExecutor(angles, stand_in=PennyLaneExecutor() if stand_in else None)
+
+
+def reference(model: TextClassifier) -> Backend:
+    """What hardware is compared with: exact simulation, or the ``exact`` solver."""
+    return ExactSolver() if hardware_solver(model) is not None else PennyLaneExecutor()
 
 
 def documents(saved: SavedModel, split: str, docs: list[int]) -> Evaluation:
@@ -104,7 +153,7 @@ def synthetic_document(model: TextClassifier, vocab_size: int, tokens: int, max_
 
 
 def require_quantum(model: TextClassifier) -> None:
-    if not quantum_kernels_of(model):
+    if not quantum_kernels_of(model) and hardware_solver(model) is None:
         raise HardwareError("this model's attention is classical: it has no circuits to run on a device")
 
 
@@ -124,21 +173,38 @@ class StagePlan:
 
 
 def stage_plans(evaluation: Evaluation, device: Device, options: Options) -> list[StagePlan]:
-    stand_in = StagedExecutor(stand_in=PennyLaneExecutor())
+    stand_in = staged(evaluation.model, stand_in=True, device=device)
     forward(evaluation, stand_in)
-    programs: dict[tuple[FeatureMap, str], Program] = {}
+    cache: dict = {}
     plans = []
     for request in stand_in.requests:
-        key = (request.fmap, request.kind)
-        if key not in programs:
-            programs[key] = build_program(request.fmap, request.kind, device.backend, options.optimization_level, options.seed_transpiler)
-        program = programs[key]
-        executions = request.circuits * options.executions_per_circuit
+        programs = request_programs(evaluation.model, request, device, options, cache)
+        per_circuit = options.circuit_executions(request.kind)
+        seconds = sum(
+            len(rows) * per_circuit * (program.seconds(device.backend) + device.rep_delay) for program, rows in programs
+        )
         plans.append(StagePlan(
-            request.stage, request.kind, request.circuits, executions, len(job_ranges(request.circuits, options)),
-            program.depth, program.two_qubit_gates, executions * (program.seconds(device.backend) + device.rep_delay),
+            request.stage, request.kind, request.circuits, request.circuits * per_circuit,
+            len(job_ranges(request.circuits, options, request.kind)), max(program.depth for program, _ in programs),
+            max(program.two_qubit_gates for program, _ in programs), seconds,
         ))  # fmt: skip
     return plans
+
+
+def request_programs(
+    model: TextClassifier, request: Request, device: Device, options: Options, cache: dict | None = None,
+) -> list[tuple[Program, np.ndarray]]:
+    """The ISA programs of a stage's circuits, each with the rows it runs: one for a circuit kernel's
+    stage, one per qubit count for a ``bits`` stage."""
+    cache = {} if cache is None else cache
+    if request.kind == "bits":
+        return bits_programs(hardware_solver(model), request.qubits, device, options, cache.setdefault("bits", {}))
+    key = (request.fmap, request.kind)
+    if key not in cache:
+        cache[key] = build_program(
+            request.fmap, request.kind, device.backend, options.optimization_level, options.seed_transpiler
+        )
+    return [(cache[key], np.arange(request.circuits))]
 
 
 def plan(
@@ -150,31 +216,36 @@ def plan(
     device = resolve_device(device_name)
     if target.endswith(".toml"):
         config = load_config(target, list(overrides))
-        vocab, model_kernel = config.tokenizer.vocab_size, config.model.kernel
-        if config.model.attention != "quantum":
+        vocab, model_kernel = config.tokenizer.vocab_size, model_label(config.model)
+        if config.model.attention == "classical":
             raise HardwareError(f"{target} configures classical attention; plan a quantum one (--set model.attention=quantum)")
         if tokens is None:
             raise HardwareError("a config has no trained tokenizer: give --tokens N to plan one document of N tokens")
         evaluation = synthetic_document(build_model(config.model, vocab, 2), vocab, tokens, config.model.max_length)
     else:
         saved = load_saved(target)
-        config, vocab, model_kernel = saved.config, saved.tokenizer.get_vocab_size(), saved.config.model.kernel
+        config, vocab, model_kernel = saved.config, saved.tokenizer.get_vocab_size(), model_label(saved.config.model)
         require_quantum(saved.model)
         if tokens is not None:
             evaluation = synthetic_document(saved.model, vocab, tokens, config.model.max_length)
         else:
             evaluation = documents(saved, split, docs or [0])
     plans = {model_kernel: stage_plans(evaluation, device, options)}
-    for kernel in quantum_kernels():
+    for kernel in quantum_kernels() if config.model.attention == "quantum" else ():
         if kernel not in plans:
             other = build_model(config.model.model_copy(update={"kernel": kernel}), vocab, 2)
             plans[kernel] = stage_plans(Evaluation(other, evaluation.ids, None, evaluation.split, evaluation.docs), device, options)
     return plans, model_kernel, evaluation
 
 
-def job_ranges(circuits: int, options: Options) -> list[tuple[int, int]]:
+def model_label(model) -> str:
+    """The plan's name for a model's attention: its circuit kernel, or ``qaoa`` (annealing attention)."""
+    return "qaoa" if model.attention == "annealing" else model.kernel
+
+
+def job_ranges(circuits: int, options: Options, kind: str = "fidelity") -> list[tuple[int, int]]:
     """Row ranges of one stage, each within the per-job execution limit."""
-    per_job = max(1, options.executions_per_job // options.executions_per_circuit)
+    per_job = max(1, options.job_executions(kind) // options.circuit_executions(kind))
     return [(start, min(start + per_job, circuits)) for start in range(0, circuits, per_job)]
 
 
@@ -190,8 +261,10 @@ def submit(
     saved = load_saved(target)
     require_quantum(saved.model)
     evaluation = documents(saved, split, docs)
+    if hardware_solver(saved.model) is not None:  # every stage's QUBOs fit the device, before anything runs
+        forward(evaluation, staged(saved.model, stand_in=True, device=device))
     try:
-        forward(evaluation, StagedExecutor())
+        forward(evaluation, staged(saved.model, device=device))
         raise HardwareError("the model ran without asking for circuits")  # require_quantum rules this out
     except Pending as pending:
         request = pending.request
@@ -217,7 +290,7 @@ def submit(
     folder.mkdir(parents=True, exist_ok=True)
     with locked(folder):
         journal.save(folder)
-        submit_stage(folder, journal, device, request, client, echo)
+        submit_stage(folder, journal, device, request, client, echo, saved.model)
     return folder
 
 
@@ -241,38 +314,47 @@ def find_model_run(client: MlflowClient, saved: SavedModel):
         ) from None
 
 
-def submit_stage(folder: Path, journal: Journal, device: Device, request: Request, client: MlflowClient, echo: Echo) -> None:
+def submit_stage(
+    folder: Path, journal: Journal, device: Device, request: Request, client: MlflowClient, echo: Echo,
+    model: TextClassifier,
+) -> None:
     options = journal.options
-    program = build_program(request.fmap, request.kind, device.backend, options.optimization_level, options.seed_transpiler)
-    save_stage(folder, request.stage, request.angles, request.rows)
+    programs = request_programs(model, request, device, options)
+    qubits = {} if request.qubits is None else {"qubits": request.qubits}
+    save_stage(folder, request.stage, request.angles, request.rows, **qubits, **request.extra)
     journal.stages.append(Stage(
-        stage=request.stage, kind=request.kind, circuits=request.circuits, depth=program.depth,
-        two_qubit_gates=program.two_qubit_gates,
+        stage=request.stage, kind=request.kind, circuits=request.circuits, depth=max(p.depth for p, _ in programs),
+        two_qubit_gates=max(p.two_qubit_gates for p, _ in programs),
     ))  # fmt: skip
     journal.save(folder)
-    ranges = job_ranges(request.circuits, options)
-    run_jobs(folder, journal, device, program, request.angles, request.stage, ranges, client)
+    ranges = job_ranges(request.circuits, options, request.kind)
+    run_jobs(folder, journal, device, programs, request.angles, request.stage, ranges, client)
     echo(f"stage {request.stage}: {request.circuits} {request.kind} circuits x {options.shots} shots in {len(ranges)} job(s) on {device.name}")
 
 
 def run_jobs(
-    folder: Path, journal: Journal, device: Device, program: Program, angles: np.ndarray, stage: int,
-    ranges: list[tuple[int, int]], client: MlflowClient,
+    folder: Path, journal: Journal, device: Device, programs: list[tuple[Program, np.ndarray]], angles: np.ndarray,
+    stage: int, ranges: list[tuple[int, int]], client: MlflowClient,
 ) -> None:
-    """One Estimator job per row range, in one Batch or Session; each job journaled as soon as it has an id."""
+    """One job per row range (one pub per program its rows use), Estimator or, for a ``bits`` stage,
+    Sampler, in one Batch or Session; each job journaled as soon as it has an id."""
     from qiskit_ibm_runtime import Batch, Session
     from qiskit_ibm_runtime.executor_estimator import Estimator
+    from qiskit_ibm_runtime.executor_sampler import Sampler
 
+    kind = programs[0][0].kind
     context = Session if journal.options.mode == "session" else Batch
-    options = journal.options.estimator_options(device.local)
+    options = journal.options.primitive_options(kind, device.local)
     if not device.local:  # IBM lists jobs by tag: one killed between acceptance and journal is still findable
         options["environment"] = {"job_tags": [f"qattn-{journal.mlflow_run_id}", f"qattn-stage-{stage}"]}
     jobs = []
     with context(backend=device.mode) as runtime:
-        estimator = Estimator(mode=runtime, options=options)
+        primitive = (Sampler if kind == "bits" else Estimator)(mode=runtime, options=options)
         for start, stop in ranges:
+            parts = [(program, rows[(rows >= start) & (rows < stop)]) for program, rows in programs]
+            pubs = [program.pub(angles[part]) for program, part in parts if len(part)]
             try:
-                job = estimator.run([program.pub(angles[start:stop])])
+                job = primitive.run(pubs)
             except Exception as err:  # noqa: BLE001 - input, plan, network and service errors alike
                 raise HardwareError(
                     f"Qiskit Runtime refused stage {stage} rows {start}:{stop} ({type(err).__name__}: {str(err)[:300]}); "
@@ -280,7 +362,7 @@ def run_jobs(
                 ) from None
             journal.jobs.append(Job(job_id=job.job_id(), stage=stage, rows=(start, stop), submitted_at=now()))
             journal.save(folder)
-            client.set_tag(journal.mlflow_run_id, *job_tag(journal.jobs[-1], program.kind))
+            client.set_tag(journal.mlflow_run_id, *job_tag(journal.jobs[-1], kind))
             jobs.append(job)
     if device.local:  # the local "device" is this process: keep what it computed where retrieve looks
         for job in jobs:
@@ -305,16 +387,16 @@ def refresh(folder: Path, journal: Journal, device: Device, keep_values: bool = 
     poll(folder, journal, device.service, keep_values, echo)
 
 
-def stage_results(folder: Path, journal: Journal) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """``stage -> (angles, values)`` for every stage whose row ranges all have a retrieved job."""
+def stage_results(folder: Path, journal: Journal) -> dict[int, tuple[dict[str, np.ndarray], np.ndarray]]:
+    """``stage -> (stage file arrays, values)`` for every stage whose row ranges all have a retrieved job."""
     results = {}
     for stage in journal.stages:
         ranges = journal.ranges(stage.stage)
-        expected = job_ranges(stage.circuits, journal.options)
+        expected = job_ranges(stage.circuits, journal.options, stage.kind)
         retrieved = [next((j for j in ranges.get(rows, []) if j.status == "RETRIEVED"), None) for rows in expected]
         if all(retrieved):
-            values = np.concatenate([load_values(folder, job.job_id) for job in retrieved])
-            results[stage.stage] = (load_stage(folder, stage.stage), values)
+            values = stack_rows([load_values(folder, job.job_id) for job in retrieved])
+            results[stage.stage] = (load_stage_arrays(folder, stage.stage), values)
     return results
 
 
@@ -367,27 +449,29 @@ def retrieve(folder: Path, echo: Echo = print) -> bool:
     results = stage_results(folder, journal)
     client = MlflowClient()  # the journal's store: open_journal points MLflow at it
     try:
-        hardware = forward(evaluation, StagedExecutor(results))
+        hardware = forward(evaluation, staged(saved.model, results, device=device))
     except Pending as pending:
         stage = pending.request.stage
         if stage >= len(journal.stages):
-            submit_stage(folder, journal, device, pending.request, client, echo)
+            submit_stage(folder, journal, device, pending.request, client, echo, saved.model)
             echo(f"stage {stage} submitted; run `qattn ibm retrieve {folder}` again when its jobs are done")
             return False
         jobs = journal.stage_jobs(stage)
         counts = {s: sum(j.status == s for j in jobs) for s in sorted({j.status for j in jobs})}
         echo(f"stage {stage} is not complete yet: jobs {counts}")
         submitted = journal.ranges(stage)
-        if any(all(j.status in FAILED for j in submitted.get(rows, [])) for rows in job_ranges(journal.stages[stage].circuits, journal.options)):
+        expected = job_ranges(journal.stages[stage].circuits, journal.options, journal.stages[stage].kind)
+        if any(all(j.status in FAILED for j in submitted.get(rows, [])) for rows in expected):
             echo(f"parts of it failed, were lost or were never sent; send them (only them): `qattn ibm resubmit {folder}`")
         return False
-    exact = forward(evaluation, PennyLaneExecutor())  # exact, whatever simulator the model trained with
+    exact = forward(evaluation, reference(saved.model))  # exact, whatever simulator or solver the model trained with
     metrics = log_comparison(folder, journal, evaluation, hardware, exact, results, client)
     journal.finished = True
     journal.save(folder)
     echo(f"retrieved all {len(journal.stages)} stage(s); hardware vs exact (MLflow run {journal.mlflow_run_id}):")
+    width = max(32, *map(len, metrics))
     for key, value in metrics.items():
-        echo(f"  {key:<32} {value:.4f}")
+        echo(f"  {key:<{width}} {value:.4f}")
     return True
 
 
@@ -398,20 +482,22 @@ def resubmit(folder: Path, echo: Echo = print) -> int:
     journal, device = open_journal(folder)
     refresh(folder, journal, device, echo=echo)
     client = MlflowClient()  # the journal's store: open_journal points MLflow at it
-    sent, fmap = 0, None
+    sent, model, cache = 0, None, {}
     for stage in journal.stages:
         submitted = journal.ranges(stage.stage)
         ranges = [
-            rows for rows in job_ranges(stage.circuits, journal.options)
+            rows for rows in job_ranges(stage.circuits, journal.options, stage.kind)
             if all(job.status in FAILED for job in submitted.get(rows, []))
         ]
         if not ranges:
             continue
-        angles = load_stage(folder, stage.stage)
-        if fmap is None:  # loading the model (and its data) once, and only if something is resent
-            fmap = quantum_kernels_of(load_saved(journal.model).model)[0].feature_map
-        program = build_program(fmap, stage.kind, device.backend, journal.options.optimization_level, journal.options.seed_transpiler)
-        run_jobs(folder, journal, device, program, angles, stage.stage, ranges, client)
+        arrays = load_stage_arrays(folder, stage.stage)
+        if model is None:  # loading the model (and its data) once, and only if something is resent
+            model = load_saved(journal.model).model
+        fmap = quantum_kernels_of(model)[0].feature_map if stage.kind != "bits" else None
+        request = Request(stage.stage, stage.kind, fmap, arrays["angles"], arrays["rows"], arrays.get("qubits"))
+        programs = request_programs(model, request, device, journal.options, cache)
+        run_jobs(folder, journal, device, programs, request.angles, stage.stage, ranges, client)
         echo(f"stage {stage.stage}: resubmitted {len(ranges)} job(s)")
         sent += len(ranges)
     if not sent:
@@ -457,11 +543,14 @@ def exact_values(fmap: FeatureMap, kind: str, angles: np.ndarray) -> np.ndarray:
 
 def log_comparison(folder, journal, evaluation, hardware, exact, results, client) -> dict[str, float]:
     run_id = journal.mlflow_run_id
-    fmap = quantum_kernels_of(evaluation.model)[0].feature_map
     metrics = {}
     for stage in journal.stages:
-        angles, values = results[stage.stage]
-        error = np.abs(values - exact_values(fmap, stage.kind, angles))
+        arrays, values = results[stage.stage]
+        if stage.kind == "bits":  # the samples against the exact optima of the same QUBOs
+            metrics |= sampling_metrics(hardware_solver(evaluation.model), stage.stage, arrays, values)
+            continue
+        fmap = quantum_kernels_of(evaluation.model)[0].feature_map
+        error = np.abs(values - exact_values(fmap, stage.kind, arrays["angles"]))
         metrics |= {f"stage_{stage.stage}/mean_abs_error": float(error.mean()), f"stage_{stage.stage}/max_abs_error": float(error.max())}
     for name in ("local_attention", "global_attention"):
         ours, reference = getattr(hardware, name), getattr(exact, name)
