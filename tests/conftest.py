@@ -1,4 +1,5 @@
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -77,3 +78,20 @@ def run_cli_light(args: list[str], **kwargs) -> tuple[subprocess.CompletedProces
     assert last.startswith("heavy modules: "), out.stderr[-3000:]
     heavy = json.loads(last.split(": ", 1)[1])
     return subprocess.CompletedProcess(out.args, out.returncode, out.stdout, "\n".join(stderr)), heavy
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any socket connection or name lookup fails, and the test fails if one was tried (IBM's local testing mode
+    must stay offline)."""
+    attempts = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise OSError("network access refused by the test")
+
+    for owner, name in [(socket.socket, "connect"), (socket.socket, "connect_ex"), (socket, "getaddrinfo"),
+                        (socket, "create_connection")]:
+        monkeypatch.setattr(owner, name, refuse)
+    yield attempts
+    assert attempts == [], f"a test reached for the network: {attempts}"

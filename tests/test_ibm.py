@@ -5,7 +5,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -70,19 +69,6 @@ def trained(tmp_path_factory):
     yield result.run_id, uri, folder
     os.chdir(cwd)
 
-
-@pytest.fixture
-def no_network(monkeypatch):
-    attempts = []
-
-    def refuse(*args, **kwargs):
-        attempts.append(args)
-        raise OSError("network access refused by the test")
-
-    for owner, name in [(socket.socket, "connect"), (socket.socket, "connect_ex"), (socket, "getaddrinfo"), (socket, "create_connection")]:
-        monkeypatch.setattr(owner, name, refuse)
-    yield attempts
-    assert attempts == [], f"a test reached for the network: {attempts}"
 
 
 def guarded_env(tmp_path, uri):

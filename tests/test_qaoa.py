@@ -3,7 +3,6 @@ solutions against the ``exact`` solver, and its sampling on Aer and through Qisk
 testing mode (a fake IBM device; no test reaches the network)."""
 
 import itertools
-import socket
 
 import numpy as np
 import pytest
@@ -23,20 +22,6 @@ def all_assignments(n: int) -> np.ndarray:
     """``(2^n, n)``, row ``b`` the bits of ``b`` with variable 0 the most significant (qattn's wire order)."""
     return np.array(list(itertools.product([0, 1], repeat=n)), dtype=float)
 
-
-@pytest.fixture
-def no_network(monkeypatch):
-    attempts = []
-
-    def refuse(*args, **kwargs):
-        attempts.append(args)
-        raise OSError("network access refused by the test")
-
-    for owner, name in [(socket.socket, "connect"), (socket.socket, "connect_ex"), (socket, "getaddrinfo"),
-                        (socket, "create_connection")]:
-        monkeypatch.setattr(owner, name, refuse)
-    yield
-    assert attempts == [], f"a test reached for the network: {attempts}"
 
 
 def test_the_ising_form_has_the_qubo_energies():
