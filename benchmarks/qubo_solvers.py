@@ -62,6 +62,7 @@ import torch.nn.functional as F
 from sa_libraries import gaussian_qubo  # benchmarks/, this script's folder
 
 from qattn.annealing import QAMA_COEFFICIENTS, qama_qubo
+from qattn.data import DataError
 from qattn.solvers import GroupedQubo, QuboSolver, resolve_solver
 
 SOLVERS: dict[str, Callable[[], QuboSolver]] = {  # label -> solver; "exact" only up to 20 variables
@@ -181,6 +182,7 @@ def recorded(name: str, seen: list, coefficients: dict[str, float]) -> Family:
 
 
 def select(family: Family, keep: torch.Tensor, problems: int) -> Family:
+    """The first ``problems`` problems where ``keep`` (bool ``(P,)``) holds."""
     index = torch.nonzero(keep).flatten()[:problems]
     q = family.qubo
     qubo = GroupedQubo(q.coupling[index], q.linear[index], q.penalty[index])
@@ -221,7 +223,7 @@ def compare(family: Family, labels: list[str], exact: bool) -> tuple[list[str], 
         gap = (result.energy - energy) / energy.abs().clamp_min(1e-12)
         gap[gap <= 1e-9] = 0.0
         rows.append(
-            f"| {family.name} | {family.variables} | {label} | {gap.mean():.2e} | {(gap == 0).double().mean():.0%} "
+            f"| {family.name} | {family.variables} | {len(gap)} | {label} | {gap.mean():.2e} | {(gap == 0).double().mean():.0%} "
             f"| {result.ms:.1f} |"
         )
         if family.J is not None and label != "exact":
@@ -233,7 +235,7 @@ def compare(family: Family, labels: list[str], exact: bool) -> tuple[list[str], 
     return rows, qama_rows
 
 
-HEADER = "| family | variables | solver | mean gap | at ref | CPU ms/problem |\n|---|---:|---|---:|---:|---:|"
+HEADER = "| family | variables | problems | solver | mean gap | at ref | CPU ms/problem |\n|---|---:|---:|---|---:|---:|---:|"
 
 
 def main() -> None:
@@ -258,14 +260,16 @@ def main() -> None:
             os.environ["QATTN_DATA_DIR"] = args.data_dir
         try:
             local, glob = imdb_qubos(args.checkpoint, args.split, args.documents)
-        except (OSError, ValueError, RuntimeError) as err:  # ExperimentError, DataError: say what to fix
+        except DataError as err:
+            sys.exit(f"cannot read the documents for {args.checkpoint}: {err} (or pass --data-dir)")
+        except (OSError, ValueError, RuntimeError) as err:  # ExperimentError and the like: say what to fix
             sys.exit(f"cannot read QUBOs from {args.checkpoint}: {err}")
         local = select(local, local.free.all(1), args.problems)  # chunks of 64 words and the summary
     else:
         print("No --checkpoint given: random QUBOs only (pass a trained annealing model's best.pt for imdb ones).\n")
 
     qama_rows = []
-    print(f"## Gap to the exact optimum ({args.problems} problems per family)\n\n{HEADER}")
+    print(f"## Gap to the exact optimum\n\n{HEADER}")
     for n in args.small:
         tokens = n // HEADS
         families = [gauss_family(n, args.problems), qama_test.restrict(HEADS, tokens)]
