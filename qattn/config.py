@@ -162,8 +162,12 @@ class QaoaSolverConfig(Section):
     )
     maxiter: int = Field(100, ge=1, description="optimiser iterations per problem")
     shots: int = Field(1024, ge=1, description="samples per problem; the lowest energy wins")
-    mode: Literal["exact", "sampled"] = Field("exact", description="exact: draws from the exact distribution; sampled: Aer shots or the device")
-    noise: str | None = Field(None, description="an IBM fake backend whose noise Aer simulates, e.g. FakeManilaV2 (mode = 'sampled')")
+    mode: Literal["exact", "sampled"] = Field(
+        "exact", description="exact: draws from the exact distribution; sampled: Aer shots or the device"
+    )
+    noise: str | None = Field(
+        None, description="an IBM fake backend whose noise Aer simulates, e.g. FakeManilaV2 (mode = 'sampled')"
+    )
     backend: str | None = Field(None, description="an IBM device, or fake_<name> offline, to sample on (mode = 'sampled')")
     optimization_level: int = Field(2, ge=0, le=3, description="transpiler level for backend")
 

@@ -128,7 +128,8 @@ class QuboSolver(ABC):
         if free is None:
             return torch.ones(shape[:2], dtype=torch.bool, device=like.device)
         if free.shape != shape[:2] or free.dtype != torch.bool:
-            raise ValueError(f"free must be a bool tensor of shape {tuple(shape[:2])}, got {free.dtype} {tuple(free.shape)}")
+            got = f"{free.dtype} {tuple(free.shape)}"
+            raise ValueError(f"free must be a bool tensor of shape {tuple(shape[:2])}, got {got}")
         return free
 
     def check(self, Q: torch.Tensor, free: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -33,7 +33,8 @@ def rotate(t: torch.Tensor, dims: tuple[int, ...], groups: int, back: bool = Fal
     ``back``: the inverse (variable ``t`` from position ``(t - h) mod T``)."""
     size = t.shape[dims[0]]
     shift = -1 if back else 1
-    index = (torch.arange(size, device=t.device)[None, :] + shift * torch.arange(groups, device=t.device)[:, None]) % size
+    position, group = torch.arange(size, device=t.device), torch.arange(groups, device=t.device)
+    index = (position[None, :] + shift * group[:, None]) % size
     for dim in dims:  # (H, T) index broadcast over the other axes
         shape = [1] * t.dim()
         shape[1], shape[dim] = groups, size
@@ -121,4 +122,5 @@ class BatchedAnnealer(QuboSolver):
         return flipped
 
     def __repr__(self) -> str:
-        return f"BatchedAnnealer(seed={self.seed}, sweeps={self.sweeps}, restarts={self.restarts}, descent={self.descent})"
+        options = f"sweeps={self.sweeps}, restarts={self.restarts}, descent={self.descent}"
+        return f"BatchedAnnealer(seed={self.seed}, {options})"

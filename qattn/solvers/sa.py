@@ -68,8 +68,8 @@ class SimulatedAnnealingSolver(QuboSolver):
     per variable) per anneal; inverse temperatures from ``beta_range[0]`` (hot) to ``beta_range[1]``
     (cold) spaced by ``beta_schedule``, the range by default set per problem by
     :func:`default_beta_range`. Problem ``p`` of a batch gets its own seed drawn from ``seed``
-    (:func:`problem_seeds`): the same batch gives the same solutions on every call. The defaults take about 20 ms per QAMA-shaped 260-variable problem
-    and 50 ms per fully dense one, on one core.
+    (:func:`problem_seeds`): the same batch gives the same solutions on every call. The defaults take
+    about 20 ms per QAMA-shaped 260-variable problem and 50 ms per fully dense one, on one core.
     """
 
     name = "sa"
@@ -90,7 +90,8 @@ class SimulatedAnnealingSolver(QuboSolver):
                 raise ValueError(f"{option} must be a positive int, got {value!r}")
         if beta_range is not None:
             if len(beta_range) != 2 or not all(math.isfinite(b) and b > 0 for b in beta_range):
-                raise ValueError(f"beta_range must be two positive inverse temperatures (hot, cold), got {beta_range!r}")
+                got = repr(beta_range)
+                raise ValueError(f"beta_range must be two positive inverse temperatures (hot, cold), got {got}")
             if beta_range[0] > beta_range[1]:
                 raise ValueError(f"beta_range goes from hot to cold (small beta to large), got {beta_range!r}")
             beta_range = (float(beta_range[0]), float(beta_range[1]))
