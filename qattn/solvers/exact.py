@@ -7,10 +7,14 @@ import torch
 from qattn.solvers.base import QuboSolver
 
 
+def assignments(index: torch.Tensor, n: int, dtype: torch.dtype) -> torch.Tensor:
+    """Assignments number ``index`` (``(K,)``) of ``n`` binary variables, ``(K, n)``: bit i of k is variable i."""
+    return ((index[:, None] >> torch.arange(n, device=index.device)) & 1).to(dtype)
+
+
 def all_assignments(n: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """The ``2^n`` assignments of ``n`` binary variables, ``(2^n, n)``, in counting order (bit i of row k)."""
-    bits = torch.arange(n, device=device)
-    return ((torch.arange(2**n, device=device)[:, None] >> bits) & 1).to(dtype)
+    """The ``2^n`` assignments of ``n`` binary variables, ``(2^n, n)``, in counting order."""
+    return assignments(torch.arange(2**n, device=device), n, dtype)
 
 
 class ExactSolver(QuboSolver):
@@ -33,11 +37,11 @@ class ExactSolver(QuboSolver):
         fixed = (~free).to(dtype)  # (P, n): an assignment using a held variable is not allowed
         for start in range(0, 2**n, self.block):
             index = torch.arange(start, min(start + self.block, 2**n), device=Q.device)
-            x = ((index[:, None] >> torch.arange(n, device=Q.device)) & 1).to(dtype)  # (K, n)
+            x = assignments(index, n, dtype)  # (K, n)
             energy = torch.einsum("kn,pnm,km->pk", x, Q, x)  # (P, K)
             energy = energy.masked_fill((x @ fixed.T).T > 0, float("inf"))
             value, at = energy.min(dim=1)
             better = value < best_energy
             best_energy = torch.where(better, value, best_energy)
             best_index = torch.where(better, index[at], best_index)
-        return ((best_index[:, None] >> torch.arange(n, device=Q.device)) & 1).to(Q.dtype)
+        return assignments(best_index, n, Q.dtype)
