@@ -544,14 +544,12 @@ def dump_config(config: ExperimentConfig) -> str:
 
 def flatten(config: ExperimentConfig) -> dict[str, Any]:
     """``{"model.n_qubits": 4, ...}``: every resolved value, for MLflow params."""
+    return dotted(config.model_dump(mode="json"))
+
+
+def dotted(node: dict, prefix: str = "") -> dict[str, Any]:
+    """Nested sections -> dotted keys: ``{"train": {"device": True}}`` -> ``{"train.device": True}``."""
     flat: dict[str, Any] = {}
-
-    def walk(prefix: str, node: Any) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(f"{prefix}.{key}" if prefix else key, value)
-        else:
-            flat[prefix] = node
-
-    walk("", config.model_dump(mode="json"))
+    for key, value in node.items():
+        flat.update(dotted(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
     return flat

@@ -35,7 +35,7 @@ from mlflow.entities import Run  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
-from qattn.config import LATER_DEFAULTS, PLACEMENT  # noqa: E402
+from qattn.config import LATER_DEFAULTS, PLACEMENT, dotted  # noqa: E402
 from qattn.grid import COMMAND_TAG, GRID_TAG, NAME_TAG, finished_children  # noqa: E402
 from qattn.tracking import EPOCH_TAG, check_store, mask_uri  # noqa: E402
 
@@ -143,14 +143,6 @@ def load_grids(client: MlflowClient, targets: Sequence[str]) -> list[Grid]:
             raise ReportError(f"grid run {parent.info.run_id} has no finished cells yet")
         grids.append(Grid(target, parent, runs))
     return grids
-
-
-def dotted(spec: dict, prefix: str = "") -> dict[str, object]:
-    """``{"train": {"device": True}}`` -> ``{"train.device": True}``, as MLflow params are named."""
-    flat: dict[str, object] = {}
-    for key, value in spec.items():
-        flat.update(dotted(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
-    return flat
 
 
 CELL_KEYS = frozenset({"model.attention", "model.kernel", "model.n_qubits", "model.annealing.solver", "train.seed"})
