@@ -208,7 +208,11 @@ class AttentionShell(nn.Module):
 
 
 class ClassicalMultiheadAttention(AttentionShell):
-    """Classical twin: the shell with the ``dot`` kernel; numerically ``torch.nn.MultiheadAttention``."""
+    """Classical twin: the shell with the ``dot`` kernel; numerically ``torch.nn.MultiheadAttention``.
+
+    ``qk_dim`` narrows the per-head width of queries and keys (values keep ``embed_dim // num_heads``),
+    e.g. to a quantum kernel's ``n_qubits`` for a comparison at equal feature width; ``kernel="uniform"``
+    gives every unmasked key the same weight (no scores: the ablation)."""
 
     def __init__(
         self,
@@ -222,9 +226,14 @@ class ClassicalMultiheadAttention(AttentionShell):
         kdim: int | None = None,
         vdim: int | None = None,
         batch_first: bool = True,
+        qk_dim: int | None = None,
+        kernel: str = "dot",
     ) -> None:
         check_heads(embed_dim, num_heads)
-        kernel = KERNELS.get("dot")(num_heads, embed_dim // num_heads)
+        if kernel not in ("dot", "uniform"):
+            raise ValueError(f"classical attention's kernel is 'dot' or 'uniform', got {kernel!r}")
+        width = embed_dim // num_heads if qk_dim is None else positive_int("qk_dim", qk_dim)
+        kernel = KERNELS.get(kernel)(num_heads, width)
         super().__init__(
             embed_dim,
             num_heads,

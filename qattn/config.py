@@ -208,8 +208,48 @@ class AnnealingConfig(Section):
         return {"seed": self.seed, **options}
 
 
+class BagOfWordsConfig(Section):
+    """The bag-of-words baselines (``model.attention = "tfidf-lr"`` or ``"nbsvm"``, :mod:`qattn.baselines`):
+    scikit-learn models on word n-grams of the same splits, no network and no attention."""
+
+    ngrams: int = Field(2, ge=1, le=3, description="word n-grams up to this length (Wang & Manning: bigrams)")
+    min_df: int = Field(1, ge=1, description="n-grams found in fewer training documents are dropped")
+    max_features: int | None = Field(None, ge=1, description="keep only the most frequent n-grams; unset: all")
+    c_grid: list[float] = Field(
+        [0.01, 0.1, 1.0, 10.0, 100.0], min_length=1,
+        description="inverse regularisation strengths tried; the one with the best dev macro-F1 is kept",
+    )
+    nb_beta: float = Field(0.25, ge=0, le=1, description="NBSVM's interpolation beta (Wang & Manning: 0.25)")
+
+    @field_validator("c_grid")
+    @classmethod
+    def _positive(cls, c_grid: list[float]) -> list[float]:
+        if any(c <= 0 for c in c_grid):
+            raise ValueError(f"every C in c_grid must be positive, got {c_grid}")
+        return c_grid
+
+
+ATTENTION_KINDS = ("quantum", "classical", "annealing", "uniform", "tfidf-lr", "nbsvm")
+BAG_OF_WORDS = ("tfidf-lr", "nbsvm")
+"""Kinds of ``model.attention`` that are no network at all: the bottom of the baseline ladder."""
+KIND_SECTIONS = {"annealing": "annealing", "tfidf-lr": "bow", "nbsvm": "bow"}
+"""Sections of ``[model]`` that only one kind of attention reads (each left out of other kinds' identities)."""
+
+
+GRID_KINDS = {
+    "dot": "classical", "dot-narrow": "classical", "uniform": "uniform", "annealing": "annealing",
+    "tfidf-lr": "tfidf-lr", "nbsvm": "nbsvm",
+}
+"""The kinds of ``compare.kinds`` besides the quantum kernels, and the ``model.attention`` each trains.
+``dot-narrow`` is classical attention at the quantum kernels' per-head width (``qk_dim = n_qubits``)."""
+
+
 class ModelConfig(Section):
-    attention: Literal["quantum", "classical", "annealing"] = "quantum"
+    attention: Literal[ATTENTION_KINDS] = Field(
+        "quantum",
+        description="quantum (circuit kernels) | classical (dot product) | annealing (QAMA) | uniform (every key "
+        "the same weight: the no-attention ablation) | tfidf-lr | nbsvm (bag-of-words baselines, no network)",
+    )
     kernel: str = Field("fidelity", description="quantum score kernel (classical attention ignores the quantum keys)")
     n_qubits: int = Field(4, ge=1)
     encoder: str = "angle_ry"
@@ -218,6 +258,11 @@ class ModelConfig(Section):
     executor: str = Field("pennylane", validate_default=True)  # checked against n_qubits even when not given
     aer: AerConfig = AerConfig()
     annealing: AnnealingConfig = AnnealingConfig()
+    bow: BagOfWordsConfig = BagOfWordsConfig()
+    qk_dim: int | None = Field(
+        None, ge=1, description="per-head query/key width of classical attention (e.g. n_qubits, the quantum "
+        "kernels' width); unset: embed_dim / num_heads, as torch"
+    )
     embed_dim: int = Field(64, ge=1)
     num_heads: int = Field(4, ge=1, validate_default=True)  # checked against embed_dim even when not given
     local_layers: int = Field(1, ge=1, description="blocks attending within each chunk")
@@ -286,7 +331,7 @@ class ModelConfig(Section):
 
 def is_quantum(info: ValidationInfo) -> bool:
     """Whether the model being validated uses circuit attention (an invalid ``attention`` counts as such)."""
-    return info.data.get("attention") not in ("classical", "annealing")
+    return info.data.get("attention") in ("quantum", None)
 
 
 CATALOGUE_ROLES = {  # model key -> (its valid catalogue names, its role, the other role, the role in plural)
@@ -310,6 +355,7 @@ class TrainConfig(Section):
     weight_decay: float = Field(0.01, ge=0)
     warmup_fraction: float = Field(0.1, ge=0, lt=1)
     grad_clip: float = Field(1.0, gt=0)
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="of the training loss (dev and test losses are plain)")
     patience: int = Field(3, ge=1, description="epochs without a better dev macro-F1 before stopping")
     seed: int = 0
     threads: int | None = Field(None, ge=1, description="torch CPU threads; default: torch's choice")
@@ -381,14 +427,15 @@ class CompareConfig(Section):
 
     kinds: list[str] = Field(
         ["dot", "fidelity", "gaussian"], min_length=1,
-        description="'dot' (classical), quantum kernels, 'annealing' (QAMA)",
+        description="'dot' (classical), quantum kernels, 'annealing' (QAMA), and the baselines 'dot-narrow' (classical "
+        "at n_qubits features per head), 'uniform' (no attention scores), 'tfidf-lr' and 'nbsvm' (bag of words)",
     )
-    n_qubits: list[int] = Field([], description="qubit counts for the quantum kinds; empty: model.n_qubits")
+    n_qubits: list[int] = Field([], description="qubit counts for the quantum kinds and dot-narrow; empty: model.n_qubits")
     seeds: list[int] = Field([0, 1, 2], min_length=1, description="train.seed of each cell (the data split stays data.seed)")
 
     @model_validator(mode="after")
     def _cells(self) -> CompareConfig:
-        valid = ["dot", *quantum_kernels(), "annealing"]
+        valid = [*GRID_KINDS, *quantum_kernels()]
         for kind in self.kinds:
             if kind not in valid:
                 raise ValueError(f"unknown kind {kind!r} in compare.kinds; valid: {', '.join(valid)}")
@@ -511,7 +558,7 @@ PLACEMENT = {"train": {"device": True}, "model": {"aer": {"cluster": True, "max_
 another cluster (``max_job_size`` only regroups a sampled run's shots into other seeded sub-jobs)."""
 
 
-LATER_DEFAULTS = {"data": {"on_empty": "error"}}
+LATER_DEFAULTS = {"data": {"on_empty": "error"}, "model": {"qk_dim": None}, "train": {"label_smoothing": 0.0}}
 """Settings added after grids and checkpoints existed, with the default that behaves as before they did:
 left out of identities while at that default, so those grids resume and their checkpoints are found."""
 
@@ -532,8 +579,8 @@ def digest(config: ExperimentConfig, exclude: dict, length: int) -> str:
     drop(identity, PLACEMENT, if_default=False)
     drop(identity, LATER_DEFAULTS, if_default=True)
     model = identity.get("model", {})
-    if model.get("attention") != "annealing":  # added later: what only annealing attention reads
-        model.pop("annealing", None)
+    for section in set(KIND_SECTIONS.values()) - {KIND_SECTIONS.get(model.get("attention"))}:
+        model.pop(section, None)  # added later, and read by one kind only
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:length]
 
 

@@ -25,7 +25,8 @@ from tokenizers import Tokenizer
 from qattn import tracking
 from qattn.artifacts import attention_figure, circuit_files, confusion_figure, learning_curves_figure
 from qattn.attention import parameter_counts
-from qattn.config import ConfigError, ExperimentConfig, config_from_toml, digest, dump_config
+from qattn.baselines import run_baseline
+from qattn.config import BAG_OF_WORDS, ConfigError, ExperimentConfig, config_from_toml, digest, dump_config
 from qattn.data import TextDataset, load_dataset
 from qattn.distributed import Ranks, process_group
 from qattn.model import TextClassifier, build_model
@@ -133,6 +134,12 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = False, restart: b
     alone takes the lock and writes the MLflow run and the checkpoints (:mod:`qattn.distributed`)."""
     if resume and restart:
         raise ExperimentError("--resume and --restart exclude each other: continue the run, or start it over")
+    if config.model.attention in BAG_OF_WORDS:
+        if resume:
+            raise ExperimentError(
+                f"a {config.model.attention} baseline keeps no checkpoint (it refits in minutes): run it without --resume"
+            )
+        return run_baseline(config, nested=nested)
     check_writable(config)
     with process_group(config.train.device) as ranks:
         folder = checkpoint_dir(config)
@@ -224,6 +231,7 @@ def train_and_test(config: ExperimentConfig, ranks: Ranks, *, resume: bool, rest
             if ranks.main:
                 final = {**test_metrics.scalars("test"), "best_epoch": state.best_epoch + first_epoch}
                 tracking.patiently(lambda: mlflow.log_metrics(final))
+                tracking.patiently(lambda: tracking.log_predictions(test.labels, test_metrics.predictions))
                 history = state.history
                 tracking.patiently(lambda: log_artifacts(config, model, tokenizer, dataset, dev, test_metrics, history))
                 tracking.patiently(lambda: mlflow.log_artifact(str(trainer.best_path), "checkpoints"))

@@ -22,7 +22,7 @@ import mlflow
 from mlflow.entities import Run
 
 from qattn import tracking
-from qattn.config import ExperimentConfig, digest, validate_config
+from qattn.config import GRID_KINDS, ExperimentConfig, digest, validate_config
 from qattn.distributed import torchrun_world
 from qattn.experiment import (
     ExperimentError, RunResult, check_writable, checkpoint_dir, folder_lock, load_checkpoint, run_experiment,
@@ -33,21 +33,21 @@ NAME_TAG = "qattn_name"  # on the parent run: the experiment config's name (the 
 COMMAND_TAG = "qattn_command"  # on the parent run: the command that ran it
 
 
-UNQUBITED = ("dot", "annealing")  # kinds without circuits, so without a qubit count
+UNQUBITED = tuple(kind for kind in GRID_KINDS if kind != "dot-narrow")  # kinds without a qubit count
 
 
 @dataclass(frozen=True)
 class Cell:
-    kind: str  # "dot" (classical), a quantum kernel, or "annealing" (QAMA)
-    n_qubits: int | None  # None but for quantum kernels
+    kind: str  # a quantum kernel, or one of GRID_KINDS ("dot" is classical attention)
+    n_qubits: int | None  # None but for quantum kernels and dot-narrow (its per-head width)
     seed: int
 
     def config(self, base: ExperimentConfig) -> ExperimentConfig:
         raw = base.model_dump()
-        if self.kind == "dot":
-            raw["model"]["attention"] = "classical"
-        elif self.kind == "annealing":
-            raw["model"]["attention"] = "annealing"
+        if self.kind == "dot-narrow":
+            raw["model"].update(attention="classical", qk_dim=self.n_qubits)
+        elif self.kind in GRID_KINDS:
+            raw["model"]["attention"] = GRID_KINDS[self.kind]
         else:
             raw["model"].update(attention="quantum", kernel=self.kind, n_qubits=self.n_qubits)
         raw["train"]["seed"] = self.seed

@@ -8,6 +8,7 @@ to a key, and the softmax-weighted sum of values does the rest. QAMA's annealing
 :data:`KERNELS`:
 
 - ``dot``: scaled dot product, the classical baseline.
+- ``uniform``: no score at all, every unmasked key the same weight: the ablation that shows what scoring adds.
 - ``fidelity``: ``tau_h |<phi_K(k)|phi_Q(q)>|^2`` with separate query and key circuits per head.
 - ``gaussian``: ``-tau_h ||f_Q(q) - f_K(k)||^2`` of expectation-value features (QSANN).
 """
@@ -99,6 +100,19 @@ class DotKernel(ScoreKernel):
 
     def forward(self, q, k, needed=None):
         return (q * math.sqrt(1.0 / self.feature_dim)) @ k.transpose(-1, -2)
+
+
+class UniformKernel(ScoreKernel):
+    """Every query weighs its unmasked keys equally (a masked mean of the values): attention without
+    scores, the ablation a reader needs to see what query-key similarity adds. Queries and keys are not
+    used, so the shell's projections to them are one feature wide."""
+
+    def __init__(self, num_heads: int, head_dim: int) -> None:
+        super().__init__()
+        self.feature_dim = 1
+
+    def forward(self, q, k, needed=None):
+        return q.new_zeros(q.shape[0], q.shape[1], q.shape[2], k.shape[2])
 
 
 def circuit_dtype(dtype: torch.dtype) -> torch.dtype:

@@ -122,8 +122,9 @@ READER_OPTIONS = {"embed_dim", "local_layers", "global_layers", "ff_dim", "dropo
 def attention_factory(config: ModelConfig) -> Callable[[], AttentionShell]:
     """The attention module every block gets: classical, circuit or annealing, all else equal."""
     shape = (config.embed_dim, config.num_heads)
-    if config.attention == "classical":
-        return lambda: ClassicalMultiheadAttention(*shape, dropout=config.dropout)
+    if config.attention in ("classical", "uniform"):
+        kernel = "dot" if config.attention == "classical" else "uniform"
+        return lambda: ClassicalMultiheadAttention(*shape, dropout=config.dropout, qk_dim=config.qk_dim, kernel=kernel)
     if config.attention == "annealing":  # one configured, seeded solver shared by every block
         qubo = config.annealing
         solver = resolve_solver(qubo.solver, **qubo.solver_options())

@@ -118,6 +118,7 @@ KERNELS: Registry = Registry("kernel")
 KERNELS.add_lazy("dot", "qattn.kernels:DotKernel", quantum=False)
 KERNELS.add_lazy("fidelity", "qattn.kernels:FidelityKernel", quantum=True)
 KERNELS.add_lazy("gaussian", "qattn.kernels:GaussianKernel", quantum=True)
+KERNELS.add_lazy("uniform", "qattn.kernels:UniformKernel", quantum=False)
 
 
 def quantum_kernels() -> list[str]:

@@ -19,6 +19,8 @@ experiment.
 
 from __future__ import annotations
 
+import itertools
+import json
 import statistics
 import tempfile
 from collections.abc import Sequence
@@ -35,9 +37,10 @@ from mlflow.entities import Run  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
-from qattn.config import LATER_DEFAULTS, PLACEMENT, dotted  # noqa: E402
+from qattn.config import BAG_OF_WORDS, LATER_DEFAULTS, PLACEMENT, dotted  # noqa: E402
 from qattn.grid import COMMAND_TAG, GRID_TAG, NAME_TAG, finished_children  # noqa: E402
-from qattn.tracking import EPOCH_TAG, check_store, mask_uri  # noqa: E402
+from qattn.stats import bootstrap_difference, correct, mcnemar, seed_difference  # noqa: E402
+from qattn.tracking import EPOCH_TAG, PREDICTIONS, check_store, mask_uri  # noqa: E402
 
 SUMMARY = "**Summary.** "  # the line of a report that the results index quotes
 
@@ -79,18 +82,36 @@ def best_epoch(run: Run) -> int | None:
     return int(best) + (0 if run.data.tags.get(EPOCH_TAG) == "1" else 1)
 
 
-LABELS = {  # model.attention -> a row's label, from the run's params
-    "classical": lambda params: "classical dot",
+def classical_label(params: dict[str, str]) -> str:
+    width = params.get("model.qk_dim", "None")
+    return "classical dot" if width == "None" else f"classical dot, {width} features per head"
+
+
+LABELS = {  # model.attention -> a row's label, from the run's params; rows in this order (the ladder's)
+    "tfidf-lr": lambda params: "TF-IDF + logistic regression",
+    "nbsvm": lambda params: "NBSVM (Wang & Manning)",
+    "uniform": lambda params: "uniform attention (no scores)",
+    "classical": classical_label,
     "quantum": lambda params: f"quantum {params['model.kernel']}, {params['model.n_qubits']} qubits",
     "annealing": lambda params: f"QAMA annealing, {params.get('model.annealing.solver', 'unknown')} solver",
 }
 
 
 def kind_label(run: Run) -> str:
-    """A report row's name: the attention kind and what tells its cells apart (kernel and qubits, solver)."""
+    """A report row's name: the attention kind and what tells its cells apart (kernel and qubits, width, solver)."""
     attention = run.data.params["model.attention"]
     label = LABELS.get(attention)
     return f"{attention} attention" if label is None else label(run.data.params)
+
+
+def row_order(run: Run) -> tuple[int, int, str, int]:
+    """The baseline ladder from the bottom (bag of words, then attention without scores, then every kind of
+    attention, the narrow classical heads before the full ones), then each row's seeds in order."""
+    params = run.data.params
+    attention = params["model.attention"]
+    rank = list(LABELS).index(attention) if attention in LABELS else len(LABELS)
+    width = params.get("model.qk_dim", "None")
+    return rank, 0 if width == "None" else -1, kind_label(run), int(params.get("train.seed", 0))
 
 
 def find_grid(client: MlflowClient, target: str) -> Run:
@@ -145,7 +166,9 @@ def load_grids(client: MlflowClient, targets: Sequence[str]) -> list[Grid]:
     return grids
 
 
-CELL_KEYS = frozenset({"model.attention", "model.kernel", "model.n_qubits", "model.annealing.solver", "train.seed"})
+CELL_KEYS = frozenset({
+    "model.attention", "model.kernel", "model.n_qubits", "model.qk_dim", "model.annealing.solver", "train.seed",
+})
 """What tells a report's rows and seeds apart (with the solver, which names an annealing row)."""
 RECORD_KEYS = frozenset({
     "name", "tokenizer.cache_dir", "train.output_dir", "train.checkpoint_every", "train.log_every", "train.threads",
@@ -163,8 +186,12 @@ def reads(params: dict[str, str], key: str) -> bool:
     """Whether a run of its attention kind reads ``key``. A run logs every section of its config, the other
     kinds' ones too, at values it never reads: circuit settings are read by circuit (quantum) attention,
     ``model.aer`` by its aer executor, ``model.annealing`` by annealing attention and a solver's sub-section
-    (``model.annealing.<solver>``) by that solver."""
+    (``model.annealing.<solver>``) by that solver; a bag-of-words baseline reads the data and ``model.bow`` only."""
     attention = params.get("model.attention")
+    if attention in BAG_OF_WORDS:  # no network: the data and its own options
+        return key.startswith(("data.", "model.bow."))
+    if key.startswith("model.bow."):
+        return False
     if key in CIRCUIT_KEYS:
         return attention == "quantum"
     if key.startswith("model.aer."):
@@ -254,7 +281,7 @@ def write_report(targets: str | Sequence[str], results: Path = Path("results")) 
         check_comparable(grids)
     children = [run for grid in grids for run in grid.runs]
     kinds: dict[str, Kind] = {}
-    for run in sorted(children, key=lambda r: int(r.data.params.get("train.seed", 0))):
+    for run in sorted(children, key=row_order):
         kinds.setdefault(kind_label(run), Kind()).runs.append(run)
 
     parent = grids[0].parent
@@ -309,6 +336,7 @@ def write_report(targets: str | Sequence[str], results: Path = Path("results")) 
                 f"| {label} | {run.data.params['train.seed']} | {m.get('test/accuracy', float('nan')):.4f} "
                 f"| {m.get('test/macro_f1', float('nan')):.4f} | {'n/a' if run_dev is None else f'{run_dev:.4f}'} | {best_epoch(run) or 'n/a'} | `{run.info.run_id}` |"
             )
+    lines += ["", *paired_comparisons(client, kinds)]
     lines += ["", "## Plots", ""]
     lines += [f"![{file}]({name}/{file})" for file in figures]
     report = results / f"{name}.md"
@@ -320,6 +348,64 @@ def write_report(targets: str | Sequence[str], results: Path = Path("results")) 
         for file in figures:
             client.log_artifact(grid.id, str(folder / file), "report")
     return report
+
+
+def test_answers(client: MlflowClient, run: Run) -> tuple[list[int], list[int]] | None:
+    """The run's test labels and predictions (:data:`qattn.tracking.PREDICTIONS`); None for a run that logged none."""
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            path = client.download_artifacts(run.info.run_id, PREDICTIONS, scratch)
+        except (MlflowException, OSError):
+            return None
+        answers = json.loads(Path(path).read_text())
+    return answers["labels"], answers["predictions"]
+
+
+def points(value: float) -> str:
+    return f"{100 * value:+.2f}"
+
+
+def over_documents(a: tuple[list[int], list[int]] | None, b: tuple[list[int], list[int]] | None) -> list[str]:
+    """McNemar's only-A / only-B counts and p, and the paired bootstrap interval, of two runs' test answers."""
+    if a is None or b is None:
+        return ["n/a (no predictions logged)", "", ""]
+    if a[0] != b[0]:
+        return ["n/a (different test documents)", "", ""]
+    right_a, right_b = correct(*a), correct(*b)
+    test, boot = mcnemar(right_a, right_b), bootstrap_difference(right_a, right_b)
+    return [f"{test.a_only} / {test.b_only}", f"{test.p_value:.3g}", f"[{points(boot.low)}, {points(boot.high)}]"]
+
+
+def paired_comparisons(client: MlflowClient, kinds: dict[str, Kind]) -> list[str]:
+    """Every pair of rows: the test-accuracy difference over the seeds both ran (paired t interval), and for
+    their first common seed a McNemar test and a paired bootstrap interval over the test documents."""
+    lines = [
+        "## Paired comparisons", "",
+        "Test accuracy of A minus B in points. Over seeds: the mean difference of runs paired by seed, with the 95% "
+        "confidence interval of the paired t-test (n - 1 degrees of freedom; a zero-width interval when every seed "
+        "gives the same difference). Over test documents, for the first seed both ran: McNemar's exact test (documents "
+        "only A / only B gets right, two-sided p) and the paired bootstrap's 95% interval (10,000 resamples of the "
+        "documents). Computed by `qattn.stats` (scipy).", "",
+        "| A | B | seeds | mean difference | 95% CI over seeds | seed | only A / only B right | McNemar p | bootstrap 95% CI |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    answers = {run.info.run_id: test_answers(client, run) for kind in kinds.values() for run in kind.runs}
+    for (label_a, kind_a), (label_b, kind_b) in itertools.combinations(kinds.items(), 2):
+        a = {run.data.params.get("train.seed"): run for run in kind_a.runs}
+        b = {run.data.params.get("train.seed"): run for run in kind_b.runs}
+        pairs = [(a[seed], b[seed]) for seed in a if seed in b]
+        if not pairs:
+            lines.append(f"| {label_a} | {label_b} | 0 | n/a | n/a | n/a | n/a | | |")
+            continue
+        accuracy = [[run.data.metrics.get("test/accuracy", float("nan")) for run in pair] for pair in pairs]
+        difference = seed_difference(*zip(*accuracy))
+        interval = f"[{points(difference.low)}, {points(difference.high)}]" if difference else "n/a (one seed)"
+        mean = statistics.mean(x - y for x, y in accuracy)
+        first_a, first_b = pairs[0]
+        documents = over_documents(answers[first_a.info.run_id], answers[first_b.info.run_id])
+        cells = [label_a, label_b, len(pairs), points(mean), interval, first_a.data.params.get("train.seed"), *documents]
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
+    return lines
 
 
 def write_index(results: Path) -> None:

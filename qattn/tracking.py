@@ -200,10 +200,21 @@ def run_name(config: ExperimentConfig) -> str:
     m = config.model
     kind = {
         "quantum": f"quantum-{m.kernel}-q{m.n_qubits}",
-        "classical": "classical-dot",
+        "classical": "classical-dot" if m.qk_dim is None else f"classical-dot-w{m.qk_dim}",
         "annealing": f"annealing-{m.annealing.solver}",
-    }[m.attention]
+        "uniform": "uniform",
+    }.get(m.attention)
+    if kind is None:  # a bag-of-words baseline: no heads
+        return f"{config.data.name}-{m.attention}-s{config.train.seed}"
     return f"{config.data.name}-{kind}-h{m.num_heads}-s{config.train.seed}"
+
+
+PREDICTIONS = "predictions/test.json"  # a run's test labels and predictions, per document in the split's order
+
+
+def log_predictions(labels: list[int], predictions: list[int]) -> None:
+    """The test split's labels and the model's predictions, for paired tests between models (:mod:`qattn.stats`)."""
+    mlflow.log_dict({"labels": list(labels), "predictions": list(predictions)}, PREDICTIONS)
 
 
 def git_commit() -> str:

@@ -53,9 +53,11 @@ class Metrics:
     accuracy: float
     macro_f1: float
     confusion: list[list[int]]
+    predictions: list[int] = field(default_factory=list)  # per document, in the split's order
 
     def scalars(self, prefix: str) -> dict[str, float]:
-        return {f"{prefix}/loss": self.loss, f"{prefix}/accuracy": self.accuracy, f"{prefix}/macro_f1": self.macro_f1}
+        loss = {} if math.isnan(self.loss) else {f"{prefix}/loss": self.loss}
+        return {**loss, f"{prefix}/accuracy": self.accuracy, f"{prefix}/macro_f1": self.macro_f1}
 
 
 @dataclass
@@ -123,12 +125,18 @@ def evaluate(model: TextClassifier, split: EncodedSplit, num_classes: int, batch
         for i, p in part.items():
             predictions[i] = p
     (total_loss,) = ranks.sum(loss_sum)
+    return metrics_of(split.labels, predictions, num_classes, loss=total_loss / len(split.ids))
+
+
+def metrics_of(labels: list[int], predictions: list[int], num_classes: int, loss: float = math.nan) -> Metrics:
+    """Accuracy, macro-F1 and confusion of ``predictions``; ``loss`` NaN for a model without one (not logged)."""
     classes = list(range(num_classes))
     return Metrics(
-        loss=total_loss / len(split.ids),
-        accuracy=float(np.mean(np.array(predictions) == np.array(split.labels))),
-        macro_f1=float(f1_score(split.labels, predictions, labels=classes, average="macro", zero_division=0)),
-        confusion=confusion_matrix(split.labels, predictions, labels=classes).tolist(),
+        loss=loss,
+        accuracy=float(np.mean(np.array(predictions) == np.array(labels))),
+        macro_f1=float(f1_score(labels, predictions, labels=classes, average="macro", zero_division=0)),
+        confusion=confusion_matrix(labels, predictions, labels=classes).tolist(),
+        predictions=predictions,
     )
 
 
@@ -269,7 +277,9 @@ class Trainer:
             weight = ranks.world_size / len(indices) if mine else 0.0
             mine = mine or indices[:1]
             logits = self.step_model(pad_batch(self.train.ids, mine).to(ranks.device)).logits
-            loss_sum = nn.functional.cross_entropy(logits, labels_of(self.train, mine, ranks.device), reduction="sum")
+            loss_sum = nn.functional.cross_entropy(
+                logits, labels_of(self.train, mine, ranks.device), reduction="sum", label_smoothing=config.label_smoothing
+            )
             self.optimizer.zero_grad(set_to_none=True)
             (loss_sum * weight).backward()  # DDP's mean over ranks: the global batch's mean loss
             nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)

@@ -1,0 +1,138 @@
+"""The bottom of the baseline ladder: bag-of-words classifiers on the same splits as the attention models.
+
+    qattn train experiments/imdb.toml --set model.attention=nbsvm
+
+- ``tfidf-lr``: TF-IDF of word n-grams (sublinear term frequencies) and logistic regression.
+- ``nbsvm``: NBSVM of Wang & Manning, "Baselines and Bigrams" (ACL 2012): binarised n-gram features
+  scaled by their naive-Bayes log-count ratio ``r``, a linear SVM (L2-regularised, squared hinge, as
+  their liblinear), and its weights interpolated with their mean magnitude, ``w' = (1 - beta) mean|w| +
+  beta w``. Several classes: one such classifier per class against the rest, each with its own ``r``.
+
+Both read the data the attention models read (:func:`qattn.data.load_dataset`: the same dev split carved
+by ``data.seed``, the same subsampling) and choose their C from ``model.bow.c_grid`` on dev macro-F1, the
+rule that picks the attention models' checkpoints; they are fitted on the training split only. They are
+deterministic (the seed changes nothing) and keep no checkpoint: they retrain in seconds to minutes. A
+run is an MLflow run like any other, with the same test metrics and per-document predictions, so a grid
+and its report hold them as rows.
+"""
+
+from __future__ import annotations
+
+import time
+
+import mlflow
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.svm import LinearSVC
+
+from qattn import tracking
+from qattn.config import BAG_OF_WORDS, BagOfWordsConfig, ExperimentConfig
+from qattn.data import Split, load_dataset
+from qattn.trainer import Metrics, metrics_of
+
+
+class NBSVM(ClassifierMixin, BaseEstimator):
+    """Wang & Manning's NBSVM on a (sparse) document-term count matrix; ``alpha`` smooths the counts."""
+
+    def __init__(self, C: float = 1.0, beta: float = 0.25, alpha: float = 1.0) -> None:
+        self.C, self.beta, self.alpha = C, beta, alpha
+
+    def fit(self, X, y) -> NBSVM:
+        X, y = binarised(X), np.asarray(y)
+        self.classes_ = np.unique(y)
+        positives = self.classes_[1:] if len(self.classes_) == 2 else self.classes_  # one vs the rest
+        ratios, weights, biases = [], [], []
+        for positive in positives:
+            mine = y == positive
+            p = self.alpha + np.asarray(X[mine].sum(0)).ravel()
+            q = self.alpha + np.asarray(X[~mine].sum(0)).ravel()
+            r = np.log(p / p.sum()) - np.log(q / q.sum())
+            svm = LinearSVC(C=self.C, max_iter=5000).fit(X @ sp.diags(r), mine)
+            w = svm.coef_.ravel()
+            ratios.append(r)
+            weights.append((1 - self.beta) * np.abs(w).mean() + self.beta * w)
+            biases.append(svm.intercept_[0])
+        # (x * r) . w' + b  =  x . (r * w') + b
+        self.coef_ = np.stack(ratios) * np.stack(weights)
+        self.intercept_ = np.array(biases)
+        return self
+
+    def decision_function(self, X) -> np.ndarray:
+        scores = binarised(X) @ self.coef_.T + self.intercept_
+        return scores.ravel() if len(self.classes_) == 2 else scores
+
+    def predict(self, X) -> np.ndarray:
+        scores = self.decision_function(X)
+        return self.classes_[(scores > 0).astype(int)] if scores.ndim == 1 else self.classes_[scores.argmax(1)]
+
+
+def binarised(X) -> sp.csr_matrix:
+    X = sp.csr_matrix(X, dtype=np.float64)
+    X.data = np.ones_like(X.data)
+    return X
+
+
+def make_model(kind: str, options: BagOfWordsConfig, C: float) -> Pipeline:
+    """The unfitted pipeline of a bag-of-words ``kind`` at inverse regularisation ``C``."""
+    ngrams = {"ngram_range": (1, options.ngrams), "min_df": options.min_df, "max_features": options.max_features}
+    if kind == "tfidf-lr":
+        return make_pipeline(TfidfVectorizer(sublinear_tf=True, **ngrams), LogisticRegression(C=C, max_iter=2000))
+    if kind == "nbsvm":
+        return make_pipeline(CountVectorizer(binary=True, **ngrams), NBSVM(C=C, beta=options.nb_beta))
+    raise ValueError(f"unknown bag-of-words kind {kind!r}; valid: {', '.join(BAG_OF_WORDS)}")
+
+
+def parameter_count(model: Pipeline) -> int:
+    classifier = model[-1]
+    return int(classifier.coef_.size + np.size(classifier.intercept_))
+
+
+def select_and_fit(kind: str, options: BagOfWordsConfig, train: Split, dev: Split, num_classes: int,
+                   log=lambda metrics, step: None) -> tuple[Pipeline, float, Metrics]:
+    """Fit one model per C of ``options.c_grid`` on ``train``; the one with the best dev macro-F1 (the first
+    of equals), its C and its dev metrics. ``log(metrics, step)`` receives each C's dev figures."""
+    best = None
+    for step, C in enumerate(options.c_grid, 1):
+        model = make_model(kind, options, C).fit(train.texts, train.labels)
+        dev_metrics = metrics_of(dev.labels, model.predict(dev.texts).tolist(), num_classes)
+        log({"search/C": C, "search/dev_accuracy": dev_metrics.accuracy, "search/dev_macro_f1": dev_metrics.macro_f1}, step)
+        if best is None or dev_metrics.macro_f1 > best[2].macro_f1:
+            best = (model, C, dev_metrics)
+    return best
+
+
+def run_baseline(config: ExperimentConfig, *, nested: bool = False):
+    """Fit, select on dev, test and record one bag-of-words run; a :class:`qattn.experiment.RunResult`."""
+    from qattn.experiment import RunResult  # the experiment module dispatches here
+
+    kind, options = config.model.attention, config.model.bow
+    uri = tracking.connect(config)
+    dataset = load_dataset(config.data)
+    name = tracking.run_name(config)
+    with tracking.recorded_run(run_name=name, nested=nested, log_system_metrics=False) as run:
+        tracking.patiently(lambda: mlflow.set_tag(tracking.EPOCH_TAG, "1"))
+        started = time.perf_counter()
+        log = lambda metrics, step: tracking.patiently(lambda: mlflow.log_metrics(metrics, step=step))  # noqa: E731
+        model, C, dev = select_and_fit(kind, options, dataset.train, dataset.dev, dataset.num_classes, log)
+        seconds = time.perf_counter() - started
+        test = metrics_of(dataset.test.labels, model.predict(dataset.test.texts).tolist(), dataset.num_classes)
+        parameters = {"quantum": 0, "classical": parameter_count(model)}
+        words = sum(len(text.split()) for text in dataset.train.texts) * len(options.c_grid)
+        final = {
+            **dev.scalars("dev"), **test.scalars("test"), "best_epoch": 1, "bow/C": C, "bow/features": model[-1].coef_.shape[1],
+            "epoch/seconds": seconds, "epoch/docs_per_s": len(dataset.train) * len(options.c_grid) / seconds,
+            "epoch/tokens_per_s": words / seconds,
+        }
+        tracking.patiently(lambda: tracking.log_run_metadata(config, parameters))
+        tracking.patiently(lambda: mlflow.log_metrics(final, step=1))
+        tracking.patiently(lambda: tracking.log_predictions(dataset.test.labels, test.predictions))
+    return RunResult(
+        run_id=run.info.run_id, run_name=name, tracking_uri=tracking.mask_uri(uri), test=test, best_epoch=1, epochs_run=1,
+        seconds_per_epoch=seconds, docs_per_s=final["epoch/docs_per_s"], tokens_per_s=final["epoch/tokens_per_s"],
+        parameters=parameters,
+    )
