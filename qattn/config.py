@@ -237,7 +237,7 @@ KIND_SECTIONS = {"annealing": "annealing", "tfidf-lr": "bow", "nbsvm": "bow"}
 
 
 GRID_KINDS = {
-    "dot": "classical", "dot-narrow": "classical", "uniform": "uniform", "annealing": "annealing",
+    "dot": "classical", "annealing": "annealing", "dot-narrow": "classical", "uniform": "uniform",
     "tfidf-lr": "tfidf-lr", "nbsvm": "nbsvm",
 }
 """The kinds of ``compare.kinds`` besides the quantum kernels, and the ``model.attention`` each trains.
@@ -435,7 +435,7 @@ class CompareConfig(Section):
 
     @model_validator(mode="after")
     def _cells(self) -> CompareConfig:
-        valid = [*GRID_KINDS, *quantum_kernels()]
+        valid = ["dot", *quantum_kernels(), *list(GRID_KINDS)[1:]]
         for kind in self.kinds:
             if kind not in valid:
                 raise ValueError(f"unknown kind {kind!r} in compare.kinds; valid: {', '.join(valid)}")
@@ -565,7 +565,8 @@ left out of identities while at that default, so those grids resume and their ch
 
 def digest(config: ExperimentConfig, exclude: dict, length: int) -> str:
     """A short hash of the config without the ``exclude``d parts (a pydantic ``exclude`` spec), without
-    :data:`PLACEMENT`, and without :data:`LATER_DEFAULTS` at their defaults: what makes two checkpoints,
+    :data:`PLACEMENT`, without :data:`LATER_DEFAULTS` at their defaults, and without the sections of
+    ``[model]`` that only kinds it does not train read (:data:`KIND_SECTIONS`): what makes two checkpoints,
     or two grids, the same."""
     identity = config.model_dump(mode="json", exclude=exclude)
 
@@ -579,8 +580,9 @@ def digest(config: ExperimentConfig, exclude: dict, length: int) -> str:
     drop(identity, PLACEMENT, if_default=False)
     drop(identity, LATER_DEFAULTS, if_default=True)
     model = identity.get("model", {})
-    for section in set(KIND_SECTIONS.values()) - {KIND_SECTIONS.get(model.get("attention"))}:
-        model.pop(section, None)  # added later, and read by one kind only
+    kinds = [model.get("attention"), *(GRID_KINDS.get(kind) for kind in identity.get("compare", {}).get("kinds", []))]
+    for section in set(KIND_SECTIONS.values()) - {KIND_SECTIONS.get(kind) for kind in kinds}:
+        model.pop(section, None)  # added later, and read by the kinds of a run or a grid only
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:length]
 
 

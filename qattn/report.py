@@ -259,6 +259,14 @@ def mean_std(values: list[float], scale: float = 100.0, digits: int = 2) -> str:
     return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}"
 
 
+def title(runs: list[Run]) -> str:
+    kinds = {run.data.params.get("model.attention") for run in runs}
+    if kinds <= set(BAG_OF_WORDS):
+        return "bag-of-words baselines"
+    baselines = kinds & {*BAG_OF_WORDS, "uniform"} or any(run.data.params.get("model.qk_dim", "None") != "None" for run in runs)
+    return "quantum vs classical attention" + (", with the baseline ladder" if baselines else "")
+
+
 def generated_by(grids: list[Grid]) -> str:
     """The report's provenance: the command that regenerates it, the store, and the commands that ran the grids."""
     store = mask_uri(mlflow.get_tracking_uri())
@@ -306,7 +314,7 @@ def write_report(targets: str | Sequence[str], results: Path = Path("results")) 
 
     summary = "; ".join(f"{label} {mean_std(kind.metric('test/accuracy'))}%" for label, kind in kinds.items())
     lines = [
-        f"# {name}: quantum vs classical attention",
+        f"# {name}: {title(children)}",
         "",
         f"{SUMMARY}Test accuracy, mean ± std over seeds: {summary}.",
         "",

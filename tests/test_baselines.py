@@ -148,3 +148,27 @@ def test_a_grid_with_the_ladder_reports_every_rung_and_every_pair(tiny, tmp_path
     line = next(line for line in report.splitlines() if line.startswith("| NBSVM (Wang & Manning) | classical dot | 2 |"))
     assert f"| {100 * np.mean(differences):+.2f} |" in line and f"| 0 | {test.a_only} / {test.b_only} | {test.p_value:.3g} |" in line
     assert len([line for line in report.splitlines() if line.startswith("| ") and " | 2 | " in line]) >= 10  # 5 rows, 10 pairs
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.bow.c_grid=[1.0, 0]", "model.bow.c_grid: every C in c_grid must be positive, got [1.0, 0.0]"),
+    ("model.bow.ngrams=4", "model.bow.ngrams: Input should be less than or equal to 3"),
+    ("model.qk_dim=0", "model.qk_dim: Input should be greater than or equal to 1"),
+    ("model.attention=bow", "model.attention: Input should be 'quantum', 'classical', 'annealing', 'uniform', 'tfidf-lr' or 'nbsvm'"),
+])
+def test_bad_baseline_settings_are_named(override, message):
+    from qattn.config import ConfigError
+
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")):
+        load_config(QUICKSTART, [override])
+
+
+def test_baseline_settings_leave_other_kinds_identities_alone():
+    from qattn.grid import grid_id
+
+    base = load_config(QUICKSTART)
+    assert grid_id(load_config(QUICKSTART, ["model.bow.ngrams=3"])) == grid_id(base)  # only bag-of-words kinds read it
+    nbsvm = load_config(QUICKSTART, ["model.attention=nbsvm"])
+    assert grid_id(load_config(QUICKSTART, ["model.attention=nbsvm", "model.bow.ngrams=3"])) != grid_id(nbsvm)
+    with_nbsvm = load_config(QUICKSTART, ["compare.kinds=['dot', 'nbsvm']"])  # a grid holding a kind that reads it
+    assert grid_id(load_config(QUICKSTART, ["compare.kinds=['dot', 'nbsvm']", "model.bow.ngrams=3"])) != grid_id(with_nbsvm)

@@ -170,7 +170,8 @@ def test_settings_added_later_keep_earlier_grids_and_checkpoints_at_their_ids(na
     from qattn.experiment import checkpoint_dir
     from qattn.grid import grid_id
 
-    config = load_config(Path(__file__).resolve().parents[1] / "experiments" / f"{name}.toml")
+    kinds = "compare.kinds=['dot', 'fidelity', 'gaussian']"  # the grids of then (the configs list the ladder since)
+    config = load_config(Path(__file__).resolve().parents[1] / "experiments" / f"{name}.toml", [kinds])
     assert (grid_id(config), checkpoint_dir(config).name) == (grid, folder)
     skipping = load_config(Path(__file__).resolve().parents[1] / "experiments" / f"{name}.toml", ["data.on_empty=skip"])
     assert grid_id(skipping) != grid and checkpoint_dir(skipping).name != folder
