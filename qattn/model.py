@@ -24,7 +24,7 @@ from torch import nn
 from qattn.attention import (
     AnnealingMultiheadAttention, AttentionShell, ClassicalMultiheadAttention, QuantumMultiheadAttention,
 )
-from qattn.config import ModelConfig
+from qattn.config import BAG_OF_WORDS, ModelConfig
 from qattn.executors import AerExecutor
 from qattn.solvers import resolve_solver
 
@@ -122,6 +122,8 @@ READER_OPTIONS = {"embed_dim", "local_layers", "global_layers", "ff_dim", "dropo
 def attention_factory(config: ModelConfig) -> Callable[[], AttentionShell]:
     """The attention module every block gets: classical, circuit or annealing, all else equal."""
     shape = (config.embed_dim, config.num_heads)
+    if config.attention in BAG_OF_WORDS:
+        raise ValueError(f"model.attention = {config.attention!r} is a bag-of-words baseline (qattn.baselines), not a network")
     if config.attention in ("classical", "uniform"):
         kernel = "dot" if config.attention == "classical" else "uniform"
         return lambda: ClassicalMultiheadAttention(*shape, dropout=config.dropout, qk_dim=config.qk_dim, kernel=kernel)
