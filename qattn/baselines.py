@@ -18,6 +18,7 @@ and its report hold them as rows.
 
 from __future__ import annotations
 
+import copy
 import time
 
 import mlflow
@@ -78,10 +79,11 @@ def binarised(X) -> sp.csr_matrix:
 
 
 def make_model(kind: str, options: BagOfWordsConfig, C: float) -> Pipeline:
-    """The unfitted pipeline of a bag-of-words ``kind`` at inverse regularisation ``C``."""
+    """The unfitted pipeline of a bag-of-words ``kind`` at inverse regularisation ``C``: n-gram features, then
+    a linear classifier (logistic regression warm-starts from its last fit: a C path costs less)."""
     ngrams = {"ngram_range": (1, options.ngrams), "min_df": options.min_df, "max_features": options.max_features}
     if kind == "tfidf-lr":
-        return make_pipeline(TfidfVectorizer(sublinear_tf=True, **ngrams), LogisticRegression(C=C, max_iter=2000))
+        return make_pipeline(TfidfVectorizer(sublinear_tf=True, **ngrams), LogisticRegression(C=C, max_iter=2000, warm_start=True))
     if kind == "nbsvm":
         return make_pipeline(CountVectorizer(binary=True, **ngrams), NBSVM(C=C, beta=options.nb_beta))
     raise ValueError(f"unknown bag-of-words kind {kind!r}; valid: {', '.join(BAG_OF_WORDS)}")
@@ -94,16 +96,21 @@ def parameter_count(model: Pipeline) -> int:
 
 def select_and_fit(kind: str, options: BagOfWordsConfig, train: Split, dev: Split, num_classes: int,
                    log=lambda metrics, step: None) -> tuple[Pipeline, float, Metrics]:
-    """Fit one model per C of ``options.c_grid`` on ``train``; the one with the best dev macro-F1 (the first
-    of equals), its C and its dev metrics. ``log(metrics, step)`` receives each C's dev figures."""
+    """Fit the classifier at each C of ``options.c_grid`` on ``train``'s features (the vocabulary and weights
+    of the training split, computed once); the model with the best dev macro-F1 (the first of equals), its C
+    and its dev metrics. ``log(metrics, step)`` receives each C's dev figures."""
+    model = make_model(kind, options, options.c_grid[0])
+    features, classifier = model[:-1], model[-1]
+    train_x, dev_x = features.fit_transform(train.texts), features.transform(dev.texts)
     best = None
     for step, C in enumerate(options.c_grid, 1):
-        model = make_model(kind, options, C).fit(train.texts, train.labels)
-        dev_metrics = metrics_of(dev.labels, model.predict(dev.texts).tolist(), num_classes)
+        classifier.set_params(C=C).fit(train_x, train.labels)
+        dev_metrics = metrics_of(dev.labels, classifier.predict(dev_x).tolist(), num_classes)
         log({"search/C": C, "search/dev_accuracy": dev_metrics.accuracy, "search/dev_macro_f1": dev_metrics.macro_f1}, step)
         if best is None or dev_metrics.macro_f1 > best[2].macro_f1:
-            best = (model, C, dev_metrics)
-    return best
+            best = (copy.deepcopy(classifier), C, dev_metrics)
+    chosen, C, dev_metrics = best
+    return make_pipeline(*[step for _, step in features.steps], chosen), C, dev_metrics
 
 
 def run_baseline(config: ExperimentConfig, *, nested: bool = False):

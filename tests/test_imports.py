@@ -32,7 +32,7 @@ def test_config_validation_imports_no_heavy_module_and_its_registry_facts_match_
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
         "[]",
-        "kernel dot True", "kernel fidelity True", "kernel gaussian True",
+        "kernel dot True", "kernel fidelity True", "kernel gaussian True", "kernel uniform True",
         "executor aer True", "executor pennylane True",
     ]
 
