@@ -104,7 +104,8 @@ def compare(config: Path, overrides: tuple[str, ...], seeds: int | None) -> None
 @click.argument("targets", metavar="TARGET...", nargs=-1, required=True)
 @click.option("--results", type=click.Path(file_okay=False, path_type=Path), default=Path("results"), show_default=True)
 @click.option("--tracking-uri", help="MLflow store holding the grid (default: $MLFLOW_TRACKING_URI, else MLflow's).")
-def report(targets: tuple[str, ...], results: Path, tracking_uri: str | None) -> None:
+@click.option("--name", help="The report's name: <results>/<name>.md (default: the grid's config name).")
+def report(targets: tuple[str, ...], results: Path, tracking_uri: str | None, name: str | None) -> None:
     """Write a grid's report and plots (results/<name>.md).
 
     TARGET is the grid's parent run id or its MLflow experiment (its latest grid). Several grids of one
@@ -116,7 +117,38 @@ def report(targets: tuple[str, ...], results: Path, tracking_uri: str | None) ->
 
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
-    click.echo(f"wrote {write_report(targets, results)}")
+    click.echo(f"wrote {write_report(targets, results, name)}")
+
+
+@main.command()
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option("--tracking-uri", help="MLflow store holding the runs (default: $MLFLOW_TRACKING_URI, else MLflow's).")
+def paired(run_a: str, run_b: str, tracking_uri: str | None) -> None:
+    """Test two runs' test predictions against each other: McNemar and a paired bootstrap.
+
+    RUN_A and RUN_B are MLflow run ids of models tested on the same documents (any two runs, e.g. one
+    config at two settings; a report pairs its own rows)."""
+    import mlflow
+
+    from qattn.report import ReportError, over_documents, test_answers
+    from qattn.tracking import check_store, mask_uri
+
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    client = mlflow.MlflowClient(check_store())
+    answers = []
+    for run_id in (run_a, run_b):
+        try:
+            run = client.get_run(run_id)
+        except mlflow.exceptions.MlflowException:
+            raise ReportError(f"{run_id!r} is not an MLflow run in {mask_uri(mlflow.get_tracking_uri())}") from None
+        answers.append(test_answers(client, run))
+        accuracy = run.data.metrics.get("test/accuracy", float("nan"))
+        click.echo(f"{run_id} ({run.info.run_name}): test accuracy {100 * accuracy:.2f}%")
+    only, p_value, interval = over_documents(*answers)
+    click.echo(f"documents only A / only B gets right: {only}; McNemar exact p {p_value or 'n/a'}; "
+               f"accuracy A - B, paired bootstrap 95% interval [points]: {interval or 'n/a'}")
 
 
 @main.command()

@@ -3,6 +3,7 @@
     qattn report imdb                 # the latest grid parent run in MLflow experiment "imdb"
     qattn report 3f2c...              # a grid parent run id
     qattn report 3f2c... 9b1e...      # several grids' rows in one report, named by the first grid
+    qattn report 3f2c... --results results/long --name 20newsgroups-2048   # another folder and file name
 
 Several grids make one report when one config's kinds ran as separate grids (a grid's id includes its
 kinds, so a kind added later is its own grid: ``qattn compare CONFIG --set 'compare.kinds=["annealing"]'``).
@@ -280,9 +281,9 @@ def generated_by(grids: list[Grid]) -> str:
             f"The grids were run with {', '.join(ran[:-1])} and {ran[-1]}.")
 
 
-def write_report(targets: str | Sequence[str], results: Path = Path("results")) -> Path:
-    """One report of the grids ``targets`` names (parent run ids, or experiments: their latest grid), named by
-    the first grid's config."""
+def write_report(targets: str | Sequence[str], results: Path = Path("results"), name: str | None = None) -> Path:
+    """One report of the grids ``targets`` names (parent run ids, or experiments: their latest grid), named
+    ``name`` or else by the first grid's config."""
     client = MlflowClient(check_store())
     grids = load_grids(client, [targets] if isinstance(targets, str) else targets)
     if len(grids) > 1:  # one grid's cells share its config by construction
@@ -293,7 +294,7 @@ def write_report(targets: str | Sequence[str], results: Path = Path("results")) 
         kinds.setdefault(kind_label(run), Kind()).runs.append(run)
 
     parent = grids[0].parent
-    name = parent.data.tags.get(NAME_TAG, parent.info.run_name)
+    name = name or parent.data.tags.get(NAME_TAG, parent.info.run_name)
     folder = results / name
     folder.mkdir(parents=True, exist_ok=True)
     curves = {run.info.run_id: dev_curve(client, run) for run in children}  # one fetch per run

@@ -148,6 +148,8 @@ def test_a_grid_with_the_ladder_reports_every_rung_and_every_pair(tiny, tmp_path
     line = next(line for line in report.splitlines() if line.startswith("| NBSVM (Wang & Manning) | classical dot | 2 |"))
     assert f"| {100 * np.mean(differences):+.2f} |" in line and f"| 0 | {test.a_only} / {test.b_only} | {test.p_value:.3g} |" in line
     assert len([line for line in report.splitlines() if line.startswith("| ") and " | 2 | " in line]) >= 10  # 5 rows, 10 pairs
+    out = runner.invoke(main, ["paired", runs["synthetic-nbsvm-s0"].info.run_id, runs["synthetic-classical-dot-h2-s0"].info.run_id])
+    assert out.exit_code == 0 and f"only A / only B gets right: {test.a_only} / {test.b_only}; McNemar exact p {test.p_value:.3g}" in out.output
 
 
 @pytest.mark.parametrize("override, message", [

@@ -135,4 +135,4 @@ def test_gradcheck_fidelities_and_expectations(fmap):
 
 
 def test_kernel_registry_lists_the_kernels():
-    assert KERNELS.names() == ["dot", "fidelity", "gaussian"]
+    assert KERNELS.names() == ["dot", "fidelity", "gaussian", "uniform"]
