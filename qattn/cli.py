@@ -125,7 +125,7 @@ def report(targets: tuple[str, ...], results: Path, tracking_uri: str | None, na
 @click.argument("run_b")
 @click.option("--tracking-uri", help="MLflow store holding the runs (default: $MLFLOW_TRACKING_URI, else MLflow's).")
 def paired(run_a: str, run_b: str, tracking_uri: str | None) -> None:
-    """Test two runs' test predictions against each other: McNemar and a paired bootstrap.
+    """McNemar and paired bootstrap tests of two runs' predictions.
 
     RUN_A and RUN_B are MLflow run ids of models tested on the same documents (any two runs, e.g. one
     config at two settings; a report pairs its own rows)."""

@@ -34,7 +34,7 @@ def test_resolved_config_round_trips_through_toml():
     [
         ("model.atention=quantum", "unknown key 'model.atention'; valid keys here: attention, kernel, n_qubits"),
         ("modle.attention=quantum", "unknown key 'modle'; valid keys here: name, data, tokenizer, model, train, tracking"),
-        ("model.attention=quantun", "model.attention: Input should be 'quantum', 'classical' or 'annealing' \\(got 'quantun'\\)"),
+        ("model.attention=quantun", "model.attention: Input should be 'quantum', 'classical', 'annealing', 'uniform', 'tfidf-lr' or 'nbsvm' \\(got 'quantun'\\)"),
         ('train.epochs="3"', "train.epochs: Input should be a valid integer \\(got '3'\\)"),
         ("train.epochs=0", "train.epochs: Input should be greater than or equal to 1"),
         ("model.kernel=dot", "kernel 'dot' is not a quantum kernel; valid: fidelity, gaussian"),
