@@ -83,9 +83,15 @@ def best_epoch(run: Run) -> int | None:
     return int(best) + (0 if run.data.tags.get(EPOCH_TAG) == "1" else 1)
 
 
-def classical_label(params: dict[str, str]) -> str:
+def narrowed(params: dict[str, str]) -> str | None:
+    """A classical run's per-head query/key width when ``model.qk_dim`` narrowed it (as logged), else None."""
     width = params.get("model.qk_dim", "None")
-    return "classical dot" if width == "None" else f"classical dot, {width} features per head"
+    return None if width == "None" else width
+
+
+def classical_label(params: dict[str, str]) -> str:
+    width = narrowed(params)
+    return "classical dot" if width is None else f"classical dot, {width} features per head"
 
 
 LABELS = {  # model.attention -> a row's label, from the run's params; rows in this order (the ladder's)
@@ -111,8 +117,7 @@ def row_order(run: Run) -> tuple[int, int, str, int]:
     params = run.data.params
     attention = params["model.attention"]
     rank = list(LABELS).index(attention) if attention in LABELS else len(LABELS)
-    width = params.get("model.qk_dim", "None")
-    return rank, 0 if width == "None" else -1, kind_label(run), int(params.get("train.seed", 0))
+    return rank, 0 if narrowed(params) is None else -1, kind_label(run), int(params.get("train.seed", 0))
 
 
 def find_grid(client: MlflowClient, target: str) -> Run:
@@ -264,7 +269,7 @@ def title(runs: list[Run]) -> str:
     kinds = {run.data.params.get("model.attention") for run in runs}
     if kinds <= set(BAG_OF_WORDS):
         return "bag-of-words baselines"
-    baselines = kinds & {*BAG_OF_WORDS, "uniform"} or any(run.data.params.get("model.qk_dim", "None") != "None" for run in runs)
+    baselines = kinds & {*BAG_OF_WORDS, "uniform"} or any(narrowed(run.data.params) for run in runs)
     return "quantum vs classical attention" + (", with the baseline ladder" if baselines else "")
 
 
@@ -398,7 +403,13 @@ def paired_comparisons(client: MlflowClient, kinds: dict[str, Kind]) -> list[str
         "| A | B | seeds | mean difference | 95% CI over seeds | seed | only A / only B right | McNemar p | bootstrap 95% CI |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    answers = {run.info.run_id: test_answers(client, run) for kind in kinds.values() for run in kind.runs}
+    answers: dict[str, tuple[list[int], list[int]] | None] = {}  # downloaded once, for the runs a pair tests
+
+    def answers_of(run: Run) -> tuple[list[int], list[int]] | None:
+        if run.info.run_id not in answers:
+            answers[run.info.run_id] = test_answers(client, run)
+        return answers[run.info.run_id]
+
     for (label_a, kind_a), (label_b, kind_b) in itertools.combinations(kinds.items(), 2):
         a = {run.data.params.get("train.seed"): run for run in kind_a.runs}
         b = {run.data.params.get("train.seed"): run for run in kind_b.runs}
@@ -411,7 +422,7 @@ def paired_comparisons(client: MlflowClient, kinds: dict[str, Kind]) -> list[str
         interval = f"[{points(difference.low)}, {points(difference.high)}]" if difference else "n/a (one seed)"
         mean = statistics.mean(x - y for x, y in accuracy)
         first_a, first_b = pairs[0]
-        documents = over_documents(answers[first_a.info.run_id], answers[first_b.info.run_id])
+        documents = over_documents(answers_of(first_a), answers_of(first_b))
         cells = [label_a, label_b, len(pairs), points(mean), interval, first_a.data.params.get("train.seed"), *documents]
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     return lines
