@@ -1,7 +1,9 @@
-"""One conformance suite for every executor, against the exact reference (PennyLane).
+"""One conformance suite for every executor and estimator, against the exact reference (PennyLane).
 
 Exact executors must agree to 1e-6 on fidelities, Z features, scores, attention weights, layer outputs
-and gradients. Sampled ones must agree within 5 binomial standard errors for their shot count. Noisy
+and gradients. Sampled ones (sampled Aer with fixed shots, with an error budget and adaptively, and
+the staged IBM executor answered by sampled Aer) must agree within 5 binomial standard errors for
+their shot count; randomized-measurement fidelities within 5 of their own standard errors. Noisy
 ones are reported (their deviation is printed and recorded), not asserted equal.
 """
 
@@ -15,8 +17,9 @@ from qiskit_aer import AerSimulator
 
 from qattn import QuantumMultiheadAttention
 from qattn.circuits import AngleEncoding, FeatureMap, HardwareEfficient, IQPEncoding, StronglyEntangling
-from qattn.executors import AerExecutor, PennyLaneExecutor
-from qattn.executors.aer import EXPECTATION_RULE, ShiftRule
+from qattn.executors import AerExecutor, PennyLaneExecutor, ShotBudget
+from qattn.executors.rows import EXPECTATION_RULE, ShiftRule
+from qattn.ibm.staged import Pending, StagedExecutor
 from qattn.executors.base import SquaredModulus
 
 SHOTS = 4000
@@ -26,9 +29,44 @@ EXACT = {
     # sub-jobs of 7 bindings on a thread pool: the splitting a Dask cluster gets (tests/test_distributed.py)
     "aer-statevector-split": lambda: AerExecutor(seed=11, cluster=ThreadPoolExecutor(2), max_job_size=7),
 }
+class StagedBySampledAer(StagedExecutor):
+    """The staged IBM executor, each pending stage answered by sampled Aer: the hardware code path
+    (rows, stages, replays) with a simulator where the device would be."""
+
+    def __init__(self, **options):
+        super().__init__(shots=options.pop("shots", SHOTS), **options)
+        self.device = AerExecutor(shots=self.shots, seed=11)
+
+    def replayed(self, call):
+        self.results = {}  # each call is its own evaluation
+        while True:
+            self.reset()
+            try:
+                return call()
+            except Pending as pending:
+                request = pending.request
+                shots = np.full(request.circuits, self.shots) if request.shots is None else request.shots
+                self.results[request.stage] = (request.angles, self.device.run(request.kind, request.fmap, request.angles, shots),
+                                               request.shots)
+
+    def fidelities(self, *args, **kwargs):
+        return self.replayed(lambda: super(StagedBySampledAer, self).fidelities(*args, **kwargs))
+
+    def z_expectations(self, *args, **kwargs):
+        return self.replayed(lambda: super(StagedBySampledAer, self).z_expectations(*args, **kwargs))
+
+    def z_expectation_pair(self, *args, **kwargs):
+        return self.replayed(lambda: super(StagedBySampledAer, self).z_expectation_pair(*args, **kwargs))
+
+
+AT_LEAST_SHOTS = ShotBudget(0.01, min_shots=SHOTS)  # every circuit gets >= SHOTS, so the bound below holds
 SAMPLED = {
     "aer-shots": lambda: AerExecutor(shots=SHOTS, seed=11),
     "aer-shots-split": lambda: AerExecutor(shots=SHOTS, seed=11, cluster=ThreadPoolExecutor(2), max_job_size=7),
+    "aer-budget": lambda: AerExecutor(shots=SHOTS, seed=11, budget=AT_LEAST_SHOTS),
+    "aer-adaptive": lambda: AerExecutor(shots=SHOTS, seed=11, budget=ShotBudget(0.01, "adaptive", pilot_shots=SHOTS, min_shots=SHOTS)),
+    "ibm-staged": lambda: StagedBySampledAer(),
+    "ibm-staged-budget": lambda: StagedBySampledAer(budget=AT_LEAST_SHOTS),
 }
 NOISY = {"aer-FakeManilaV2": lambda: AerExecutor(shots=SHOTS, noise="FakeManilaV2", seed=11, seed_transpiler=5)}
 FEATURE_MAPS = [
@@ -140,6 +178,22 @@ def test_sampled_executors_run_only_the_circuits_attention_uses():
     z_q, z_k = executor.z_expectation_pair(fmap, x_q, w_q, x_k, w_k, needed=needed)
     assert rows["z"] == 2 * 2 * 3 + 2 * (2 + 3)  # every query (each has unmasked keys), only unmasked keys
     assert torch.all(z_k[0, :, 2:] == 0) and torch.all(z_k[1, :, 3] == 0)
+
+
+@pytest.mark.parametrize("fmap", FEATURE_MAPS[:2] + FEATURE_MAPS[4:5], ids=repr)
+@pytest.mark.parametrize("name", ["aer", "ibm-staged"])
+def test_randomized_fidelities_agree_within_their_standard_errors(name, fmap):
+    """O(N) circuits: every needed token once per shared rotation; the N x S overlaps from bitstrings."""
+    options = {"estimator": "randomized", "rotations": 400, "shots": 16}
+    executor = AerExecutor(seed=11, **options) if name == "aer" else StagedBySampledAer(**options)
+    x_q, w_q, x_k, w_k = inputs(fmap)
+    exact = REFERENCE.fidelities(fmap, x_q, w_q, x_k, w_k)
+    with torch.no_grad():
+        randomized = executor.fidelities(fmap, x_q, w_q, x_k, w_k)
+    # single-rotation variance is below 2.5^n / M + 1 (Elben et al.); 5 standard errors of the mean over rotations
+    bound = 5 * math.sqrt((2.5**fmap.n_qubits / 16 + 1) / 400)
+    assert randomized.shape == exact.shape and torch.all((randomized - exact).abs() <= bound)
+    assert (randomized - exact).mean().abs() <= bound / math.sqrt(exact.numel())  # no bias beyond the noise of the mean
 
 
 @pytest.mark.parametrize("name", list(NOISY))

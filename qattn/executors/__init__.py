@@ -12,8 +12,11 @@ from qattn.registry import Registry, lazy_exports
 
 if TYPE_CHECKING:
     from .aer import AerExecutor
+    from .aer_sampled import SampledAerExecutor
     from .base import Executor, StatevectorExecutor
+    from .budget import ShotBudget
     from .pennylane import PennyLaneExecutor
+    from .rows import CircuitExecutor
 
 EXECUTORS: Registry[type[Executor]] = Registry("executor")
 EXECUTORS.add_lazy("pennylane", "qattn.executors.pennylane:PennyLaneExecutor", max_qubits=12)
@@ -21,8 +24,11 @@ EXECUTORS.add_lazy("aer", "qattn.executors.aer:AerExecutor", max_qubits=20)
 
 _CLASSES = {
     "AerExecutor": ".aer",
+    "CircuitExecutor": ".rows",
     "Executor": ".base",
     "PennyLaneExecutor": ".pennylane",
+    "SampledAerExecutor": ".aer_sampled",
+    "ShotBudget": ".budget",
     "StatevectorExecutor": ".base",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _CLASSES)
@@ -39,4 +45,7 @@ def resolve_executor(executor: str | Executor) -> Executor:
     return EXECUTORS.get(executor)()
 
 
-__all__ = ["EXECUTORS", "AerExecutor", "Executor", "PennyLaneExecutor", "StatevectorExecutor", "resolve_executor"]
+__all__ = [
+    "EXECUTORS", "AerExecutor", "CircuitExecutor", "Executor", "PennyLaneExecutor", "SampledAerExecutor", "ShotBudget",
+    "StatevectorExecutor", "resolve_executor",
+]

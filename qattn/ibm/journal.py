@@ -31,6 +31,7 @@ from .devices import CALIBRATION_RESERVE, HardwareError, is_local
 
 FINAL = {"DONE", "ERROR", "CANCELLED", "LOST", "RETRIEVED"}  # RETRIEVED: DONE and its values saved here
 FAILED = {"ERROR", "CANCELLED", "LOST"}  # LOST: a local job whose process ended before it did, or unknown to IBM
+SAMPLER_KINDS = ("bits", "randomized")  # stages of bitstrings (the Sampler); the others are Estimator expectation values
 
 
 class Options(BaseModel):
@@ -51,6 +52,20 @@ class Options(BaseModel):
     twirl_measure: bool | None = None
     seed_simulator: int | None = None  # local testing mode only
     max_executions: int = Field(10_000_000, ge=CALIBRATION_RESERVE + 1)  # per job (circuits x shots); IBM's documented job limit
+    estimator: Literal["pairwise", "randomized"] = "pairwise"  # how fidelities are estimated (qattn.executors.rows)
+    rotations: int = Field(64, ge=1)  # randomized: shared random local rotations per token (shots: per rotation)
+    target_error: float | None = Field(None, gt=0, lt=1)  # pairwise: mean row TV of the attention weights -> shots per circuit
+    adaptive: bool = False  # with target_error: a pilot pass, then shots where the weights are uncertain (two stages)
+    pilot_shots: int = Field(64, ge=1)
+    min_shots: int = Field(16, ge=1)
+
+    def budget(self):
+        """The :class:`~qattn.executors.budget.ShotBudget` of ``target_error`` (None: fixed shots)."""
+        if self.target_error is None:
+            return None
+        from qattn.executors.budget import ShotBudget
+
+        return ShotBudget(self.target_error, "adaptive" if self.adaptive else "exact", self.pilot_shots, self.min_shots)
 
     def estimator_options(self, local: bool) -> dict:
         options: dict = {"default_shots": self.shots, "resilience_level": self.resilience_level}
@@ -75,15 +90,17 @@ class Options(BaseModel):
 
     def primitive_options(self, kind: str, local: bool) -> dict:
         """The Sampler's options for a ``bits`` stage, the Estimator's for the others."""
-        return self.sampler_options(local) if kind == "bits" else self.estimator_options(local)
+        return self.sampler_options(local) if kind in SAMPLER_KINDS else self.estimator_options(local)
 
-    def circuit_executions(self, kind: str) -> int:
-        """Executions each circuit of a stage of ``kind`` costs (the Sampler's: its shots)."""
-        return self.shots if kind == "bits" else self.executions_per_circuit
+    def circuit_executions(self, kind: str, shots: int | None = None) -> int:
+        """Executions each circuit of a stage of ``kind`` costs with ``shots`` (default: the options'):
+        the Sampler's (bits, randomized) its shots, the Estimator's :meth:`estimator_executions`."""
+        shots = self.shots if shots is None else int(shots)
+        return shots if kind in SAMPLER_KINDS else self.estimator_executions(shots)
 
     def job_executions(self, kind: str) -> int:
         """The circuits x shots a job of a stage of ``kind`` may carry (the Sampler has no TREX calibration)."""
-        return self.max_executions if kind == "bits" else self.executions_per_job
+        return self.max_executions if kind in SAMPLER_KINDS else self.executions_per_job
 
     @property
     def measure_mitigation_on(self) -> bool:
@@ -97,13 +114,16 @@ class Options(BaseModel):
 
     @property
     def executions_per_circuit(self) -> int:
-        """Shots each circuit costs: twirling rounds shots up to whole randomizations (Qiskit Runtime's
-        own rule), and zero-noise extrapolation runs three noise factors."""
-        shots = self.shots
+        """Executions each Estimator circuit of the options' shots costs."""
+        return self.estimator_executions(self.shots)
+
+    def estimator_executions(self, shots: int) -> int:
+        """Executions an Estimator circuit of ``shots`` costs: twirling rounds shots up to whole
+        randomizations (Qiskit Runtime's own rule), and zero-noise extrapolation runs three noise factors."""
         if self.twirled:
             from qiskit_ibm_runtime.executor.calculate_twirling_shots import calculate_twirling_shots
 
-            randomizations, per_randomization = calculate_twirling_shots(self.shots, "auto", "auto")
+            randomizations, per_randomization = calculate_twirling_shots(shots, "auto", "auto")
             shots = randomizations * per_randomization
         return shots * (3 if self.resilience_level == 2 else 1)
 
@@ -115,10 +135,11 @@ class Options(BaseModel):
 
 class Stage(BaseModel):
     stage: int
-    kind: Literal["fidelity", "z", "bits"]  # bits: one sampling circuit per QUBO (the qaoa solver)
+    kind: Literal["fidelity", "z", "randomized", "bits"]  # bits: one sampling circuit per QUBO (the qaoa solver)
     circuits: int
     depth: int
     two_qubit_gates: int
+    levels: list[tuple[int, int, int]] = []  # (start, stop, shots): rows with their own shots (an error budget)
 
 
 class Job(BaseModel):

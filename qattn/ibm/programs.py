@@ -8,8 +8,10 @@ measured once in the Z basis:
 - ``fidelity``: the projector ``|0...0><0...0| = prod_q (I + Z_q) / 2`` (``2^n`` Z strings);
 - ``z``: ``Z_q`` for every qubit ``q``.
 
-A ``bits`` program (:func:`sampler_program`) is any slot circuit measured on every qubit, for a
-Sampler pub: the bitstrings themselves (the ``qaoa`` solver's sampling circuits, :mod:`.sampling`).
+``randomized`` and ``bits`` programs (:func:`sampler_program`) are slot circuits measured on every
+qubit, for Sampler pubs: the bitstrings themselves (randomized-measurement fidelities; the ``qaoa``
+solver's sampling circuits, :mod:`.sampling`). The logical circuits are
+:mod:`qattn.executors.circuits`', the same sampled Aer runs.
 """
 
 from __future__ import annotations
@@ -23,8 +25,7 @@ from qiskit.quantum_info import SparsePauliOp
 from qiskit.transpiler import generate_preset_pass_manager
 
 from qattn.circuits import FeatureMap
-from qattn.circuits.to_qiskit import slot_circuit
-from qattn.executors.aer import parameter_columns
+from qattn.executors.circuits import fmap_circuit, parameter_columns
 
 from .devices import HardwareError
 
@@ -33,18 +34,18 @@ from .devices import HardwareError
 class Program:
     kind: str
     circuit: QuantumCircuit  # in the device's ISA
-    observables: object  # a SparsePauliOp (fidelity), a (1, n) nested list of them (z), None (bits)
+    observables: object  # a SparsePauliOp (fidelity), a (1, n) nested list of them (z), None (bits, randomized)
     columns: list[int]  # our angle columns in the order of circuit.parameters
 
-    def pub(self, angles: np.ndarray) -> tuple:
-        """The Estimator pub of ``(M, slots)`` angle rows: values ``(M,)`` (fidelity) or ``(M, n)`` (z);
-        for ``bits``, the Sampler pub: ``(M, shots)`` bitstrings."""
+    def pub(self, angles: np.ndarray, shots: int | None = None) -> tuple:
+        """The Estimator pub of ``(M, slots)`` angle rows: values ``(M,)`` (fidelity) or ``(M, n)`` (z),
+        to the precision of ``shots`` (default: the options'); for ``bits`` and ``randomized``, the
+        Sampler pub: ``(M, shots)`` bitstrings."""
         values = angles[:, self.columns]
-        if self.kind == "bits":
-            return self.circuit, values
-        if self.kind == "z":
-            return self.circuit, self.observables, values[:, None, :]
-        return self.circuit, self.observables, values
+        if self.kind in ("bits", "randomized"):
+            return (self.circuit, values) if shots is None else (self.circuit, values, int(shots))
+        pub = (self.circuit, self.observables, values[:, None, :] if self.kind == "z" else values)
+        return pub if shots is None else (*pub, precision(shots))
 
     @property
     def depth(self) -> int:
@@ -61,18 +62,15 @@ class Program:
         qubits = self.circuit.layout.final_index_layout() if self.circuit.layout else range(self.circuit.num_qubits)
         try:
             readout = max(target["measure"][(q,)].duration or 0.0 for q in qubits)
-            gates = self.circuit.remove_final_measurements(inplace=False) if self.kind == "bits" else self.circuit
+            gates = self.circuit.remove_final_measurements(inplace=False) if self.kind in ("bits", "randomized") else self.circuit
             return float(gates.estimate_duration(target, unit="s")) + readout
         except Exception:  # noqa: BLE001 - QiskitError or KeyError: a target without durations
             return float("nan")
 
 
-def logical_circuit(fmap: FeatureMap, kind: str) -> QuantumCircuit:
-    gates = list(fmap.gates(np.zeros(fmap.input_size), np.zeros(fmap.weight_shape)))
-    circuit, _ = slot_circuit(gates, fmap.n_qubits, "a")
-    if kind == "fidelity":  # compute-uncompute: phi_K(k)^dagger phi_Q(q) |0>
-        circuit = circuit.compose(slot_circuit(gates, fmap.n_qubits, "b")[0].inverse())
-    return circuit
+def precision(shots: int) -> float:
+    """The Estimator precision that Qiskit Runtime turns into exactly ``shots`` shots (``ceil(1/p^2)``)."""
+    return (1.0 + 1e-9) / np.sqrt(shots)
 
 
 def observables(n_qubits: int, kind: str) -> object:
@@ -96,7 +94,9 @@ def build_program(fmap: FeatureMap, kind: str, backend, optimization_level: int 
     """The stage's circuit transpiled for ``backend`` (qubit ``i`` is wire ``i`` before layout)."""
     if fmap.n_qubits > backend.num_qubits:
         raise HardwareError(f"the model's heads use {fmap.n_qubits} qubits; {backend.name} has {backend.num_qubits}")
-    isa = transpiled(logical_circuit(fmap, kind), backend, optimization_level, seed_transpiler)
+    if kind == "randomized":
+        return sampler_program(fmap_circuit(fmap, kind), backend, optimization_level, seed_transpiler, kind)
+    isa = transpiled(fmap_circuit(fmap, kind), backend, optimization_level, seed_transpiler)
     obs = observables(fmap.n_qubits, kind)
     if kind == "fidelity":
         obs = obs.apply_layout(isa.layout)
@@ -106,7 +106,7 @@ def build_program(fmap: FeatureMap, kind: str, backend, optimization_level: int 
 
 
 def sampler_program(
-    circuit: QuantumCircuit, backend, optimization_level: int = 2, seed_transpiler: int | None = None
+    circuit: QuantumCircuit, backend, optimization_level: int = 2, seed_transpiler: int | None = None, kind: str = "bits",
 ) -> Program:
     """A slot circuit (parameters from :func:`qattn.circuits.to_qiskit.slot_circuit`) measured on every
     qubit and transpiled for ``backend``; classical bit ``q`` holds qubit ``q`` whatever the layout."""
@@ -114,4 +114,4 @@ def sampler_program(
         raise HardwareError(f"the circuit needs {circuit.num_qubits} qubits; {backend.name} has {backend.num_qubits}")
     measured = circuit.measure_all(inplace=False)
     isa = transpiled(measured, backend, optimization_level, seed_transpiler)
-    return Program("bits", isa, None, parameter_columns(isa))
+    return Program(kind, isa, None, parameter_columns(isa))

@@ -1,17 +1,21 @@
 """The executor behind ``qattn ibm``: a forward pass that stops where hardware results are missing.
 
 A model's quantum layers run in order and each layer's circuits depend on the layer before, so a
-hardware evaluation runs in stages, one per kernel call of the forward pass. The pass is replayed
-with the results of the stages already retrieved; the first call without results raises
-:class:`Pending` with the circuits it needs: one per score attention uses (masked pairs, such as
-keys in padding, cost nothing), or one per needed token for expectation-value features.
+hardware evaluation runs in stages, one per run of circuits in the forward pass. The pass is
+replayed with the results of the stages already retrieved; the first run without results raises
+:class:`Pending` with the circuits it needs. Which circuits, with how many shots and with which
+estimator is :class:`~qattn.executors.rows.CircuitExecutor`'s business, shared with sampled Aer:
 
-- ``fidelity``: compute-uncompute, ``P(0...0)`` of ``phi_K(k)^dagger phi_Q(q) |0>`` per (query, key) pair;
-- ``z``: ``<Z_q>`` on every qubit of ``phi(x)`` per token (the ``gaussian`` kernel's features).
+- ``fidelity``: compute-uncompute per needed (query, key) pair (masked pairs, such as keys in
+  padding, cost nothing), fixed shots or shots from an error budget; an ``adaptive`` budget is two
+  stages per kernel call (a pilot pass, then more shots where the weights are uncertain);
+- ``randomized``: each needed token's state once per shared random rotation (Sampler bitstrings);
+- ``z``: ``<Z_q>`` on every qubit of ``phi(x)`` per needed token (the ``gaussian`` kernel's features).
 
-For ``plan``, a stand-in executor (exact simulation) answers each call instead, so every stage's
-circuits are listed before anything is sent. Replays are deterministic (the model in eval mode), and
-a retrieved stage is only used for the circuits it was submitted for (their angles are compared).
+For ``plan``, exact simulation answers each run instead (``stand_in``), so every stage's circuits
+are listed before anything is sent. Replays are deterministic (the model in eval mode, the random
+rotations seeded), and a retrieved stage is only used for the circuits it was submitted for (their
+angles and shots are compared).
 """
 
 from __future__ import annotations
@@ -21,11 +25,10 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
-import torch
 
 from qattn.circuits import FeatureMap
-from qattn.executors.aer import slot_angles
-from qattn.executors.base import Executor, per_head, used_pairs, used_tokens
+from qattn.executors.budget import ShotBudget
+from qattn.executors.rows import CircuitExecutor
 
 from .devices import HardwareError
 
@@ -37,12 +40,13 @@ class Request:
     solver's on ``qubits[row]`` qubits, and ``extra`` holds the QUBOs the stage file keeps beside the angles."""
 
     stage: int
-    kind: str  # "fidelity" | "z" | "bits"
+    kind: str  # "fidelity" | "z" | "randomized" | "bits"
     fmap: FeatureMap | None
     angles: np.ndarray  # (M, slots); fidelity rows hold the query's slots, then the key's; bits rows zero-padded
-    rows: np.ndarray  # (M,) positions in the call's flattened output that the circuits fill (bits: problems)
+    rows: np.ndarray  # (M,) the circuits' rows (bits: the problems they sample)
     qubits: np.ndarray | None = None  # bits: (M,) each circuit's qubits, ascending
     extra: dict[str, np.ndarray] = field(default_factory=dict)
+    shots: np.ndarray | None = None  # (M,) each circuit's shots, ascending, where they are not the options' shots
 
     @property
     def circuits(self) -> int:
@@ -57,70 +61,50 @@ class Pending(Exception):
         self.request = request
 
 
-class StagedExecutor(Executor):
-    """Answers kernel calls from retrieved results, or from ``stand_in`` when given; otherwise raises
-    :class:`Pending`. ``results[stage]`` is ``(angles submitted, values)``, one row per circuit.
-    ``requests`` collects every call of the current pass (call :meth:`reset` before each pass)."""
+class StagedExecutor(CircuitExecutor):
+    """Answers runs of circuits from retrieved results, or with exact simulation when ``stand_in``;
+    otherwise raises :class:`Pending`. ``results[stage]`` is ``(angles submitted, values)``, one row
+    per circuit (``shots`` too, for stages whose rows have their own). ``requests`` collects every run
+    of the current pass (call :meth:`reset` before each pass)."""
 
     name: ClassVar[str] = "ibm"
     max_qubits: ClassVar[int] = 156  # the largest IBM device; a backend's own size is checked at planning
+    differentiable: ClassVar[bool] = False
 
     def __init__(
-        self, results: Mapping[int, tuple[np.ndarray, np.ndarray]] | None = None, stand_in: Executor | None = None
+        self, results: Mapping[int, tuple[np.ndarray, np.ndarray]] | None = None, stand_in: bool = False, *,
+        shots: int = 4096, estimator: str = "pairwise", rotations: int = 64, budget: ShotBudget | None = None,
+        rotation_seed: int | None = 0,
     ) -> None:
+        super().__init__(shots=shots, estimator=estimator, rotations=rotations, budget=budget, rotation_seed=rotation_seed)
         self.results = dict(results or {})
         self.stand_in = stand_in
         self.requests: list[Request] = []
 
     def reset(self) -> None:
+        """Before each pass: no requests yet, and the random rotations drawn again from their seed."""
         self.requests = []
+        self.rotation_rng = np.random.default_rng(self.rotation_seed)
 
-    def answer(self, kind: str, fmap: FeatureMap, angles: torch.Tensor, rows: torch.Tensor) -> np.ndarray | None:
-        """The stage's values (``(M,)`` or ``(M, n)``), or None when the stand-in answers."""
-        request = Request(len(self.requests), kind, fmap, angles.detach().double().numpy(), rows.numpy())
+    def run(self, kind: str, fmap: FeatureMap, angles: np.ndarray, shots: np.ndarray) -> np.ndarray | None:
+        """The stage's values (``(M, 1)`` fidelities, ``(M, n)`` Z features, ``(M, shots, n)`` bits), or
+        None when the stand-in answers."""
+        uniform = len(shots) == 0 or bool((shots == shots[0]).all())
+        request = Request(len(self.requests), kind, fmap, angles, np.arange(len(angles)),
+                          shots=None if uniform and (not len(shots) or shots[0] == self.shots) else shots.astype(np.int64))
         self.requests.append(request)
         if request.stage in self.results:
-            submitted, values = self.results[request.stage]
-            if submitted.shape != request.angles.shape or not np.allclose(submitted, request.angles, atol=1e-4):
+            submitted, values, *shots_sent = self.results[request.stage]
+            same_shots = request.shots is None if not shots_sent or shots_sent[0] is None else (
+                request.shots is not None and np.array_equal(shots_sent[0], request.shots))
+            if submitted.shape != request.angles.shape or not np.allclose(submitted, request.angles, atol=1e-4) or not same_shots:
                 raise HardwareError(
-                    f"stage {request.stage}'s circuits were submitted for other angles than the model now computes "
+                    f"stage {request.stage}'s circuits were submitted for other angles or shots than the model now computes "
                     "(the checkpoint, its data slice or the code changed since submission); submit it again"
                 )
-            return values
-        if self.stand_in is None:
-            raise Pending(request)
-        return None
-
-    def fidelities(self, fmap, x_q, w_q, x_k, w_k, scale=None, needed=None):
-        a_q, a_k = slot_angles(fmap, x_q, w_q), slot_angles(fmap, x_k, w_k)  # (B, H, N, G), (B, H, S, G)
-        shape = (*a_q.shape[:3], a_k.shape[2])
-        rows = used_pairs(needed, shape).nonzero().squeeze(1)
-        b, h, n, s = np.unravel_index(rows.numpy(), shape)
-        values = self.answer("fidelity", fmap, torch.cat([a_q[b, h, n], a_k[b, h, s]], -1), rows)
-        if values is None:
-            return self.stand_in.fidelities(fmap, x_q, w_q, x_k, w_k, scale)
-        fid = torch.zeros(int(np.prod(shape)), dtype=x_q.dtype)
-        fid[rows] = torch.as_tensor(np.clip(values, 0.0, 1.0), dtype=x_q.dtype)  # estimates may stray outside [0, 1]
-        return per_head(scale, fid.view(shape))
-
-    def z_expectations(self, fmap, x, w):
-        angles = slot_angles(fmap, x, w)
-        used = torch.ones(angles[..., 0].numel(), dtype=torch.bool)
-        return self.z_features(fmap, [angles], used, lambda: [self.stand_in.z_expectations(fmap, x, w)])[0]
-
-    def z_expectation_pair(self, fmap, x_q, w_q, x_k, w_k, needed=None):
-        a_q, a_k = slot_angles(fmap, x_q, w_q), slot_angles(fmap, x_k, w_k)
-        used = used_tokens(needed, a_q.shape[:3], a_k.shape[2])
-        return tuple(self.z_features(fmap, [a_q, a_k], used, lambda: self.stand_in.z_expectation_pair(fmap, x_q, w_q, x_k, w_k)))
-
-    def z_features(self, fmap, sets, used, stand_in) -> list[torch.Tensor]:
-        """``<Z>`` features of several ``(B, H, N, G)`` angle sets in one stage, for the ``used`` tokens
-        of their concatenation."""
-        flat = torch.cat([a.reshape(-1, a.shape[-1]) for a in sets])
-        rows = used.nonzero().squeeze(1)
-        values = self.answer("z", fmap, flat[rows], rows)
-        if values is None:
-            return list(stand_in())
-        z = torch.zeros(len(flat), fmap.n_qubits, dtype=flat.dtype)
-        z[rows] = torch.as_tensor(np.clip(values, -1.0, 1.0), dtype=flat.dtype)
-        return [part.view(*a.shape[:3], -1) for part, a in zip(z.split([a[..., 0].numel() for a in sets]), sets)]
+            if kind == "randomized":
+                return np.asarray(values, dtype=bool)
+            return np.asarray(values, dtype=float).reshape(len(angles), -1)
+        if self.stand_in:
+            return None
+        raise Pending(request)

@@ -34,10 +34,9 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from qattn.annealing import AnnealingKernel
-from qattn.circuits import FeatureMap
-from qattn.circuits.qubit_order import z_signs
 from qattn.config import load_config
 from qattn.executors import Executor, PennyLaneExecutor
+from qattn.executors.circuits import exact_values
 from qattn.experiment import SavedModel, load_saved
 from qattn.kernels import QuantumKernel, quantum_kernels
 from qattn.model import PAD_ID, ClassifierOutput, TextClassifier, build_model
@@ -49,8 +48,8 @@ from qattn.trainer import pad_batch
 from .devices import Device, HardwareError, LocalJobs, resolve_device, stack_rows
 from .jobs import poll
 from .journal import (
-    FAILED, FINAL, Job, Journal, Options, Stage, damaged_stages, load_stage_arrays, load_values, locked, now,
-    save_stage,
+    FAILED, FINAL, SAMPLER_KINDS, Job, Journal, Options, Stage, damaged_stages, load_stage_arrays, load_values, locked,
+    now, save_stage,
 )
 from .programs import Program, build_program
 from .staged import Pending, Request, StagedExecutor
@@ -120,15 +119,20 @@ def hardware_solver(model: TextClassifier) -> QaoaSolver | None:
 
 
 def staged(
-    model: TextClassifier, results: dict | None = None, *, stand_in: bool = False, device: Device | None = None,
+    model: TextClassifier, options: Options, results: dict | None = None, *, stand_in: bool = False,
+    device: Device | None = None,
 ) -> StagedExecutor | StagedSolver:
     """The staged backend of ``model``: retrieved ``results`` (stage -> (stage file arrays, values)) answer
-    their stages; with ``stand_in`` exact simulation (or the ``exact`` solver) answers the others."""
+    their stages; with ``stand_in`` exact simulation (or the ``exact`` solver) answers the others.
+    ``options`` say how circuits are estimated: shots, estimator, rotations, error budget."""
     results = results or {}
     if (solver := hardware_solver(model)) is not None:
         return StagedSolver(solver, results, stand_in=ExactSolver() if stand_in else None, device=device)
-    angles = {stage: (arrays["angles"], values) for stage, (arrays, values) in results.items()}
-    return StagedExecutor(angles, stand_in=PennyLaneExecutor() if stand_in else None)
+    answers = {stage: (arrays["angles"], values, arrays.get("shots")) for stage, (arrays, values) in results.items()}
+    return StagedExecutor(
+        answers, stand_in=stand_in, shots=options.shots, estimator=options.estimator, rotations=options.rotations,
+        budget=options.budget(), rotation_seed=options.seed_transpiler or 0,
+    )
 
 
 def reference(model: TextClassifier) -> Backend:
@@ -173,22 +177,39 @@ class StagePlan:
 
 
 def stage_plans(evaluation: Evaluation, device: Device, options: Options) -> list[StagePlan]:
-    stand_in = staged(evaluation.model, stand_in=True, device=device)
+    stand_in = staged(evaluation.model, options, stand_in=True, device=device)
     forward(evaluation, stand_in)
     cache: dict = {}
     plans = []
     for request in stand_in.requests:
         programs = request_programs(evaluation.model, request, device, options, cache)
-        per_circuit = options.circuit_executions(request.kind)
+        executions = row_executions(request, options)
         seconds = sum(
-            len(rows) * per_circuit * (program.seconds(device.backend) + device.rep_delay) for program, rows in programs
+            executions[rows].sum() * (program.seconds(device.backend) + device.rep_delay) for program, rows in programs
         )
         plans.append(StagePlan(
-            request.stage, request.kind, request.circuits, request.circuits * per_circuit,
-            len(job_ranges(request.circuits, options, request.kind)), max(program.depth for program, _ in programs),
-            max(program.two_qubit_gates for program, _ in programs), seconds,
+            request.stage, request.kind, request.circuits, int(executions.sum()),
+            len(job_ranges(request.circuits, options, request.kind, request_levels(request))),
+            max(program.depth for program, _ in programs), max(program.two_qubit_gates for program, _ in programs), seconds,
         ))  # fmt: skip
     return plans
+
+
+def row_executions(request: Request, options: Options) -> np.ndarray:
+    """``(M,)`` executions each circuit of a stage costs on the device."""
+    if request.shots is None:
+        return np.full(request.circuits, options.circuit_executions(request.kind), dtype=np.int64)
+    costs = {int(s): options.circuit_executions(request.kind, int(s)) for s in np.unique(request.shots)}
+    return np.array([costs[int(s)] for s in request.shots], dtype=np.int64)
+
+
+def request_levels(request: Request) -> list[tuple[int, int, int]]:
+    """``(start, stop, shots)`` of a stage whose rows (ascending in shots) have their own shots; [] if none."""
+    if request.shots is None:
+        return []
+    levels, starts = np.unique(request.shots, return_index=True)
+    stops = [*starts[1:], request.circuits]
+    return [(int(a), int(b), int(level)) for a, b, level in zip(starts, stops, levels)]
 
 
 def request_programs(
@@ -243,10 +264,21 @@ def model_label(model) -> str:
     return "qaoa" if model.attention == "annealing" else model.kernel
 
 
-def job_ranges(circuits: int, options: Options, kind: str = "fidelity") -> list[tuple[int, int]]:
-    """Row ranges of one stage, each within the per-job execution limit."""
-    per_job = max(1, options.job_executions(kind) // options.circuit_executions(kind))
-    return [(start, min(start + per_job, circuits)) for start in range(0, circuits, per_job)]
+def job_ranges(
+    circuits: int, options: Options, kind: str = "fidelity", levels: list[tuple[int, int, int]] = (),
+) -> list[tuple[int, int]]:
+    """Row ranges of one stage, each within the per-job execution limit and of one shot count (a job
+    runs one precision: Qiskit Runtime refuses mixed ones)."""
+    ranges = []
+    for first, stop, shots in levels or [(0, circuits, options.shots)]:
+        per_job = max(1, options.job_executions(kind) // options.circuit_executions(kind, shots))
+        ranges += [(start, min(start + per_job, stop)) for start in range(first, stop, per_job)]
+    return ranges
+
+
+def range_shots(levels: list[tuple[int, int, int]], rows: tuple[int, int]) -> int | None:
+    """The shots of a job's row range (None: the options')."""
+    return next((shots for start, stop, shots in levels if start <= rows[0] < stop), None)
 
 
 # -- submit --------------------------------------------------------------------------------------
@@ -262,9 +294,9 @@ def submit(
     require_quantum(saved.model)
     evaluation = documents(saved, split, docs)
     if hardware_solver(saved.model) is not None:  # every stage's QUBOs fit the device, before anything runs
-        forward(evaluation, staged(saved.model, stand_in=True, device=device))
+        forward(evaluation, staged(saved.model, options, stand_in=True, device=device))
     try:
-        forward(evaluation, staged(saved.model, device=device))
+        forward(evaluation, staged(saved.model, options, device=device))
         raise HardwareError("the model ran without asking for circuits")  # require_quantum rules this out
     except Pending as pending:
         request = pending.request
@@ -321,20 +353,24 @@ def submit_stage(
     options = journal.options
     programs = request_programs(model, request, device, options)
     qubits = {} if request.qubits is None else {"qubits": request.qubits}
-    save_stage(folder, request.stage, request.angles, request.rows, **qubits, **request.extra)
+    shots = {} if request.shots is None else {"shots": request.shots}
+    save_stage(folder, request.stage, request.angles, request.rows, **qubits, **shots, **request.extra)
+    levels = request_levels(request)
     journal.stages.append(Stage(
         stage=request.stage, kind=request.kind, circuits=request.circuits, depth=max(p.depth for p, _ in programs),
-        two_qubit_gates=max(p.two_qubit_gates for p, _ in programs),
+        two_qubit_gates=max(p.two_qubit_gates for p, _ in programs), levels=levels,
     ))  # fmt: skip
     journal.save(folder)
-    ranges = job_ranges(request.circuits, options, request.kind)
-    run_jobs(folder, journal, device, programs, request.angles, request.stage, ranges, client)
-    echo(f"stage {request.stage}: {request.circuits} {request.kind} circuits x {options.shots} shots in {len(ranges)} job(s) on {device.name}")
+    ranges = job_ranges(request.circuits, options, request.kind, levels)
+    run_jobs(folder, journal, device, programs, request.angles, request.stage, ranges, client, levels)
+    executions = int(row_executions(request, options).sum())
+    shots = f"x {options.shots} shots" if request.shots is None else f"with {len(levels)} shot counts ({executions:,} executions)"
+    echo(f"stage {request.stage}: {request.circuits} {request.kind} circuits {shots} in {len(ranges)} job(s) on {device.name}")
 
 
 def run_jobs(
     folder: Path, journal: Journal, device: Device, programs: list[tuple[Program, np.ndarray]], angles: np.ndarray,
-    stage: int, ranges: list[tuple[int, int]], client: MlflowClient,
+    stage: int, ranges: list[tuple[int, int]], client: MlflowClient, levels: list[tuple[int, int, int]] = (),
 ) -> None:
     """One job per row range (one pub per program its rows use), Estimator or, for a ``bits`` stage,
     Sampler, in one Batch or Session; each job journaled as soon as it has an id."""
@@ -349,10 +385,11 @@ def run_jobs(
         options["environment"] = {"job_tags": [f"qattn-{journal.mlflow_run_id}", f"qattn-stage-{stage}"]}
     jobs = []
     with context(backend=device.mode) as runtime:
-        primitive = (Sampler if kind == "bits" else Estimator)(mode=runtime, options=options)
+        primitive = (Sampler if kind in SAMPLER_KINDS else Estimator)(mode=runtime, options=options)
         for start, stop in ranges:
             parts = [(program, rows[(rows >= start) & (rows < stop)]) for program, rows in programs]
-            pubs = [program.pub(angles[part]) for program, part in parts if len(part)]
+            shots = range_shots(levels, (start, stop))
+            pubs = [program.pub(angles[part], shots) for program, part in parts if len(part)]
             try:
                 job = primitive.run(pubs)
             except Exception as err:  # noqa: BLE001 - input, plan, network and service errors alike
@@ -392,7 +429,7 @@ def stage_results(folder: Path, journal: Journal) -> dict[int, tuple[dict[str, n
     results = {}
     for stage in journal.stages:
         ranges = journal.ranges(stage.stage)
-        expected = job_ranges(stage.circuits, journal.options, stage.kind)
+        expected = job_ranges(stage.circuits, journal.options, stage.kind, stage.levels)
         retrieved = [next((j for j in ranges.get(rows, []) if j.status == "RETRIEVED"), None) for rows in expected]
         if all(retrieved):
             values = stack_rows([load_values(folder, job.job_id) for job in retrieved])
@@ -449,7 +486,7 @@ def retrieve(folder: Path, echo: Echo = print) -> bool:
     results = stage_results(folder, journal)
     client = MlflowClient()  # the journal's store: open_journal points MLflow at it
     try:
-        hardware = forward(evaluation, staged(saved.model, results, device=device))
+        hardware = forward(evaluation, staged(saved.model, journal.options, results, device=device))
     except Pending as pending:
         stage = pending.request.stage
         if stage >= len(journal.stages):
@@ -460,7 +497,8 @@ def retrieve(folder: Path, echo: Echo = print) -> bool:
         counts = {s: sum(j.status == s for j in jobs) for s in sorted({j.status for j in jobs})}
         echo(f"stage {stage} is not complete yet: jobs {counts}")
         submitted = journal.ranges(stage)
-        expected = job_ranges(journal.stages[stage].circuits, journal.options, journal.stages[stage].kind)
+        record = journal.stages[stage]
+        expected = job_ranges(record.circuits, journal.options, record.kind, record.levels)
         if any(all(j.status in FAILED for j in submitted.get(rows, [])) for rows in expected):
             echo(f"parts of it failed, were lost or were never sent; send them (only them): `qattn ibm resubmit {folder}`")
         return False
@@ -486,7 +524,7 @@ def resubmit(folder: Path, echo: Echo = print) -> int:
     for stage in journal.stages:
         submitted = journal.ranges(stage.stage)
         ranges = [
-            rows for rows in job_ranges(stage.circuits, journal.options, stage.kind)
+            rows for rows in job_ranges(stage.circuits, journal.options, stage.kind, stage.levels)
             if all(job.status in FAILED for job in submitted.get(rows, []))
         ]
         if not ranges:
@@ -495,9 +533,9 @@ def resubmit(folder: Path, echo: Echo = print) -> int:
         if model is None:  # loading the model (and its data) once, and only if something is resent
             model = load_saved(journal.model).model
         fmap = quantum_kernels_of(model)[0].feature_map if stage.kind != "bits" else None
-        request = Request(stage.stage, stage.kind, fmap, arrays["angles"], arrays["rows"], arrays.get("qubits"))
+        request = Request(stage.stage, stage.kind, fmap, arrays["angles"], arrays["rows"], arrays.get("qubits"), shots=arrays.get("shots"))
         programs = request_programs(model, request, device, journal.options, cache)
-        run_jobs(folder, journal, device, programs, request.angles, stage.stage, ranges, client)
+        run_jobs(folder, journal, device, programs, request.angles, stage.stage, ranges, client, stage.levels)
         echo(f"stage {stage.stage}: resubmitted {len(ranges)} job(s)")
         sent += len(ranges)
     if not sent:
@@ -529,18 +567,6 @@ def cancel(folder: Path, echo: Echo = print) -> int:
 # -- hardware vs exact ---------------------------------------------------------------------------
 
 
-def exact_values(fmap: FeatureMap, kind: str, angles: np.ndarray) -> np.ndarray:
-    """What each submitted circuit estimates, computed exactly (statevectors of the same angle rows)."""
-    from qattn.executors.aer import AerExecutor
-
-    states = AerExecutor().program(fmap, "states")
-    if kind == "z":
-        return (np.abs(states(angles)) ** 2) @ z_signs(fmap.n_qubits)
-    half = angles.shape[1] // 2
-    psi_q, psi_k = states(angles[:, :half]), states(angles[:, half:])
-    return np.abs(np.sum(psi_k.conj() * psi_q, axis=1)) ** 2
-
-
 def log_comparison(folder, journal, evaluation, hardware, exact, results, client) -> dict[str, float]:
     run_id = journal.mlflow_run_id
     metrics = {}
@@ -548,6 +574,8 @@ def log_comparison(folder, journal, evaluation, hardware, exact, results, client
         arrays, values = results[stage.stage]
         if stage.kind == "bits":  # the samples against the exact optima of the same QUBOs
             metrics |= sampling_metrics(hardware_solver(evaluation.model), stage.stage, arrays, values)
+            continue
+        if stage.kind == "randomized":  # bitstrings: their overlaps are judged through the attention weights below
             continue
         fmap = quantum_kernels_of(evaluation.model)[0].feature_map
         error = np.abs(values - exact_values(fmap, stage.kind, arrays["angles"]))
@@ -557,6 +585,7 @@ def log_comparison(folder, journal, evaluation, hardware, exact, results, client
         if ours is not None:
             metrics[f"{name}/max_abs_diff"] = float((ours - reference).abs().max())
             metrics[f"{name}/mean_abs_diff"] = float((ours - reference).abs().mean())
+            metrics[f"{name}/mean_row_tv"] = float(row_tv(ours, reference))
     predicted, expected = hardware.logits.argmax(-1), exact.logits.argmax(-1)
     metrics["prediction_agreement"] = float((predicted == expected).float().mean())
     if evaluation.labels is not None:
@@ -575,6 +604,12 @@ def log_comparison(folder, journal, evaluation, hardware, exact, results, client
     client.log_artifact(run_id, str(Journal.path(folder)))
     client.set_terminated(run_id, "FINISHED")
     return metrics
+
+
+def row_tv(weights: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Mean total-variation distance between rows of attention weights, over rows with any weight."""
+    tv = 0.5 * (weights - reference).abs().sum(-1)
+    return tv[reference.sum(-1) > 0].mean()
 
 
 def total(plans: list[StagePlan], field: str) -> float:
