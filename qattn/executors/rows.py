@@ -136,7 +136,12 @@ class CircuitExecutor(Executor):
 
     # -- fidelities --------------------------------------------------------------------------------
 
+    def observe(self, fmap: FeatureMap, inputs: tuple, scale: torch.Tensor | None, needed: torch.Tensor | None) -> None:
+        """Called with every fidelity kernel call's inputs; a planner records them (see
+        :mod:`qattn.executors.forecast`). Does nothing here."""
+
     def fidelities(self, fmap, x_q, w_q, x_k, w_k, scale=None, needed=None):
+        self.observe(fmap, (x_q, w_q, x_k, w_k), scale, needed)
         a_q, a_k = slot_angles(fmap, x_q, w_q), slot_angles(fmap, x_k, w_k)  # (B, H, N, G), (B, H, S, G)
         shape = (*a_q.shape[:3], a_k.shape[2])
         if self.estimator == "randomized":

@@ -28,6 +28,7 @@ import numpy as np
 
 from qattn.circuits import FeatureMap
 from qattn.executors.budget import ShotBudget
+from qattn.executors.forecast import Call
 from qattn.executors.rows import CircuitExecutor
 
 from .devices import HardwareError
@@ -74,17 +75,23 @@ class StagedExecutor(CircuitExecutor):
     def __init__(
         self, results: Mapping[int, tuple[np.ndarray, np.ndarray]] | None = None, stand_in: bool = False, *,
         shots: int = 4096, estimator: str = "pairwise", rotations: int = 64, budget: ShotBudget | None = None,
-        rotation_seed: int | None = 0,
+        rotation_seed: int | None = 0, record: bool = False,
     ) -> None:
         super().__init__(shots=shots, estimator=estimator, rotations=rotations, budget=budget, rotation_seed=rotation_seed)
         self.results = dict(results or {})
         self.stand_in = stand_in
+        self.record = record  # keep every fidelity call, exactly simulated, for error forecasts (planning)
         self.requests: list[Request] = []
+        self.calls: list[Call] = []
 
     def reset(self) -> None:
         """Before each pass: no requests yet, and the random rotations drawn again from their seed."""
-        self.requests = []
+        self.requests, self.calls = [], []
         self.rotation_rng = np.random.default_rng(self.rotation_seed)
+
+    def observe(self, fmap, inputs, scale, needed) -> None:
+        if self.record:
+            self.calls.append(Call.record(fmap, inputs, scale, needed))
 
     def run(self, kind: str, fmap: FeatureMap, angles: np.ndarray, shots: np.ndarray) -> np.ndarray | None:
         """The stage's values (``(M, 1)`` fidelities, ``(M, n)`` Z features, ``(M, shots, n)`` bits), or

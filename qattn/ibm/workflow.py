@@ -259,6 +259,74 @@ def plan(
     return plans, model_kernel, evaluation
 
 
+@dataclass
+class EstimatorPlan:
+    """One way to estimate a document's fidelities: its cost and its predicted attention-weight error."""
+
+    estimator: str
+    circuits: int
+    executions: int
+    qpu_seconds: float
+    predicted_error: float  # mean over rows of the expected total-variation distance of the weights
+    options: dict  # the Options fields that give this plan (for submit)
+
+
+def estimator_plans(evaluation: Evaluation, device: Device, options: Options, target: float) -> list[EstimatorPlan]:
+    """Fixed shots, the error budget (exact prior and adaptive) and randomized measurements for the
+    fidelity calls of the evaluation's forward pass, each with QPU time and predicted error; the
+    budgeted and randomized ones sized for ``target`` (mean row TV of the attention weights)."""
+    from qattn.executors.budget import ShotBudget
+    from qattn.executors.forecast import allocated_error, budgeted_shots, fixed_error, randomized_unit_error
+
+    recorder = StagedExecutor(stand_in=True, record=True, shots=options.shots)
+    forward(evaluation, recorder)
+    calls = recorder.calls
+    if not calls:
+        raise HardwareError("--target-error budgets fidelity circuits; this model's attention has none (plan it without)")
+    fmap = quantum_kernels_of(evaluation.model)[0].feature_map
+    per_execution = {
+        kind: build_program(fmap, kind, device.backend, options.optimization_level, options.seed_transpiler).seconds(device.backend)
+        + device.rep_delay for kind in ("fidelity", "randomized")
+    }  # fmt: skip
+    pairs = sum(call.pairs for call in calls)
+
+    def executions(shots: np.ndarray, kind: str = "fidelity") -> int:
+        levels, counts = np.unique(shots[shots > 0], return_counts=True)
+        return int(sum(options.circuit_executions(kind, int(level)) * count for level, count in zip(levels, counts)))
+
+    def mean_error(errors: list[np.ndarray]) -> float:
+        return float(np.concatenate([e[call.used_rows] for e, call in zip(errors, calls)]).mean())
+
+    def plan(name, circuits, count, error, fields, kind="fidelity") -> EstimatorPlan:
+        return EstimatorPlan(name, circuits, count, count * per_execution[kind], error, fields)
+
+    plans = [plan(f"fixed, {options.shots} shots", pairs, pairs * options.circuit_executions("fidelity"),
+                  mean_error([fixed_error(call, options.shots) for call in calls]), {"shots": options.shots})]
+    budget = ShotBudget(target, "exact", options.pilot_shots, options.min_shots)
+    allocated = [budgeted_shots(call, budget) for call in calls]
+    plans.append(plan("budgeted (exact prior)", pairs, sum(executions(a) for a in allocated),
+                      mean_error([allocated_error(c, a) for c, a in zip(calls, allocated)]), {"target_error": target}))
+    pilot = options.pilot_shots
+    adaptive_shots = [np.where(call.rows[2], np.maximum(a, pilot), 0) for call, a in zip(calls, allocated)]
+    extra = [np.where(a > pilot, a - pilot, 0) for a in allocated]
+    plans.append(plan(
+        f"adaptive (pilot {pilot} shots)", pairs + sum(int((e > 0).sum()) for e in extra),
+        pairs * options.circuit_executions("fidelity", pilot) + sum(executions(e) for e in extra),
+        mean_error([allocated_error(c, a) for c, a in zip(calls, adaptive_shots)]), {"target_error": target, "adaptive": True},
+    ))  # fmt: skip
+    tokens = sum(call.tokens for call in calls)
+    best = None
+    for shots in (16, 64):  # shots per rotation (benchmarks/fidelity_estimators.py: 16 is best up to 5 qubits, 64 at 6)
+        unit = mean_error([randomized_unit_error(call, shots) for call in calls])
+        rotations = max(1, math.ceil((unit / target) ** 2))
+        candidate = plan(f"randomized, {rotations} rotations x {shots} shots", tokens * rotations, tokens * rotations * shots,
+                         unit / math.sqrt(rotations), {"estimator": "randomized", "rotations": rotations, "shots": shots},
+                         "randomized")
+        best = candidate if best is None or candidate.qpu_seconds < best.qpu_seconds else best
+    plans.append(best)
+    return plans
+
+
 def model_label(model) -> str:
     """The plan's name for a model's attention: its circuit kernel, or ``qaoa`` (annealing attention)."""
     return "qaoa" if model.attention == "annealing" else model.kernel
