@@ -386,3 +386,39 @@ def test_qaoa_plans_name_qubos_a_device_cannot_hold_and_solvers_it_cannot_run(no
     with pytest.raises(HardwareError, match="uses the 'exact' solver, which runs on classical hardware"):
         exact = [*qaoa, "model.chunk_size=4", "model.annealing.solver=exact"]
         workflow.plan(str(QUICKSTART), "fake_manila", Options(), tokens=7, overrides=exact)
+
+
+def test_adaptive_mode_journals_both_stages_and_resumes_after_a_kill(trained, tmp_path, no_network, monkeypatch):
+    """A pilot stage, then a stage of more shots where the pilot says the weights are uncertain, per
+    kernel call; killed after the first job, the journal carries it to the end in another process."""
+    run_id, uri, _ = trained
+    monkeypatch.setenv("QISKIT_IBM_TOKEN", SECRET)
+    mlflow.set_tracking_uri(uri)
+    journal = tmp_path / "adaptive"
+    command = [
+        sys.executable, "-m", "qattn.cli", "ibm", "submit", run_id, "--backend", "fake_manila", "--ideal", "--docs", "0:2",
+        "--resilience-level", "0", "--seed-simulator", "1", "--target-error", "0.005", "--adaptive", "--pilot-shots", "32",
+        "--max-executions", "200000", "--journal", str(journal),
+    ]
+    process = subprocess.Popen(command, env=guarded_env(tmp_path, uri), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (Journal.path(journal).exists() and Journal.load(journal).jobs):
+        assert process.poll() is None, process.stderr.read().decode()[-3000:]
+        assert time.monotonic() < deadline, "no job was journaled"
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+
+    finished, rounds = False, 0
+    while not finished and rounds < 12:
+        workflow.resubmit(journal, echo=lambda line: None)
+        finished, rounds = workflow.retrieve(journal, echo=lambda line: None), rounds + 1
+    record = Journal.load(journal)
+    assert finished and record.options.adaptive and record.options.target_error == 0.005
+    pilot, refine = record.stages[0], record.stages[1]
+    assert pilot.kind == refine.kind == "fidelity" and pilot.levels == [(0, pilot.circuits, 32)]  # every needed pair, --pilot-shots each
+    assert refine.levels and refine.circuits <= pilot.circuits and all(shots > 0 for _, _, shots in refine.levels)
+    assert np.all(np.diff(np.load(journal / "stage-1.npz")["shots"]) >= 0)  # rows ascending in shots: one job per shot count
+    assert {tuple(job.rows) for job in record.stage_jobs(1)} >= {(a, b) for a, b, _ in refine.levels if b - a <= 6}
+    metrics = MlflowClient(uri).get_run(record.mlflow_run_id).data.metrics
+    assert metrics["local_attention/mean_row_tv"] < 4 * 0.005 and metrics["prediction_agreement"] == 1.0
