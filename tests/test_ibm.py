@@ -79,6 +79,18 @@ def guarded_env(tmp_path, uri):
     }
 
 
+def submit_and_kill(command: list[str], journal: Path, env: dict) -> None:
+    """Run ``qattn ibm submit`` and SIGKILL it as soon as its first job is journaled."""
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (Journal.path(journal).exists() and Journal.load(journal).jobs):
+        assert process.poll() is None, process.stderr.read().decode()[-3000:]
+        assert time.monotonic() < deadline, "no job was journaled"
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+
+
 def test_submit_killed_then_retrieved_from_the_journal_in_another_process(trained, tmp_path, no_network, monkeypatch):
     run_id, uri, store = trained
     monkeypatch.setenv("QISKIT_IBM_TOKEN", SECRET)
@@ -92,14 +104,7 @@ def test_submit_killed_then_retrieved_from_the_journal_in_another_process(traine
         "--shots", str(SHOTS), "--resilience-level", "0", "--seed-simulator", "1", "--max-executions", str(150 * SHOTS),
         "--journal", str(journal),
     ]
-    process = subprocess.Popen(command, env=guarded_env(tmp_path, uri), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while not (Journal.path(journal).exists() and Journal.load(journal).jobs):
-        assert process.poll() is None, process.stderr.read().decode()[-3000:]
-        assert time.monotonic() < deadline, "no job was journaled"
-        time.sleep(0.01)
-    os.kill(process.pid, signal.SIGKILL)  # the local jobs die with it, unfinished
-    process.wait(timeout=30)
+    submit_and_kill(command, journal, guarded_env(tmp_path, uri))  # the local jobs die with it, unfinished
     assert not (tmp_path / "network.log").exists()
 
     record, _ = jobs.status(journal)  # this (test) process knows nothing but the journal
@@ -400,14 +405,7 @@ def test_adaptive_mode_journals_both_stages_and_resumes_after_a_kill(trained, tm
         "--resilience-level", "0", "--seed-simulator", "1", "--target-error", "0.005", "--adaptive", "--pilot-shots", "32",
         "--max-executions", "200000", "--journal", str(journal),
     ]
-    process = subprocess.Popen(command, env=guarded_env(tmp_path, uri), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while not (Journal.path(journal).exists() and Journal.load(journal).jobs):
-        assert process.poll() is None, process.stderr.read().decode()[-3000:]
-        assert time.monotonic() < deadline, "no job was journaled"
-        time.sleep(0.01)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
+    submit_and_kill(command, journal, guarded_env(tmp_path, uri))
 
     finished, rounds = False, 0
     while not finished and rounds < 12:
