@@ -110,6 +110,8 @@ def main() -> None:
             for target in args.targets:
                 plans = estimator_plans(evaluation, device, Options(shots=shots), target)
                 for family, plan in zip(("fixed", "budgeted", "adaptive", "randomized"), plans):
+                    if family in ("budgeted", "adaptive"):
+                        plan.estimator += f", target {target}"
                     key = (family, plan.estimator)
                     if key in seen or (family != "fixed" and shots != args.fixed_shots[-1]) or (family == "fixed" and target != args.targets[0]):
                         continue
