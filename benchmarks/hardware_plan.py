@@ -98,43 +98,35 @@ def main() -> None:
     command = "python " + shlex.join(sys.argv)
     tokens = int((evaluation.ids != 0).sum())
 
-    points = []  # (estimator family, plan, measured error, accuracy, agreement)
+    points = []  # (family, label, plan, measured error, accuracy, agreement, MLflow run)
     exact_logits = forward(evaluation, PennyLaneExecutor()).logits
     labels = torch.tensor(evaluation.labels)
     mlflow.set_experiment("hardware-plan")
     with mlflow.start_run(run_name=f"plan-{args.run_id[:8]}-{len(evaluation.docs)}docs") as parent:
         mlflow.log_params({"model_run": args.run_id, "docs": evaluation.docs[:50], "tokens": tokens, "backend": args.backend,
                            "command": command[:500]})
-        seen = set()
-        for shots in args.fixed_shots:
-            for target in args.targets:
-                plans = estimator_plans(evaluation, device, Options(shots=shots), target)
-                for family, plan in zip(("fixed", "budgeted", "adaptive", "randomized"), plans):
-                    if family in ("budgeted", "adaptive"):
-                        plan.estimator += f", target {target}"
-                    key = (family, plan.estimator)
-                    if key in seen or (family != "fixed" and shots != args.fixed_shots[-1]) or (family == "fixed" and target != args.targets[0]):
-                        continue
-                    seen.add(key)
-                    measured = accuracy = agreement = float("nan")
-                    elapsed = 0.0
-                    if family not in args.skip and plan.circuits <= args.max_aer_circuits:
-                        executor = Measured(executor_for(plan.options, shots, args.seed))
-                        began = time.perf_counter()
-                        logits = forward(evaluation, executor).logits
-                        elapsed = time.perf_counter() - began
-                        measured = float(np.concatenate(executor.tv).mean())
-                        accuracy = float((logits.argmax(-1) == labels).float().mean())
-                        agreement = float((logits.argmax(-1) == exact_logits.argmax(-1)).float().mean())
-                    with mlflow.start_run(run_name=f"{family}-{plan.estimator}", nested=True) as child:
-                        mlflow.log_params({"family": family, "estimator": plan.estimator, "target": target if family != "fixed" else "",
-                                           **{f"options.{k}": v for k, v in plan.options.items()}})
-                        mlflow.log_metrics({"qpu_seconds": plan.qpu_seconds, "executions": plan.executions, "circuits": plan.circuits,
-                                            "predicted_error": plan.predicted_error, "measured_error": measured,
-                                            "accuracy": accuracy, "exact_agreement": agreement, "aer_seconds": elapsed})
-                    points.append((family, plan, measured, accuracy, agreement, child.info.run_id))
-                    print(f"{family:10s} {plan.estimator:40s} QPU {format_seconds(plan.qpu_seconds):>9s}  predicted "
-                          f"{plan.predicted_error:.4f}  measured {measured:.4f}  accuracy {accuracy:.3f}  ({elapsed:.0f} s on Aer)", flush=True)
+        plans = estimator_plans(evaluation, device, Options(shots=max(args.fixed_shots)), args.targets, args.fixed_shots)
+        for plan in plans:
+            label = plan.estimator if plan.family in ("fixed", "randomized") else f"{plan.estimator}, target {plan.target}"
+            measured = accuracy = agreement = float("nan")
+            elapsed = 0.0
+            if plan.family not in args.skip and plan.circuits <= args.max_aer_circuits:
+                executor = Measured(executor_for(plan.options, max(args.fixed_shots), args.seed))
+                began = time.perf_counter()
+                logits = forward(evaluation, executor).logits
+                elapsed = time.perf_counter() - began
+                measured = float(np.concatenate(executor.tv).mean())
+                accuracy = float((logits.argmax(-1) == labels).float().mean())
+                agreement = float((logits.argmax(-1) == exact_logits.argmax(-1)).float().mean())
+            with mlflow.start_run(run_name=f"{plan.family}-{label}", nested=True) as child:
+                mlflow.log_params({"family": plan.family, "estimator": label, "target": plan.target or "",
+                                   **{f"options.{k}": v for k, v in plan.options.items()}})
+                mlflow.log_metrics({"qpu_seconds": plan.qpu_seconds, "executions": plan.executions, "circuits": plan.circuits,
+                                    "predicted_error": plan.predicted_error, "measured_error": measured,
+                                    "accuracy": accuracy, "exact_agreement": agreement, "aer_seconds": elapsed})
+            points.append((plan.family, label, plan, measured, accuracy, agreement, child.info.run_id))
+            print(f"{plan.family:10s} {label:45s} QPU {format_seconds(plan.qpu_seconds):>9s}  predicted "
+                  f"{plan.predicted_error:.4f}  measured {measured:.4f}  accuracy {accuracy:.3f}  ({elapsed:.0f} s on Aer)", flush=True)
         exact_accuracy = float((exact_logits.argmax(-1) == labels).float().mean())
         mlflow.log_metric("exact_accuracy", exact_accuracy)
         write_report(args, command, parent.info.run_id, evaluation, tokens, points, exact_accuracy)
@@ -148,21 +140,21 @@ def write_report(args, command, parent_id, evaluation, tokens, points, exact_acc
 
     args.out.mkdir(parents=True, exist_ok=True)
     name = f"{args.run_id[:8]}-{len(evaluation.docs)}docs"
-    baseline = next(p.qpu_seconds for f, p, *_ in points if f == "fixed" and p.options.get("shots") == max(args.fixed_shots))
+    baseline = next(p.qpu_seconds for f, _, p, *_ in points if f == "fixed" and p.options.get("shots") == max(args.fixed_shots))
     lines = [f"Generated by `{command}`; MLflow parent run `{parent_id}` (experiment `hardware-plan`).", "",
              f"{len(evaluation.docs)} {evaluation.split} document(s), {tokens} tokens, priced on {args.backend}; "
              f"exact-simulation accuracy on them {exact_accuracy:.3f}.", "",
              "| estimator | circuits | executions | QPU time | vs fixed 4096 | predicted error | measured error (sampled Aer) | measured / predicted | accuracy | agrees with exact | MLflow run |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for family, plan, measured, accuracy, agreement, run_id in points:
+    for family, label, plan, measured, accuracy, agreement, run_id in points:
         ratio = measured / plan.predicted_error if plan.predicted_error > 0 else float("nan")
-        lines.append(f"| {plan.estimator} | {plan.circuits:,} | {plan.executions:,} | {format_seconds(plan.qpu_seconds)} | "
+        lines.append(f"| {label} | {plan.circuits:,} | {plan.executions:,} | {format_seconds(plan.qpu_seconds)} | "
                      f"{baseline / plan.qpu_seconds:.1f}x less | {plan.predicted_error:.4f} | {measured:.4f} | {ratio:.2f} | "
                      f"{accuracy:.3f} | {agreement:.3f} | `{run_id}` |")
     (args.out / f"{name}.md").write_text("\n".join(lines) + "\n")
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     for family in ("fixed", "budgeted", "adaptive", "randomized"):
-        chosen = sorted((p.qpu_seconds, m, a) for f, p, m, a, *_ in points if f == family)
+        chosen = sorted((p.qpu_seconds, m, a) for f, _, p, m, a, *_ in points if f == family)
         if chosen:
             qpu, err, acc = zip(*chosen)
             left.plot(qpu, err, "o-", label=family)

@@ -35,6 +35,4 @@ class SampledAerExecutor(AerSimulation, CircuitExecutor):
         CircuitExecutor.__init__(self, shots=shots, estimator=estimator, rotations=rotations, budget=budget, rotation_seed=seed)
 
     def run(self, kind: str, fmap: FeatureMap, angles: np.ndarray, shots: np.ndarray) -> np.ndarray:
-        uniform = len(shots) == 0 or bool((shots == self.shots).all())
-        program = self.program(fmap, kind)
-        return program(angles) if uniform else program(angles, shots)
+        return self.program(fmap, kind)(angles, shots)

@@ -66,7 +66,8 @@ def row_weights(fidelity: np.ndarray, scale: np.ndarray, mask: np.ndarray) -> np
 
 
 def binomial_variance(fidelity: np.ndarray, shots: np.ndarray | float) -> np.ndarray:
-    return np.clip(fidelity, 0.0, 1.0) * (1.0 - np.clip(fidelity, 0.0, 1.0)) / shots
+    p = np.clip(fidelity, 0.0, 1.0)
+    return p * (1.0 - p) / shots
 
 
 def weight_sd(weights: np.ndarray, scale: np.ndarray, variance: np.ndarray) -> np.ndarray:

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .base import squared_magnitude
 from .budget import HALF_MEAN_ABS, ShotBudget, allocate, binomial_variance, predicted_tv, row_weights
-from .randomized import histograms, random_rotations, sample_bits
+from .randomized import apply_x, histograms, random_rotations, sample_bits
 
 
 @dataclass
@@ -43,8 +44,8 @@ class Call:
         exact = PennyLaneExecutor()
         with torch.no_grad():
             x_q, w_q, x_k, w_k = (t.detach() for t in inputs)
-            psi_q, psi_k = exact.states(fmap, x_q, w_q), exact.states(fmap, x_k, w_k)
-            fid = exact.fidelities(fmap, x_q, w_q, x_k, w_k)
+            psi_q, psi_k = exact.state_pair(fmap, x_q, w_q, x_k, w_k)
+            fid = squared_magnitude(psi_q @ psi_k.mH)  # |<k|q>|^2, from the states just simulated
         batch, heads, tokens, keys = fid.shape
         mask = torch.ones(fid.shape, dtype=torch.bool) if needed is None else needed.expand(fid.shape)
         tau = torch.ones(heads) if scale is None else scale.detach()
@@ -98,9 +99,6 @@ def randomized_unit_error(call: Call, shots: int, rotations: int = 32, seed: int
     rng = np.random.default_rng(seed)
     groups, tokens, keys = call.fidelity.shape
     n_qubits = int(np.log2(call.states_q.shape[-1]))
-    x = np.array([[1.0]])
-    for _ in range(n_qubits):
-        x = np.kron(x, np.array([[2.0, -1.0], [-1.0, 2.0]]))
     sd = np.zeros((groups, tokens, keys))
     for g in range(groups):
         mask = call.mask[g]
@@ -109,7 +107,7 @@ def randomized_unit_error(call: Call, shots: int, rotations: int = 32, seed: int
         rot = random_rotations(n_qubits, rotations, rng)
         p_q = histograms(sample_bits(call.states_q[g], rot, shots, rng))  # (N, K, D)
         p_k = histograms(sample_bits(call.states_k[g], rot, shots, rng))  # (S, K, D)
-        single = np.einsum("nkd,de,ske->kns", p_q, x, p_k)  # (K, N, S): one estimate per rotation
+        single = np.einsum("nkd,skd->kns", p_q, apply_x(p_k))  # (K, N, S): one estimate per rotation
         weights = row_weights(call.fidelity[g], np.full(tokens, call.scale[g]), mask)  # (N, S)
         delta = np.where(mask, single - call.fidelity[g], 0.0) * call.scale[g]  # score deviations
         moved = weights * (delta - (weights * delta).sum(-1, keepdims=True))  # (K, N, S): J c dF per rotation

@@ -110,6 +110,11 @@ def histograms(bits: np.ndarray) -> np.ndarray:
     return (counts / shots).reshape(*lead, 1 << n)
 
 
+def apply_x(p: np.ndarray) -> np.ndarray:
+    """``p X`` along the last axis (``2^n`` outcomes): the estimator's ``X = ⊗_q [[2, -1], [-1, 2]]``, never dense."""
+    return _apply_local(p, _n_qubits(p.shape[-1]), 2.0, -1.0)
+
+
 def _apply_local(p: np.ndarray, n: int, diagonal: float, off: float) -> np.ndarray:
     """``p`` times ``⊗_q [[diagonal, off], [off, diagonal]]`` along the last axis, one wire at a time."""
     lead = p.shape[:-1]

@@ -181,7 +181,7 @@ def budget_table(target, backend, options: Options, evaluation, split, docs, tok
     from .workflow import estimator_plans, format_seconds
 
     fixed = options.model_copy(update={"target_error": None, "adaptive": False, "estimator": "pairwise"})
-    plans = estimator_plans(evaluation, resolve_device(backend), fixed, options.target_error)
+    plans = estimator_plans(evaluation, resolve_device(backend), fixed, [options.target_error])
     meets = [p for p in plans if p.predicted_error <= options.target_error * 1.001]
     cheapest = min(meets or plans, key=lambda p: p.qpu_seconds)
     baseline = plans[0]

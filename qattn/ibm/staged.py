@@ -96,9 +96,8 @@ class StagedExecutor(CircuitExecutor):
     def run(self, kind: str, fmap: FeatureMap, angles: np.ndarray, shots: np.ndarray) -> np.ndarray | None:
         """The stage's values (``(M, 1)`` fidelities, ``(M, n)`` Z features, ``(M, shots, n)`` bits), or
         None when the stand-in answers."""
-        uniform = len(shots) == 0 or bool((shots == shots[0]).all())
-        request = Request(len(self.requests), kind, fmap, angles, np.arange(len(angles)),
-                          shots=None if uniform and (not len(shots) or shots[0] == self.shots) else shots.astype(np.int64))
+        own = None if (shots == self.shots).all() else shots.astype(np.int64)  # None: the options' shots, for every row
+        request = Request(len(self.requests), kind, fmap, angles, np.arange(len(angles)), shots=own)
         self.requests.append(request)
         if request.stage in self.results:
             submitted, values, *shots_sent = self.results[request.stage]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import math
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
@@ -263,19 +263,23 @@ def plan(
 class EstimatorPlan:
     """One way to estimate a document's fidelities: its cost and its predicted attention-weight error."""
 
+    family: str  # fixed | budgeted | adaptive | randomized
     estimator: str
     circuits: int
     executions: int
     qpu_seconds: float
     predicted_error: float  # mean over rows of the expected total-variation distance of the weights
     options: dict  # the Options fields that give this plan (for submit)
+    target: float | None = None  # the error it was sized for (None: fixed shots)
 
 
-def estimator_plans(evaluation: Evaluation, device: Device, options: Options, target: float) -> list[EstimatorPlan]:
-    """Fixed shots, the error budget (exact prior and adaptive) and randomized measurements for the
-    fidelity calls of the evaluation's forward pass, each with QPU time and predicted error; the
-    budgeted and randomized ones sized for ``target`` (mean row TV of the attention weights)."""
-    from qattn.executors.budget import ShotBudget
+def estimator_plans(
+    evaluation: Evaluation, device: Device, options: Options, targets: Sequence[float], fixed_shots: Sequence[int] = (),
+) -> list[EstimatorPlan]:
+    """Fixed shots (``options.shots`` and each of ``fixed_shots``), then per target the error budget
+    (exact prior and adaptive) and randomized measurements sized for it (mean row TV of the attention
+    weights), for the fidelity calls of one exactly simulated pass over the evaluation's documents,
+    each with QPU time on ``device`` and predicted error."""
     from qattn.executors.forecast import allocated_error, budgeted_shots, fixed_error, randomized_unit_error
 
     recorder = StagedExecutor(stand_in=True, record=True, shots=options.shots)
@@ -288,7 +292,7 @@ def estimator_plans(evaluation: Evaluation, device: Device, options: Options, ta
         kind: build_program(fmap, kind, device.backend, options.optimization_level, options.seed_transpiler).seconds(device.backend)
         + device.rep_delay for kind in ("fidelity", "randomized")
     }  # fmt: skip
-    pairs = sum(call.pairs for call in calls)
+    pairs, tokens, pilot = sum(call.pairs for call in calls), sum(call.tokens for call in calls), options.pilot_shots
 
     def executions(shots: np.ndarray, kind: str = "fidelity") -> int:
         levels, counts = np.unique(shots[shots > 0], return_counts=True)
@@ -297,33 +301,37 @@ def estimator_plans(evaluation: Evaluation, device: Device, options: Options, ta
     def mean_error(errors: list[np.ndarray]) -> float:
         return float(np.concatenate([e[call.used_rows] for e, call in zip(errors, calls)]).mean())
 
-    def plan(name, circuits, count, error, fields, kind="fidelity") -> EstimatorPlan:
-        return EstimatorPlan(name, circuits, count, count * per_execution[kind], error, fields)
+    def plan(family, name, circuits, count, error, fields, target=None, kind="fidelity") -> EstimatorPlan:
+        return EstimatorPlan(family, name, circuits, count, count * per_execution[kind], error, fields, target)
 
-    plans = [plan(f"fixed, {options.shots} shots", pairs, pairs * options.circuit_executions("fidelity"),
-                  mean_error([fixed_error(call, options.shots) for call in calls]), {"shots": options.shots})]
-    budget = ShotBudget(target, "exact", options.pilot_shots, options.min_shots)
-    allocated = [budgeted_shots(call, budget) for call in calls]
-    plans.append(plan("budgeted (exact prior)", pairs, sum(executions(a) for a in allocated),
-                      mean_error([allocated_error(c, a) for c, a in zip(calls, allocated)]), {"target_error": target}))
-    pilot = options.pilot_shots
-    adaptive_shots = [np.where(call.rows[2], np.maximum(a, pilot), 0) for call, a in zip(calls, allocated)]
-    extra = [np.where(a > pilot, a - pilot, 0) for a in allocated]
-    plans.append(plan(
-        f"adaptive (pilot {pilot} shots)", pairs + sum(int((e > 0).sum()) for e in extra),
-        pairs * options.circuit_executions("fidelity", pilot) + sum(executions(e) for e in extra),
-        mean_error([allocated_error(c, a) for c, a in zip(calls, adaptive_shots)]), {"target_error": target, "adaptive": True},
-    ))  # fmt: skip
-    tokens = sum(call.tokens for call in calls)
-    best = None
-    for shots in (16, 64):  # shots per rotation (benchmarks/fidelity_estimators.py: 16 is best up to 5 qubits, 64 at 6)
-        unit = mean_error([randomized_unit_error(call, shots) for call in calls])
-        rotations = max(1, math.ceil((unit / target) ** 2))
-        candidate = plan(f"randomized, {rotations} rotations x {shots} shots", tokens * rotations, tokens * rotations * shots,
-                         unit / math.sqrt(rotations), {"estimator": "randomized", "rotations": rotations, "shots": shots},
-                         "randomized")
-        best = candidate if best is None or candidate.qpu_seconds < best.qpu_seconds else best
-    plans.append(best)
+    plans = [
+        plan("fixed", f"fixed, {shots} shots", pairs, pairs * options.circuit_executions("fidelity", shots),
+             mean_error([fixed_error(call, shots) for call in calls]), {"shots": shots})
+        for shots in sorted({options.shots, *fixed_shots})
+    ]  # fmt: skip
+    # one rotation's error per token for 16 and 64 shots per rotation (benchmarks/fidelity_estimators.py: 16 is best
+    # up to 5 qubits, 64 at 6); K rotations divide it by sqrt(K)
+    unit = {shots: mean_error([randomized_unit_error(call, shots) for call in calls]) for shots in (16, 64)}
+    for target in targets:
+        allocated = [budgeted_shots(call, options.model_copy(update={"target_error": target}).budget()) for call in calls]
+        plans.append(plan("budgeted", "budgeted (exact prior)", pairs, sum(executions(a) for a in allocated),
+                          mean_error([allocated_error(c, a) for c, a in zip(calls, allocated)]), {"target_error": target}, target))
+        extra = [np.where(a > pilot, a - pilot, 0) for a in allocated]
+        plans.append(plan(
+            "adaptive", f"adaptive (pilot {pilot} shots)", pairs + sum(int((e > 0).sum()) for e in extra),
+            pairs * options.circuit_executions("fidelity", pilot) + sum(executions(e) for e in extra),
+            mean_error([allocated_error(c, np.where(c.rows[2], np.maximum(a, pilot), 0)) for c, a in zip(calls, allocated)]),
+            {"target_error": target, "adaptive": True}, target,
+        ))  # fmt: skip
+        candidates = []
+        for shots, error in unit.items():
+            rotations = max(1, math.ceil((error / target) ** 2))
+            candidates.append(plan(
+                "randomized", f"randomized, {rotations} rotations x {shots} shots", tokens * rotations, tokens * rotations * shots,
+                error / math.sqrt(rotations), {"estimator": "randomized", "rotations": rotations, "shots": shots}, target,
+                "randomized",
+            ))  # fmt: skip
+        plans.append(min(candidates, key=lambda p: p.qpu_seconds))
     return plans
 
 
