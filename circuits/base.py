@@ -67,9 +67,13 @@ class CircuitFamily(ABC):
     def gates(self, n_qubits: int, x: Any, w: Any) -> Iterator[Gate]:
         """Yield the circuit's gates, reading features as ``x[i]`` and weights as ``w[...]``."""
 
-    def qubit_states(self, n_qubits: int, x: Any) -> list[tuple[Any, Any]] | None:
-        """For a product encoder: the single-qubit state ``(amp0, amp1)`` each wire ends in from ``|0>``
-        (then the whole state is their Kronecker product and needs no simulation); otherwise None."""
+    def qubit_states(self, n_qubits: int, x: Any) -> tuple[Any, Any] | None:
+        """For a product encoder: the single-qubit state ``(amp0, amp1)`` every wire ends in from ``|0>``
+        (then the whole state is their Kronecker product and needs no simulation); otherwise None.
+
+        Unlike :meth:`gates`, ``x`` is a whole tensor with the features on its *last* axis (any leading
+        batch), and so are ``amp0`` and ``amp1``: wire q's amplitudes at ``[..., q]``, computed for
+        every wire and token by a few elementwise ops."""
         return None
 
 

@@ -35,10 +35,10 @@ class AngleEncoding(CircuitFamily):
         for q in range(n_qubits):
             yield Gate(self.rotation, (q,), x[q])
 
-    def qubit_states(self, n_qubits: int, x: Any) -> list[tuple[Any, Any]]:
-        """``RY(a)|0> = (cos a/2, sin a/2)``, ``RX(a)|0> = (cos a/2, -i sin a/2)``."""
-        phase = 1 if self.rotation == "RY" else -1j
-        return [((x[q] / 2).cos(), phase * (x[q] / 2).sin()) for q in range(n_qubits)]
+    def qubit_states(self, n_qubits: int, x: Any) -> tuple[Any, Any]:
+        """``RY(a)|0> = (cos a/2, sin a/2)``, ``RX(a)|0> = (cos a/2, -i sin a/2)``, wire q from feature q."""
+        half = x * 0.5
+        return half.cos(), half.sin() if self.rotation == "RY" else -1j * half.sin()
 
 
 @dataclass(frozen=True)

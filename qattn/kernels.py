@@ -209,10 +209,10 @@ class GaussianKernel(QuantumKernel):
         dtype = x_q.dtype
         # tau ||a - b||^2 = ||√tau a - √tau b||^2
         root_tau = self.log_temperature.to(dtype).mul(0.5).exp()[:, None, None]
-        f_q, f_k = root_tau * f_q.to(dtype), root_tau * f_k.to(dtype)
-        sq_dist = (
-            f_q.square().sum(-1, keepdim=True)  # (B, H, N, 1)
-            + f_k.square().sum(-1).unsqueeze(-2)  # (B, H, 1, S)
-            - 2 * f_q @ f_k.transpose(-1, -2)  # (B, H, N, S)
-        )
-        return (-sq_dist).to(q.dtype)
+        a, b = root_tau * f_q.to(dtype), root_tau * f_k.to(dtype)
+        # -||a - b||^2 = 2 a.b - |a|^2 - |b|^2: one matmul of the features extended by their norms, the
+        # only N x S tensor the scores allocate
+        ones_a, ones_b = torch.ones_like(a[..., :1]), torch.ones_like(b[..., :1])
+        a = torch.cat([2 * a, -a.square().sum(-1, keepdim=True), -ones_a], -1)  # (B, H, N, n + 2)
+        b = torch.cat([b, ones_b, b.square().sum(-1, keepdim=True)], -1)  # (B, H, S, n + 2)
+        return (a @ b.mT).to(q.dtype)

@@ -8,12 +8,16 @@ or as instances; a model never builds a simulator or hardware client itself.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from functools import cache
 from typing import ClassVar
 
+import numpy as np
 import torch
 
 from qattn.circuits import FeatureMap
 from qattn.circuits.qubit_order import z_signs
+
+from .fused import fidelity_scores
 
 
 class Executor(ABC):
@@ -74,7 +78,7 @@ class StatevectorExecutor(Executor):
 
     def fidelities(self, fmap, x_q, w_q, x_k, w_k, scale=None, needed=None):
         psi_q, psi_k = self.state_pair(fmap, x_q, w_q, x_k, w_k)  # (B, H, N, D), (B, H, S, D)
-        return per_head(scale, squared_magnitude(psi_q @ psi_k.mH))  # (B, H, N, S): |<k|q>|^2
+        return fidelity_scores(psi_q, psi_k, scale=scale)  # (B, H, N, S): scale |<k|q>|^2
 
     def z_expectations(self, fmap, x, w):
         return self.z_from_states(fmap, self.states(fmap, x, w))
@@ -83,7 +87,14 @@ class StatevectorExecutor(Executor):
     def z_from_states(fmap: FeatureMap, psi: torch.Tensor) -> torch.Tensor:
         """``(..., 2^n)`` states -> ``(..., n)`` exact ``<Z_q>``."""
         probs = squared_magnitude(psi)
-        return probs @ torch.as_tensor(z_signs(fmap.n_qubits), dtype=probs.dtype, device=probs.device)
+        return probs @ z_sign_tensor(fmap.n_qubits, probs.dtype, probs.device)
+
+
+@cache
+def z_sign_tensor(n_qubits: int, dtype: torch.dtype, device: torch.device, copies: int = 1) -> torch.Tensor:
+    """:func:`~qattn.circuits.qubit_order.z_signs` as a tensor (``copies`` of it stacked, for rows of
+    amplitudes in parts), made once per dtype and device."""
+    return torch.as_tensor(np.tile(z_signs(n_qubits), (copies, 1)), dtype=dtype, device=device)
 
 
 def used_pairs(needed: torch.Tensor | None, shape: tuple[int, ...]) -> torch.Tensor:

@@ -23,10 +23,10 @@ import pennylane as qml
 import torch
 
 from qattn.circuits import CircuitFamily, FeatureMap
-from qattn.circuits import Gate
-from qattn.circuits.to_pennylane import apply_pennylane, pennylane_matrix
+from qattn.circuits.to_pennylane import apply_pennylane
 
-from .base import SquaredModulus, StatevectorExecutor, complex_dtype, squared_magnitude
+from .base import StatevectorExecutor, complex_dtype, squared_magnitude, z_sign_tensor
+from .fused import compile_ansatz, fidelity_scores, product_states, unitary
 
 
 def batch_last(t: torch.Tensor) -> torch.Tensor:
@@ -49,16 +49,6 @@ def encoder_qnode(encoder: CircuitFamily, n_qubits: int, device_name: str) -> qm
     return qml.QNode(circuit, device, interface="torch", diff_method="backprop")
 
 
-def product_state(qubits: list[tuple[torch.Tensor, torch.Tensor]], dtype: torch.dtype) -> torch.Tensor:
-    """Kronecker product of per-wire states ``(amp0, amp1)`` (each ``(T,)``), wire 0 most significant:
-    ``(T, 2^n)``. Exact, and far cheaper than simulating the encoder gate by gate."""
-    psi = None
-    for amp0, amp1 in qubits:
-        wire = torch.stack(torch.broadcast_tensors(torch.as_tensor(amp0), torch.as_tensor(amp1)), -1).to(dtype)  # (T, 2)
-        psi = wire if psi is None else (psi.unsqueeze(-1) * wire.unsqueeze(-2)).flatten(-2)
-    return psi
-
-
 class PennyLaneExecutor(StatevectorExecutor):
     name: ClassVar[str] = "pennylane"
     # Every (batch, head, token) state is held at once: at 12 qubits that is 64 KiB per token.
@@ -72,36 +62,55 @@ class PennyLaneExecutor(StatevectorExecutor):
 
     def ansatz_unitaries(self, fmap: FeatureMap, w: torch.Tensor) -> torch.Tensor:
         """``(R, H, 2^n, 2^n)``: the unitary of every upload's ansatz for every head (any leading batch
-        ``H`` of weights), built once per forward pass: the trainable part does not depend on tokens."""
+        ``H`` of weights), built once per forward pass: the trainable part does not depend on tokens.
+        A compiled ansatz (:func:`~qattn.executors.fused.compile_ansatz`) takes a few ops in all;
+        another is simulated gate by gate."""
         heads, uploads = w.shape[:2]
-        dtype = w.dtype if fmap.real else complex_dtype(w.dtype)
-        flat = batch_last(w.reshape(heads * uploads, *w.shape[2:]))  # angles (H*R,) at every index
-        u = unitary(fmap.ansatz_gates(flat), fmap.n_qubits, heads * uploads, dtype, w.device)
-        return u.view(heads, uploads, *u.shape[-2:]).transpose(0, 1)
+        dim = 2**fmap.n_qubits
+        plan = compile_ansatz(fmap.ansatz, fmap.n_qubits)
+        if plan is not None:
+            u = plan.unitaries(w.reshape(heads * uploads, -1))
+        else:
+            dtype = w.dtype if fmap.real else complex_dtype(w.dtype)
+            flat = batch_last(w.reshape(heads * uploads, *w.shape[2:]))  # angles (H*R,) at every index
+            u = unitary(fmap.ansatz_gates(flat), fmap.n_qubits, heads * uploads, dtype, w.device)
+        return u.view(heads, uploads, dim, dim).transpose(0, 1)
 
     def encoded_states(self, fmap: FeatureMap, x: torch.Tensor, start: torch.Tensor | None = None) -> torch.Tensor:
-        """``S(x)`` applied to ``start`` (default ``|0>``) for every row of ``x`` ``(T, F)``: ``(T, 2^n)``.
+        """``S(x)`` applied to ``start`` (default ``|0>``) for every row of ``x`` ``(..., F)``: ``(..., 2^n)``.
 
         A product encoder on ``|0>`` (angle encodings) is the exact Kronecker product of its wires'
-        states; anything else is one broadcast QNode execution. Real encoders keep real amplitudes."""
+        states (:func:`~qattn.executors.fused.product_states`); anything else is one broadcast QNode
+        execution. Real encoders keep real amplitudes."""
         real = fmap.encoder.real and (start is None or not start.is_complex())
         dtype = x.dtype if real else complex_dtype(x.dtype)
-        qubits = fmap.encoder.qubit_states(fmap.n_qubits, x.T) if start is None else None
-        if qubits is not None:
-            return product_state(qubits, dtype)
-        state = encoder_qnode(fmap.encoder, fmap.n_qubits, self.device)(x, start)
-        return state.real.to(dtype) if real else state.to(dtype)
+        if start is None and (psi := product_states(fmap.encoder, fmap.n_qubits, x, dtype)) is not None:
+            return psi
+        flat_start = None if start is None else start.flatten(0, -2)
+        state = encoder_qnode(fmap.encoder, fmap.n_qubits, self.device)(x.flatten(0, -2), flat_start)
+        state = state.real.to(dtype) if real else state.to(dtype)
+        return state.view(*x.shape[:-1], -1)
 
     def states(self, fmap: FeatureMap, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        batch, heads, tokens, features = x.shape
-        dim = 2**fmap.n_qubits
-        flat_x = x.reshape(-1, features)  # (B*H*N, F)
         psi = None
         for u in self.ansatz_unitaries(fmap, w):  # (H, D, D) per upload
-            psi = self.encoded_states(fmap, flat_x, psi)
+            psi = self.encoded_states(fmap, x, psi)  # (B, H, N, D)
             dtype = promote(psi, u)
-            psi = (psi.view(batch, heads, tokens, dim).to(dtype) @ u.to(dtype).mT).reshape(-1, dim)  # U S(x) per head
-        return psi.view(batch, heads, tokens, dim)
+            psi = psi.to(dtype) @ u.to(dtype).mT  # U S(x) per head
+        return psi
+
+    def one_upload(self, fmap, x_q, w_q, x_k, w_k):
+        """With one upload: the query and key heads' unitaries ``(H, D, D)`` from one build, and the
+        bare encodings of queries and keys from one encoding of both."""
+        u_q, u_k = self.ansatz_unitaries(fmap, torch.cat([w_q, w_k]))[0].chunk(2)
+        s_q, s_k = self.encoded_states(fmap, torch.cat([x_q, x_k], -2)).split([x_q.shape[-2], x_k.shape[-2]], -2)
+        return u_q, u_k, s_q, s_k
+
+    def z_expectation_pair(self, fmap, x_q, w_q, x_k, w_k, needed=None):
+        if fmap.reuploads > 1:
+            return super().z_expectation_pair(fmap, x_q, w_q, x_k, w_k, needed)
+        u_q, u_k, s_q, s_k = self.one_upload(fmap, x_q, w_q, x_k, w_k)
+        return z_features(fmap, s_q, u_q), z_features(fmap, s_k, u_k)
 
     def fidelities(self, fmap, x_q, w_q, x_k, w_k, scale=None, needed=None):
         """With one upload, ``<S(k)|U_K^† U_Q|S(q)>``: both heads' unitaries fold into one metric
@@ -110,45 +119,21 @@ class PennyLaneExecutor(StatevectorExecutor):
         ``N x S`` overlaps even when ``M`` is complex. With re-uploading the states are prepared in full."""
         if fmap.reuploads > 1:
             return super().fidelities(fmap, x_q, w_q, x_k, w_k, scale)
-        u_q, u_k = self.ansatz_unitaries(fmap, torch.cat([w_q, w_k]))[0].chunk(2)  # one call: (H, D, D) each
-        metric = u_k.mH @ u_q
-        if scale is not None:
-            metric = metric * scale.sqrt()[:, None, None]
-        encode = lambda x: self.encoded_states(fmap, x.flatten(0, -2)).view(*x.shape[:-1], -1)  # noqa: E731
-        return metric_fidelities(encode(x_q), metric, encode(x_k))
-
-
-def unitary(gates: list[Gate], n_qubits: int, batch: int, dtype: torch.dtype, device: torch.device | None = None) -> torch.Tensor:
-    """``(batch, 2^n, 2^n)``: the product of the gates, each PennyLane's matrix (batched over angles)
-    applied on its own wires only, a ``2^k x 2^k`` matmul on the running unitary's columns.
-
-    ``qml.matrix`` multiplies full ``2^n x 2^n`` matrices per gate: the same result, several times
-    slower forward+backward (``benchmarks/fidelity_profile.py`` times both)."""
-    dim = 2**n_qubits
-    u = torch.eye(dim, dtype=dtype, device=device).expand(batch, dim, dim).reshape(batch, *[2] * n_qubits, dim)  # (b, wires..., cols)
-    for gate in gates:
-        k = len(gate.wires)
-        wires, front = [1 + q for q in gate.wires], list(range(1, 1 + k))
-        rest = u.movedim(wires, front)  # (b, gate wires..., other wires..., cols)
-        matrix = pennylane_matrix(gate, dtype).to(u.device).expand(batch, 2**k, 2**k)
-        u = (matrix @ rest.reshape(batch, 2**k, -1)).view(rest.shape).movedim(front, wires)
-    return u.reshape(batch, dim, dim)
+        u_q, u_k, s_q, s_k = self.one_upload(fmap, x_q, w_q, x_k, w_k)
+        return fidelity_scores(s_q, s_k, u_k.mH @ u_q, scale)
 
 
 def promote(*tensors: torch.Tensor) -> torch.dtype:
     return functools.reduce(torch.promote_types, (t.dtype for t in tensors))
 
 
-def metric_fidelities(s_q: torch.Tensor, metric: torch.Tensor, s_k: torch.Tensor) -> torch.Tensor:
-    """``|<s_k| M |s_q>|^2`` for every query/key pair: ``(B, H, N, D)``, ``(H, D, D)``, ``(B, H, S, D)``
-    -> ``(B, H, N, S)``.
-
-    Real states with a complex metric: the real and imaginary parts of ``<s_k|M|s_q>`` are two real
-    matmuls, half the work of one complex matmul."""
-    if s_q.is_complex() or s_k.is_complex() or not metric.is_complex():
-        dtype = promote(s_q, metric, s_k)
-        return squared_magnitude(s_q.to(dtype) @ metric.to(dtype).mT @ s_k.to(dtype).mH)
-    dim = s_q.shape[-1]
-    m_s_q = s_q @ torch.cat([metric.real, metric.imag], -2).mT  # (B, H, N, 2D): [Re M s_q | Im M s_q]
-    re, im = (part @ s_k.mT for part in m_s_q.split(dim, -1))  # (B, H, N, S) each
-    return SquaredModulus.apply(re, im)
+def z_features(fmap: FeatureMap, s: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """``<Z_q>`` of ``U_h s`` for states ``s`` ``(B, H, T, D)`` and unitaries ``u`` ``(H, D, D)``:
+    ``(B, H, T, n)``. Real states with a complex unitary keep real arithmetic: the Re and Im rows of
+    ``U`` in one matmul, their squares against the Z signs twice over."""
+    if s.is_complex() or not u.is_complex():
+        dtype = promote(s, u)
+        probabilities = squared_magnitude(s.to(dtype) @ u.to(dtype).mT)
+        return probabilities @ z_sign_tensor(fmap.n_qubits, probabilities.dtype, s.device)
+    parts = s @ torch.cat([u.real, u.imag], -2).to(s.dtype).mT  # (B, H, T, 2D): [Re U s | Im U s]
+    return parts.square() @ z_sign_tensor(fmap.n_qubits, s.dtype, s.device, copies=2)

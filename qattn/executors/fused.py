@@ -1,0 +1,344 @@
+"""Feature maps simulated in a handful of torch ops per pass, whatever the qubit count or head count.
+
+The PennyLane executor's exact simulation is built from three pieces, each a few whole-tensor ops
+(no loop over heads, tokens or gates; ``benchmarks/layer_floor.py`` counts the ops of a pass):
+
+- :func:`compile_ansatz` traces an ansatz once into rotation layers and fixed layers. The rotation
+  matrices of every layer, wire and head come from one ``cos`` and one ``sin`` of all angles; each
+  wire's rotations fuse into one 2x2 matrix and a layer is their Kronecker product. A fixed layer
+  (CNOT chains, CZ) is a constant permutation or sign flip of rows.
+- :func:`product_states`: the ``2^n`` amplitudes of a product encoding (angle encoders) from its
+  wires' single-qubit states, one broadcast product per wire.
+- :class:`SquaredOverlaps`: ``sum_c (a_c . k)^2`` for every query/key pair, the ``N x S`` part of the
+  fidelity kernel (real and imaginary overlaps as stacked rows, the temperature already folded into
+  ``a``). Its backward recomputes the overlaps when saving them would take more memory than
+  :data:`SAVED_OVERLAPS_LIMIT`.
+
+Every piece is exact: ``tests/test_fused.py`` holds them to PennyLane's and Qiskit's unitaries, to the
+gate-by-gate simulation and to finite differences.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from qattn.circuits import CircuitFamily, Gate
+from qattn.circuits.to_pennylane import pennylane_matrix
+
+#: ``-i P`` for each rotation ``R_P(t) = exp(-i t P / 2) = cos(t/2) I + sin(t/2) (-i P)``.
+GENERATORS = {
+    "RX": np.array([[0, -1j], [-1j, 0]]),
+    "RY": np.array([[0, -1], [1, 0]], dtype=complex),
+    "RZ": np.array([[-1j, 0], [0, 1j]]),
+}
+
+#: Above this many bytes of saved overlaps the backward recomputes them (one more matmul) instead:
+#: at the benchmark's shape (B=8, 4 heads, 64 amplitudes, complex metric) that is from N = 1024 on.
+SAVED_OVERLAPS_LIMIT = 128 * 2**20
+
+
+# -- ansatz unitaries -----------------------------------------------------------------------------
+
+
+class _Weight:
+    """A weight's flat index, traced through a family's gates. Arithmetic on it fails on purpose: an
+    angle that is not one bare weight does not compile, and the caller simulates gate by gate."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+
+@dataclass(frozen=True, eq=False)
+class AnsatzPlan:
+    """An ansatz compiled for whole-tensor simulation: ``L`` rotation layers, each followed by the fixed
+    gates up to the next one.
+
+    Rotation layer ``l`` rotates wire ``q`` by the weights ``slots[l, q, :]`` in order (index ``size``:
+    a padded identity, angle 0) about the axes of ``generators[l, q, :]`` (``-iP`` flattened). The fixed
+    gates after it are a *monomial* matrix where they can be (CNOT, CZ, SWAP and their products: one
+    entry per row, ``F[i, rows[l, i]] = phases[l, i]``), folded into the layer's Kronecker product as a
+    reordering of its rows and a phase per row; otherwise a ``dense`` matrix (Hadamards)."""
+
+    n_qubits: int
+    size: int
+    slots: np.ndarray  # (L, n, r)
+    generators: np.ndarray  # (L, n, r, 4) complex
+    rows: np.ndarray  # (L, 2^n) row order after each layer
+    phases: np.ndarray | None  # (L, 2^n), None: all 1
+    dense: tuple[np.ndarray | None, ...]  # per layer, fixed gates that are not monomial
+    prefix: np.ndarray | None  # fixed gates before the first rotation layer
+
+    @property
+    def real(self) -> bool:
+        """Every generator and fixed gate real (RY layers, CNOT, CZ): the unitaries stay real."""
+        constants = [self.generators, self.phases, self.prefix, *self.dense]
+        return not any(c is not None and np.iscomplexobj(c) and c.imag.any() for c in constants)
+
+    def unitaries(self, w: torch.Tensor) -> torch.Tensor:
+        """``(M, 2^n, 2^n)``: the ansatz unitary for every row of flat weights ``w`` ``(M, size)``."""
+        dtype = w.dtype if self.real else torch.promote_types(w.dtype, torch.complex64)
+        c = _constants(self, w.device, dtype)
+        half = F.pad(w, (0, 1))[:, c["slots"]].unsqueeze(-1) * 0.5  # (M, L, n, r, 1); the padding: angle 0
+        mats = torch.addcmul(half.cos() * c["identity"], half.sin(), c["generators"]).unflatten(-1, (2, 2))
+        positions = mats.unbind(-3)  # each (M, L, n, 2, 2)
+        fused = positions[0]
+        for later in positions[1:]:  # a wire's rotations in circuit order, the later one on the left
+            fused = (later.unsqueeze(-1) * fused.unsqueeze(-3)).sum(-2)
+        dim = 2**self.n_qubits
+        layers = KronProduct.apply(fused.flatten(-2), c["digits"]).unflatten(-1, (dim, dim))  # (M, L, D, D): F_l K_l
+        if self.phases is not None:
+            layers = layers * c["phases"]
+        u = None
+        for layer, dense in zip(layers.unbind(1), c["dense"]):
+            u = layer if u is None else layer @ u
+            u = u if dense is None else dense @ u
+        return u if self.prefix is None else u @ c["prefix"]
+
+
+@cache
+def _constants(plan: AnsatzPlan, device: torch.device, dtype: torch.dtype) -> dict:
+    """A plan's constants as tensors, made once per device and dtype."""
+    def tensor(value):
+        if value is None:
+            return None
+        return torch.as_tensor(value if dtype.is_complex else value.real, dtype=dtype, device=device)
+
+    # the Kronecker product's gather order for each layer, rows reordered by the fixed gates after it
+    digits = kron_digits(plan.n_qubits, True, torch.device("cpu")).numpy().reshape(plan.n_qubits, 2**plan.n_qubits, -1)
+    digits = np.stack([digits[:, rows, :].reshape(plan.n_qubits, -1) for rows in plan.rows])  # (L, n, D^2)
+    return {
+        "slots": torch.as_tensor(plan.slots, device=device),
+        "identity": tensor(np.array([1, 0, 0, 1], dtype=complex)),
+        "generators": tensor(plan.generators),
+        "digits": torch.as_tensor(digits, device=device),
+        "phases": None if plan.phases is None else tensor(plan.phases)[..., None],  # (L, D, 1)
+        "dense": [tensor(d) for d in plan.dense],
+        "prefix": tensor(plan.prefix),
+    }
+
+
+@cache
+def compile_ansatz(ansatz: CircuitFamily, n_qubits: int) -> AnsatzPlan | None:
+    """Trace ``ansatz`` on ``n_qubits`` into an :class:`AnsatzPlan`; None when some gate is not a
+    single-qubit rotation by one bare weight or a fixed gate (the caller then simulates gate by gate)."""
+    shape = ansatz.weight_shape(n_qubits)
+    size = math.prod(shape)
+    traced = np.array([_Weight(i) for i in range(size)], dtype=object).reshape(shape)
+    try:
+        gates = list(ansatz.gates(n_qubits, None, traced))
+    except TypeError:  # an angle computed from weights
+        return None
+    if any(g.angle is not None and (g.name not in GENERATORS or not isinstance(g.angle, _Weight)) for g in gates):
+        return None
+    layers: list[list[list[Gate]]] = []  # per rotation layer, per wire, its rotations in order
+    fixed: list[list[Gate]] = [[]]  # fixed gates before layer 0, then after each layer
+    for gate in gates:
+        if gate.angle is None:
+            fixed[-1].append(gate)
+            continue
+        if not layers or fixed[-1]:
+            layers.append([[] for _ in range(n_qubits)])
+            fixed.append([])
+        layers[-1][gate.wires[0]].append(gate)
+    if not layers:
+        return None
+    depth = max(len(wire) for layer in layers for wire in layer)
+    slots = np.full((len(layers), n_qubits, depth), size)
+    generators = np.zeros((len(layers), n_qubits, depth, 4), dtype=complex)
+    for index, layer in enumerate(layers):
+        for wire, rotations in enumerate(layer):
+            for position, gate in enumerate(rotations):
+                slots[index, wire, position] = gate.angle.index
+                generators[index, wire, position] = GENERATORS[gate.name].flatten()
+    dim = 2**n_qubits
+    rows, phases, dense = np.tile(np.arange(dim), (len(layers), 1)), np.ones((len(layers), dim), dtype=complex), []
+    for index, after in enumerate(fixed[1:]):
+        matrix = unitary(after, n_qubits, 1, torch.complex128)[0].numpy()
+        nonzero = np.abs(matrix) > 1e-12
+        if (nonzero.sum(1) == 1).all():  # monomial: folded into the layer
+            rows[index] = nonzero.argmax(1)
+            phases[index] = matrix[np.arange(dim), rows[index]]
+            dense.append(None)
+        else:
+            dense.append(matrix)
+    prefix = unitary(fixed[0], n_qubits, 1, torch.complex128)[0].numpy() if fixed[0] else None
+    return AnsatzPlan(n_qubits, size, slots, generators, rows, None if np.allclose(phases, 1) else phases, tuple(dense), prefix)
+
+
+def unitary(gates: list[Gate], n_qubits: int, batch: int, dtype: torch.dtype, device: torch.device | None = None) -> torch.Tensor:
+    """``(batch, 2^n, 2^n)``: the product of the gates, gate by gate: each PennyLane's matrix (batched
+    over angles on a trailing axis) applied on its own wires only, a ``2^k x 2^k`` matmul on the
+    running unitary's columns. Any gate of the catalogue; the fallback when an ansatz does not compile,
+    and what builds the fixed layers of those that do."""
+    dim = 2**n_qubits
+    u = torch.eye(dim, dtype=dtype, device=device).expand(batch, dim, dim).reshape(batch, *[2] * n_qubits, dim)  # (b, wires..., cols)
+    for gate in gates:
+        k = len(gate.wires)
+        wires, front = [1 + q for q in gate.wires], list(range(1, 1 + k))
+        rest = u.movedim(wires, front)  # (b, gate wires..., other wires..., cols)
+        matrix = pennylane_matrix(gate, dtype).to(u.device).expand(batch, 2**k, 2**k)
+        u = (matrix @ rest.reshape(batch, 2**k, -1)).view(rest.shape).movedim(front, wires)
+    return u.reshape(batch, dim, dim)
+
+
+@cache
+def kron_digits(n_factors: int, matrices: bool, device: torch.device) -> torch.Tensor:
+    """For the Kronecker product of ``n`` factors (2-vectors, or 2x2 matrices flattened to 4-vectors),
+    as :class:`KronProduct` takes it:
+    ``(n, E)``, which component of factor ``q`` every output entry takes. Factor 0 is the most
+    significant, as wire 0 is; a matrix product's entries come row by row."""
+    index = np.arange(2**n_factors)
+    bits = (index[None, :] >> (n_factors - 1 - np.arange(n_factors))[:, None]) & 1  # (n, 2^n)
+    if matrices:  # entry (i, j) of the product takes entry (i_q, j_q) = 2 i_q + j_q of factor q
+        bits = (2 * bits[:, :, None] + bits[:, None, :]).reshape(n_factors, -1)
+    return torch.as_tensor(bits, device=device)
+
+
+class KronProduct(torch.autograd.Function):
+    """Entry ``e`` of the product is ``prod_q factors[..., q, digits[..., q, e]]``: one gather and one
+    product over factors forward (``digits`` broadcasts against the factors' leading axes). The backward
+    gives each factor the product of the others (exclusive cumulative products from both ends, exact
+    where an entry is zero, as a rotation's often are), summed into the factor's components by one
+    ``scatter_add``. Only ``factors`` is saved."""
+
+    @staticmethod
+    def forward(ctx, factors: torch.Tensor, digits: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(factors, digits)
+        return factors.gather(-1, digits.expand(*factors.shape[:-1], -1)).prod(-2)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        factors, digits = ctx.saved_tensors
+        index = digits.expand(*factors.shape[:-1], -1)
+        entries = factors.conj().gather(-1, index)  # (..., n, E); complex gradients pair with conjugates
+        ones = torch.ones_like(entries[..., :1, :])
+        before = torch.cat([ones, entries[..., :-1, :]], -2).cumprod(-2)  # prod over factors p < q
+        after = torch.cat([entries[..., 1:, :], ones], -2).flip(-2).cumprod(-2).flip(-2)  # p > q
+        others = before.mul_(after).mul_(grad.unsqueeze(-2))
+        return torch.zeros_like(factors).scatter_add_(-1, index, others), None
+
+
+# -- encodings ------------------------------------------------------------------------------------
+
+
+def product_states(encoder: CircuitFamily, n_qubits: int, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
+    """``S(x)|0>`` for every row of ``x`` ``(..., F)``: ``(..., 2^n)``, when ``encoder`` is a product
+    encoder (its wires' states from one ``cos``/``sin`` of the whole tensor); otherwise None."""
+    wires = encoder.qubit_states(n_qubits, x)
+    if wires is None:
+        return None
+    amp0, amp1 = (torch.as_tensor(a).to(dtype) for a in wires)
+    return ProductStates.apply(torch.stack([amp0, amp1], -1))  # (..., n, 2) -> (..., 2^n)
+
+
+class ProductStates(torch.autograd.Function):
+    """The Kronecker product over wires of single-qubit states ``a`` ``(..., n, 2)`` -> ``(..., 2^n)``
+    (wire 0 most significant): one broadcast product per wire. The backward contracts the incoming
+    gradient with one wire after another, while products of the wires after each give its cofactor:
+    nothing but ``a`` is saved, and no reduction runs over a strided axis (autograd's would, once per
+    wire). For every token of a pass this is far faster than :class:`KronProduct`'s gather."""
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(a)
+        wires = a.unbind(-2)
+        psi = wires[0]
+        for wire in wires[1:]:
+            psi = (psi.unsqueeze(-1) * wire.unsqueeze(-2)).flatten(-2)
+        return psi
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (a,) = ctx.saved_tensors
+        wires = a.conj().unbind(-2)  # (..., 2) each; complex gradients pair with conjugates
+        suffixes = [None]  # kron(a_{q+1}, ..., a_{n-1}), from the last wire on
+        for wire in reversed(wires[1:]):
+            suffixes.append(wire if suffixes[-1] is None else (wire.unsqueeze(-1) * suffixes[-1].unsqueeze(-2)).flatten(-2))
+        rest, grads = grad, []  # rest: grad contracted with wires 0..q-1, (..., 2^(n-q))
+        for wire, suffix in zip(wires, reversed(suffixes)):
+            halves = rest.unflatten(-1, (2, -1))  # (..., 2, 2^(n-q-1)): wire q's bit, then the others
+            grads.append(halves.squeeze(-1) if suffix is None else (halves * suffix.unsqueeze(-2)).sum(-1))
+            if suffix is not None:
+                rest = (halves * wire.unsqueeze(-1)).sum(-2)
+        return torch.stack(grads, -2)
+
+
+# -- the N x S part -------------------------------------------------------------------------------
+
+
+def fidelity_scores(s_q: torch.Tensor, s_k: torch.Tensor, metric: torch.Tensor | None = None,
+                    scale: torch.Tensor | None = None) -> torch.Tensor:
+    """``scale_h |<s_k| M_h |s_q>|^2`` for every query/key pair: states ``(B, H, N, D)`` and
+    ``(B, H, S, D)``, ``metric`` ``(H, D, D)`` (None: identity), ``scale`` ``(H,)`` (None: 1) ->
+    ``(B, H, N, S)``.
+
+    ``sqrt(scale)`` is folded into the metric (or the queries), never applied to the ``N x S`` scores.
+    Real states with a complex metric keep real arithmetic: Re and Im of ``M s_q`` are two blocks of
+    rows against the same real keys. Complex states give ``[re, im]`` and ``[im, -re]`` blocks against
+    interleaved keys."""
+    root = None if scale is None else scale.sqrt()[:, None, None]
+    if metric is None:
+        metric = None if root is None else torch.eye(s_q.shape[-1], dtype=root.dtype, device=root.device) * root
+    elif root is not None:
+        metric = metric * root
+    real_states = not (s_q.is_complex() or s_k.is_complex())
+    if real_states and (metric is None or not metric.is_complex()):
+        a = s_q if metric is None else s_q @ metric.mT.to(s_q.dtype)
+        return SquaredOverlaps.apply(a.unsqueeze(-2), s_k)
+    if real_states:  # real states, complex metric: (B, H, N, D) @ (H, D, 2D) -> (B, H, N, 2, D)
+        parts = torch.cat([metric.real, metric.imag], -2).to(s_q.dtype)
+        return SquaredOverlaps.apply((s_q @ parts.mT).unflatten(-1, (2, -1)), s_k)
+    dtype = torch.promote_types(torch.promote_types(s_q.dtype, s_k.dtype), torch.complex64)
+    a = s_q.to(dtype) if metric is None else s_q.to(dtype) @ metric.mT.to(dtype)
+    rows = torch.stack([torch.view_as_real(a).flatten(-2), torch.view_as_real(a * -1j).flatten(-2)], -2)  # (..., N, 2, 2D)
+    return SquaredOverlaps.apply(rows, torch.view_as_real(s_k.to(dtype)).flatten(-2))
+
+
+class SquaredOverlaps(torch.autograd.Function):
+    """``f[..., i, j] = sum_c (a[..., i, c, :] . k[..., j, :])^2`` for real ``a`` ``(..., N, C, D)`` and
+    ``k`` ``(..., S, D)``: the fidelity ``Re^2 + Im^2`` with Re and Im as ``C = 2`` rows per query.
+
+    The backward needs the overlaps ``o_c = a_c k^T`` again (``df/da_c = 2 (g * o_c) k``). Up to
+    :data:`SAVED_OVERLAPS_LIMIT` bytes they are saved (one matmul of all ``C N`` rows forward); above
+    it the forward squares each in place and the backward recomputes them one at a time (one more
+    matmul each), so no more ``N x S`` tensors are alive in it than in a classical dot-product layer's.
+    """
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        if a.shape[:-1].numel() * k.shape[-2] * a.element_size() <= SAVED_OVERLAPS_LIMIT:
+            overlaps = a.flatten(-3, -2) @ k.mT  # (..., N*C, S): all parts' overlaps in one matmul
+            parts = overlaps.unflatten(-2, a.shape[-3:-1]).unbind(-2)
+            f = parts[0].square()
+            for part in parts[1:]:
+                f.addcmul_(part, part)
+            ctx.save_for_backward(a, k, overlaps)
+            return f
+        f = None
+        for a_c in a.unbind(-2):
+            o = a_c @ k.mT  # (..., N, S), squared in place: nothing N x S is saved
+            f = o.square_() if f is None else f.addcmul_(o, o)
+        ctx.save_for_backward(a, k)
+        return f
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        a, k, *saved = ctx.saved_tensors
+        parts = saved[0].unflatten(-2, a.shape[-3:-1]).unbind(-2) if saved else None
+        grads_a, grad_k, weighted = [], None, None
+        for c, a_c in enumerate(a.unbind(-2)):  # one N x S buffer weights every part
+            if parts is not None:
+                weighted = torch.mul(parts[c], grad, out=weighted)
+            else:  # recomputed, weighted in place
+                weighted = torch.matmul(a_c, k.mT, out=weighted).mul_(grad)
+            grads_a.append(weighted @ k)
+            grad_k = weighted.mT @ a_c if grad_k is None else grad_k.add_(weighted.mT @ a_c)
+        return torch.stack(grads_a, -2).mul_(2), grad_k.mul_(2)
