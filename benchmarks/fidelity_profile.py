@@ -6,13 +6,13 @@ Every row is forward+backward of one part on the layer's shapes, median of ``--r
 rounds. Pairs of rows compare what the PennyLane executor does with what it did before:
 
 - ansatz unitaries of the query and key heads: ``qml.matrix`` (full 2^n x 2^n product per gate) vs
-  PennyLane's gate matrices applied on their own wires (:func:`qattn.executors.pennylane.unitary`);
+  PennyLane's gate matrices applied on their own wires (:func:`qattn.executors.fused.unitary`) vs the
+  compiled plan (:func:`qattn.executors.fused.compile_ansatz`: one cos/sin, one Kronecker gather);
+- the product-state encodings: autograd's Kronecker product wire by wire vs
+  :class:`qattn.executors.fused.ProductStates` (analytic backward);
 - the N x S overlaps: full complex states ``|<U_K S(k)|U_Q S(q)>|^2`` (complex matmul) vs the folded
-  metric ``|<S(k)|M|S(q)>|^2`` with real encodings (two real matmuls);
-- the head temperature: multiplied into the N x S scores vs folded into the metric;
-- Re^2 + Im^2 of the overlaps: autograd's expression vs :class:`qattn.executors.base.SquaredModulus`,
-  on the folded metric's two real parts and on complex overlaps (the full-state path of re-uploading
-  and complex encoders, through :func:`qattn.executors.base.squared_magnitude`).
+  metric ``|<S(k)|M|S(q)>|^2`` with real encodings, as two real matmuls whose results autograd saves,
+  vs :func:`qattn.executors.fused.fidelity_scores` (nothing N x S saved, overlaps recomputed by row blocks).
 
 The classical layer's own score matmul ``q k^T`` and the softmax (both kinds pay it) are given for scale.
 """
@@ -28,8 +28,9 @@ import torch
 
 from qattn.circuits import CATALOGUE, FeatureMap
 from qattn.circuits.to_pennylane import apply_pennylane
-from qattn.executors.base import SquaredModulus, squared_magnitude
-from qattn.executors.pennylane import PennyLaneExecutor, batch_last, metric_fidelities, unitary
+from qattn.executors.base import SquaredModulus
+from qattn.executors.fused import compile_ansatz, fidelity_scores
+from qattn.executors.pennylane import PennyLaneExecutor, batch_last, unitary
 
 
 def main() -> None:
@@ -49,18 +50,15 @@ def main() -> None:
     w = (0.1 * torch.randn(2 * heads, *fmap.weight_shape[1:])).requires_grad_()  # query and key heads
     x_q = torch.randn(batch, heads, tokens, n, requires_grad=True)
     x_k = torch.randn(batch, heads, tokens, n, requires_grad=True)
-    tau = torch.zeros(heads, requires_grad=True)
     with torch.no_grad():
-        s_q = executor.encoded_states(fmap, x_q.flatten(0, -2)).view(batch, heads, tokens, dim)
-        s_k = executor.encoded_states(fmap, x_k.flatten(0, -2)).view(batch, heads, tokens, dim)
+        s_q, s_k = executor.encoded_states(fmap, x_q), executor.encoded_states(fmap, x_k)
         u = unitary(fmap.ansatz_gates(batch_last(w)), n, 2 * heads, torch.complex64)
     s_q, s_k = s_q.requires_grad_(), s_k.requires_grad_()
     u_q, u_k = u[:heads].clone().requires_grad_(), u[heads:].clone().requires_grad_()
     metric = (u_k.mH @ u_q).detach().requires_grad_()
     features = torch.randn(batch, heads, tokens, dim, requires_grad=True)
-    re, im = (torch.randn(batch, heads, tokens, tokens, requires_grad=True) for _ in range(2))
-    overlaps = torch.complex(re.detach(), im.detach()).requires_grad_()
     scores = torch.randn(batch, heads, tokens, tokens, requires_grad=True)
+    plan = compile_ansatz(fmap.ansatz, n)
 
     def total(t: torch.Tensor) -> torch.Tensor:
         return torch.view_as_real(t).sum() if t.is_complex() else t.sum()
@@ -74,18 +72,28 @@ def main() -> None:
         overlaps = psi_q @ psi_k.mH
         return overlaps.real.square() + overlaps.imag.square()
 
+    def wire_by_wire():
+        half = torch.cat([x_q, x_k], -2) * 0.5
+        psi = None
+        for q in range(n):  # the encoding as it was: per-wire selects, autograd's backward
+            wire = torch.stack([half[..., q].cos(), half[..., q].sin()], -1)
+            psi = wire if psi is None else (psi.unsqueeze(-1) * wire.unsqueeze(-2)).flatten(-2)
+        return psi
+
+    def saved_real_matmuls():
+        m_s_q = s_q @ torch.cat([metric.real, metric.imag], -2).mT  # (B, H, N, 2D): [Re M s_q | Im M s_q]
+        re, im = (part @ s_k.mT for part in m_s_q.split(dim, -1))
+        return SquaredModulus.apply(re, im)
+
     parts = {
         "unitaries: qml.matrix": matrix_unitaries,
         "unitaries: gate matrices on their wires": lambda: unitary(fmap.ansatz_gates(batch_last(w)), n, 2 * heads, torch.complex64),
-        "encodings (closed form, q and k)": lambda: executor.encoded_states(fmap, torch.cat([x_q, x_k]).flatten(0, -2)),
+        "unitaries: compiled plan": lambda: plan.unitaries(w.reshape(2 * heads, -1)),
+        "encodings: autograd, wire by wire (q and k)": wire_by_wire,
+        "encodings: ProductStates (q and k)": lambda: executor.encoded_states(fmap, torch.cat([x_q, x_k], -2)),
         "overlaps: complex states, complex matmul": full_states,
-        "overlaps: folded metric, real encodings": lambda: metric_fidelities(s_q, metric, s_k),
-        "temperature on the N x S scores": lambda: tau.exp()[:, None, None] * metric_fidelities(s_q, metric, s_k),
-        "temperature folded into the metric": lambda: metric_fidelities(s_q, metric * tau.mul(0.5).exp()[:, None, None], s_k),
-        "modulus: autograd re*re + im*im": lambda: torch.addcmul(re * re, im, im),
-        "modulus: SquaredModulus": lambda: SquaredModulus.apply(re, im),
-        "complex modulus: autograd .real^2 + .imag^2": lambda: overlaps.real.square() + overlaps.imag.square(),
-        "complex modulus: squared_magnitude": lambda: squared_magnitude(overlaps),
+        "overlaps: folded metric, two real matmuls saved": saved_real_matmuls,
+        "overlaps: folded metric, fidelity_scores": lambda: fidelity_scores(s_q, s_k, metric),
         "for scale: classical q k^T (head dim 2^n)": lambda: features @ features.mT,
         "for scale: softmax over N x S": lambda: torch.softmax(scores, -1),
     }

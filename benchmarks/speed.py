@@ -10,6 +10,9 @@ Sections (``--sections``, all by default):
   runs in a fresh process, which also reports its peak memory above the state before the passes.
 - ``precision``: the same layers in float32 against float64 on the same weights and input (largest
   difference of attention weights), so no speed comes from precision games.
+- ``simulators``: the same layers at N=512 and 1 thread with their states simulated by
+  TensorCircuit-NG and torchquantum (``benchmarks/simulator_peers.py``; run this script with a Python
+  that has them installed, or the section says which are missing).
 - ``peers``: the way much public quantum-attention code runs circuits, one PennyLane QNode call per
   query-key pair (fidelity) and per token and head (gaussian); a sample of calls is timed and
   extrapolated to the layer's whole workload at N=512.
@@ -33,12 +36,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-from attention_speed import forward_backward_seconds, interleaved_medians  # this folder is on sys.path as a script
+from attention_speed import aten_ops, flops, forward_backward, interleaved_medians  # this folder is on sys.path as a script
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results" / "benchmarks.md"
 IMDB = ROOT / "experiments" / "imdb.toml"
-SECTIONS = ("layer", "precision", "peers", "document", "training")
+SECTIONS = ("layer", "precision", "simulators", "peers", "document", "training")
 
 BATCH, HEADS, HEAD_DIM, QUBITS = 8, 4, 64, 6
 CLASSICAL = "classical dot"
@@ -114,18 +117,27 @@ def build_layer(name: str):
     return QuantumMultiheadAttention(HEADS * HEAD_DIM, HEADS, n_qubits=QUBITS, **options)
 
 
-def layer_seconds(tokens: int, repeats: int) -> dict[str, float]:
-    """Median fwd+bwd seconds of every layer, interleaved in one process on the same input."""
+def layer_seconds(tokens: int, repeats: int, threads: int) -> dict[str, tuple[float, float]]:
+    """Median (wall, CPU) seconds of every layer's fwd+bwd at ``threads`` torch threads, interleaved in
+    one process on the same input."""
+    torch.set_num_threads(threads)
     torch.manual_seed(0)
     layers = {name: build_layer(name) for name in LAYERS}
     return interleaved_medians(layers, torch.randn(BATCH, tokens, HEADS * HEAD_DIM), repeats)
+
+
+def layer_counts(tokens: int) -> dict[str, tuple[int, int]]:
+    """Aten ops and FLOPs of every layer's fwd+bwd (neither depends on the thread count)."""
+    torch.manual_seed(0)
+    x = torch.randn(BATCH, tokens, HEADS * HEAD_DIM)
+    return {name: (aten_ops(layer, x), flops(layer, x)) for name, layer in ((n, build_layer(n)) for n in LAYERS)}
 
 
 def layer_pass(name: str, tokens: int) -> None:
     """Build one layer and run one fwd+bwd pass (its process's peak memory is the measurement)."""
     torch.manual_seed(0)
     layer = build_layer(name)
-    forward_backward_seconds(layer, torch.randn(BATCH, tokens, HEADS * HEAD_DIM))
+    forward_backward(layer, torch.randn(BATCH, tokens, HEADS * HEAD_DIM))
 
 
 def float32_deviation(name: str, tokens: int) -> float:
@@ -144,25 +156,33 @@ def layer_section(tokens_list: list[int], repeats: int) -> tuple[list[str], dict
         "## Attention layer",
         "",
         f"Forward+backward, batch {BATCH}, {HEADS} heads; classical head dim {HEAD_DIM}; quantum: {QUBITS} qubits per head "
-        "(2^6 = 64 amplitudes), angle_ry encoder, PennyLane executor, float32 inputs; median of "
-        f"{repeats} passes after a warm-up, the layers interleaved in one process. Peak memory: growth of the peak RSS of "
-        "a fresh process running one pass of that layer alone.",
+        "(2^6 = 64 amplitudes), angle_ry encoder, PennyLane executor, float32 inputs. Times: median of "
+        f"{repeats} passes after a warm-up, the layers interleaved in one fresh process per thread count; CPU time "
+        "counts every thread. Aten ops: one pass as torch's profiler records them, nested ops included. FLOPs: torch's "
+        "`FlopCounterMode` (the matmuls: the floor any implementation of the same arithmetic pays). Peak memory: growth "
+        "of the peak RSS of a fresh process running one pass of that layer alone. Every ratio is to the classical "
+        "layer of the same N, measured in the same run.",
         "",
-        "| layer | N | fwd+bwd [s] | ratio to classical | peak memory [MiB] | memory ratio |",
-        "|---|---|---|---|---|---|",
+        "| layer | N | 1 thread: CPU [s] | ratio | 2 threads: wall [s] | ratio | CPU ratio | aten ops | ratio "
+        "| GFLOP | ratio | peak memory [MiB] | ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     at_512 = {}
     for tokens in tokens_list:
-        seconds_of, _ = fresh(layer_seconds, tokens, repeats)
-        memory_of = {name: fresh(layer_pass, name, tokens)[1] for name in LAYERS}
-        base_time, base_memory = seconds_of[CLASSICAL], memory_of[CLASSICAL]
-        for name, seconds in seconds_of.items():
-            memory = memory_of[name]
+        one, _ = fresh(layer_seconds, tokens, repeats, 1)
+        two, _ = fresh(layer_seconds, tokens, repeats, 2)
+        counts, _ = fresh(layer_counts, tokens)
+        memory = {name: fresh(layer_pass, name, tokens)[1] for name in LAYERS}
+        base = one[CLASSICAL][1], two[CLASSICAL][0], two[CLASSICAL][1], *counts[CLASSICAL], memory[CLASSICAL]
+        for name in LAYERS:
+            row = one[name][1], two[name][0], two[name][1], *counts[name], memory[name]
+            cpu_1, wall_2, cpu_2, ops, flop, mib = (value / max(b, 1e-12) for value, b in zip(row, base))
             lines.append(
-                f"| {name} | {tokens} | {seconds:.3f} | {seconds / base_time:.2f}x | {memory:.0f} | {memory / max(base_memory, 1):.2f}x |"
+                f"| {name} | {tokens} | {row[0]:.3f} | {cpu_1:.2f}x | {row[1]:.3f} | {wall_2:.2f}x | {cpu_2:.2f}x "
+                f"| {row[3]:,} | {ops:.1f}x | {row[4] / 1e9:.1f} | {flop:.2f}x | {row[5]:.0f} | {mib:.2f}x |"
             )
             if tokens == 512:
-                at_512[name] = seconds
+                at_512[name] = two[name][0]
         print("\n".join(lines[-len(LAYERS) :]), flush=True)
     return lines, at_512
 
@@ -229,7 +249,7 @@ def per_call_peers(tokens: int, sample: int) -> dict[str, float]:
 
 def peers_section(at_512: dict[str, float], sample: int) -> list[str]:
     if not at_512:
-        at_512, _ = fresh(layer_seconds, 512, 3)
+        at_512 = {name: wall for name, (wall, _) in fresh(layer_seconds, 512, 3, 2)[0].items()}
     peers = per_call_peers(512, sample)
     fidelity, gaussian = at_512["fidelity, hardware_efficient"], at_512["gaussian, hardware_efficient"]
     return [
@@ -243,6 +263,41 @@ def peers_section(at_512: dict[str, float], sample: int) -> list[str]:
         f"| fidelity, {BATCH * HEADS * 512 * 512:,} pairs | {peers['fidelity']:.0f} | {fidelity:.3f} | {peers['fidelity'] / fidelity:,.0f}x |",
         f"| gaussian, {2 * BATCH * HEADS * 512:,} token circuits | {peers['gaussian']:.0f} | {gaussian:.3f} | {peers['gaussian'] / gaussian:,.0f}x |",
     ]
+
+
+def simulator_cases(tokens: int, repeats: int) -> tuple[list, dict, list[str]]:
+    """The layers of benchmarks/simulator_peers.py at 1 thread: qattn vs the same layer simulated by each
+    installed peer (TensorCircuit-NG, torchquantum), with what could not run."""
+    import io
+    from contextlib import redirect_stdout
+
+    import simulator_peers
+
+    torch.set_num_threads(1)
+    notes = io.StringIO()
+    with redirect_stdout(notes):
+        peers = simulator_peers.available_peers()
+        rows = [(name, tokens, simulator_peers.run_case(name, tokens, peers, repeats)) for name in simulator_peers.LAYERS]
+    versions = {d: simulator_peers.version(d) for d in ("tensorcircuit-ng", "torchquantum-ng")}
+    return rows, {column: cls is not None for column, cls in peers.items()}, [*notes.getvalue().splitlines(), str(versions)]
+
+
+def simulators_section(tokens: int, repeats: int) -> list[str]:
+    import simulator_peers
+
+    rows, installed, notes = fresh(simulator_cases, tokens, repeats)[0]
+    lines = [
+        "## Simulator peers",
+        "",
+        f"The same layers at N={tokens}, 1 thread, with each (batch, head, token) state simulated by the circuit "
+        "simulators a user would otherwise pick, batched their recommended way (`benchmarks/simulator_peers.py`, "
+        "run in a venv that has them: `/work/venv-peers`); each peer's layer output is checked against qattn's "
+        f"before timing. CPU time, median of {repeats}; ratio = peer / qattn. Versions: {notes[-1]}.",
+        "",
+    ]
+    if not any(installed.values()):
+        return [*lines, "Skipped: no peer simulator is installed here. " + " ".join(notes[:-1])]
+    return [*lines, simulator_peers.table(rows, installed, 0, "CPU"), "", *(f"- {n}" for n in notes[:-1] if n.strip())]
 
 
 # -- long documents ---------------------------------------------------------------------------------
@@ -361,7 +416,7 @@ def commit() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
-    parser.add_argument("--tokens", type=int, nargs="+", default=[128, 512, 1024, 2048], help="layer section")
+    parser.add_argument("--tokens", type=int, nargs="+", default=[512, 2048], help="layer section")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--peer-sample", type=int, default=20)
     parser.add_argument("--document-tokens", type=int, default=2048)
@@ -384,6 +439,8 @@ def main() -> None:
             part, at_512 = layer_section(args.tokens, args.repeats)
         elif section == "precision":
             part = precision_section()
+        elif section == "simulators":
+            part = simulators_section(512, args.repeats)
         elif section == "peers":
             part = peers_section(at_512, args.peer_sample)
         elif section == "document":

@@ -1,18 +1,20 @@
 """Feature maps simulated in a handful of torch ops per pass, whatever the qubit count or head count.
 
 The PennyLane executor's exact simulation is built from three pieces, each a few whole-tensor ops
-(no loop over heads, tokens or gates; ``benchmarks/layer_floor.py`` counts the ops of a pass):
+(no loop over heads, tokens or gates; ``benchmarks/attention_speed.py`` counts the ops of a pass):
 
 - :func:`compile_ansatz` traces an ansatz once into rotation layers and fixed layers. The rotation
   matrices of every layer, wire and head come from one ``cos`` and one ``sin`` of all angles; each
-  wire's rotations fuse into one 2x2 matrix and a layer is their Kronecker product. A fixed layer
-  (CNOT chains, CZ) is a constant permutation or sign flip of rows.
-- :func:`product_states`: the ``2^n`` amplitudes of a product encoding (angle encoders) from its
-  wires' single-qubit states, one broadcast product per wire.
-- :class:`SquaredOverlaps`: ``sum_c (a_c . k)^2`` for every query/key pair, the ``N x S`` part of the
-  fidelity kernel (real and imaginary overlaps as stacked rows, the temperature already folded into
-  ``a``). Its backward recomputes the overlaps when saving them would take more memory than
-  :data:`SAVED_OVERLAPS_LIMIT`.
+  wire's rotations fuse into one 2x2 matrix and a layer is their Kronecker product, one gather and one
+  product (:class:`KronProduct`). Fixed layers (CNOT chains, CZ) fold into that gather as a row order
+  and a phase per row. Any other ansatz runs gate by gate (:func:`unitary`).
+- :func:`product_states`: the ``2^n`` amplitudes of a product encoding (angle encoders) from one
+  ``cos``/``sin`` of all angles, one broadcast product per wire, with an analytic backward
+  (:class:`ProductStates`).
+- :func:`fidelity_scores` / :class:`SquaredOverlaps`: ``sum_c (a_c . k)^2`` for every query/key pair,
+  the ``N x S`` part of the fidelity kernel (Re and Im overlaps as stacked rows, the temperature folded
+  into the metric). Nothing ``N x S`` is saved for the backward: it recomputes the overlaps by blocks
+  of rows, so the layer holds no more ``N x S`` memory than a classical one.
 
 Every piece is exact: ``tests/test_fused.py`` holds them to PennyLane's and Qiskit's unitaries, to the
 gate-by-gate simulation and to finite differences.
@@ -37,11 +39,6 @@ GENERATORS = {
     "RY": np.array([[0, -1], [1, 0]], dtype=complex),
     "RZ": np.array([[-1j, 0], [0, 1j]]),
 }
-
-#: Above this many bytes of saved overlaps the backward recomputes them (one more matmul) instead:
-#: at the benchmark's shape (B=8, 4 heads, 64 amplitudes, complex metric) that is from N = 1024 on.
-SAVED_OVERLAPS_LIMIT = 128 * 2**20
-
 
 # -- ansatz unitaries -----------------------------------------------------------------------------
 
@@ -306,39 +303,56 @@ class SquaredOverlaps(torch.autograd.Function):
     """``f[..., i, j] = sum_c (a[..., i, c, :] . k[..., j, :])^2`` for real ``a`` ``(..., N, C, D)`` and
     ``k`` ``(..., S, D)``: the fidelity ``Re^2 + Im^2`` with Re and Im as ``C = 2`` rows per query.
 
-    The backward needs the overlaps ``o_c = a_c k^T`` again (``df/da_c = 2 (g * o_c) k``). Up to
-    :data:`SAVED_OVERLAPS_LIMIT` bytes they are saved (one matmul of all ``C N`` rows forward); above
-    it the forward squares each in place and the backward recomputes them one at a time (one more
-    matmul each), so no more ``N x S`` tensors are alive in it than in a classical dot-product layer's.
-    """
+    Nothing ``N x S`` is saved. The forward writes the first part's overlaps straight into the scores
+    and squares them in place; the other parts, and in the backward every part's overlaps
+    ``o_c = a_c k^T`` (``df/da_c = 2 (g * o_c) k``), are recomputed a block of query rows at a time in
+    one workspace of at most a quarter of the scores (:func:`row_blocks`). So the layer allocates no
+    more ``N x S`` memory than a classical dot-product layer, which on CPUs is time as well as memory:
+    every fresh ``N x S`` buffer is page-faulted in, at a cost comparable to the matmul that fills it."""
 
     @staticmethod
     def forward(ctx, a: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        if a.shape[:-1].numel() * k.shape[-2] * a.element_size() <= SAVED_OVERLAPS_LIMIT:
-            overlaps = a.flatten(-3, -2) @ k.mT  # (..., N*C, S): all parts' overlaps in one matmul
-            parts = overlaps.unflatten(-2, a.shape[-3:-1]).unbind(-2)
-            f = parts[0].square()
-            for part in parts[1:]:
-                f.addcmul_(part, part)
-            ctx.save_for_backward(a, k, overlaps)
-            return f
-        f = None
-        for a_c in a.unbind(-2):
-            o = a_c @ k.mT  # (..., N, S), squared in place: nothing N x S is saved
-            f = o.square_() if f is None else f.addcmul_(o, o)
         ctx.save_for_backward(a, k)
-        return f
+        a3, k3 = a.reshape(-1, *a.shape[-3:]), k.reshape(-1, *k.shape[-2:])  # one batch axis: bmm, no matmul plumbing
+        f = torch.bmm(a3[:, :, 0], k3.mT).square_()
+        workspace = None
+        for rows in row_blocks(f) if a.shape[-2] > 1 else ():
+            for c in range(1, a.shape[-2]):
+                workspace = torch.bmm(a3[:, rows, c], k3.mT, out=workspace_for(workspace, rows))
+                f[:, rows].addcmul_(workspace, workspace)
+        return f.view(*a.shape[:-2], k.shape[-2])
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        a, k, *saved = ctx.saved_tensors
-        parts = saved[0].unflatten(-2, a.shape[-3:-1]).unbind(-2) if saved else None
-        grads_a, grad_k, weighted = [], None, None
-        for c, a_c in enumerate(a.unbind(-2)):  # one N x S buffer weights every part
-            if parts is not None:
-                weighted = torch.mul(parts[c], grad, out=weighted)
-            else:  # recomputed, weighted in place
-                weighted = torch.matmul(a_c, k.mT, out=weighted).mul_(grad)
-            grads_a.append(weighted @ k)
-            grad_k = weighted.mT @ a_c if grad_k is None else grad_k.add_(weighted.mT @ a_c)
-        return torch.stack(grads_a, -2).mul_(2), grad_k.mul_(2)
+        a, k = ctx.saved_tensors
+        a3, k3, g3 = a.reshape(-1, *a.shape[-3:]), k.reshape(-1, *k.shape[-2:]), grad.reshape(-1, *grad.shape[-2:])
+        grad_a, grad_k, workspace = torch.empty_like(a3), torch.zeros_like(k3), None
+        for rows in row_blocks(g3):
+            for c in range(a.shape[-2]):
+                a_c = a3[:, rows, c]
+                workspace = torch.bmm(a_c, k3.mT, out=workspace_for(workspace, rows)).mul_(g3[:, rows])
+                grad_a[:, rows, c] = torch.bmm(workspace, k3)
+                grad_k.baddbmm_(workspace.mT, a_c)
+        return grad_a.mul_(2).view_as(a), grad_k.mul_(2).view_as(k)
+
+
+#: The backward's (and a complex forward's) workspace for recomputed overlaps: a quarter of the
+#: ``N x S`` scores, or this many bytes where a quarter is smaller (small buffers come from the heap,
+#: without page faults; big ones are mapped afresh, so fewer, larger blocks cost less there).
+WORKSPACE_BYTES = 16 * 2**20
+
+
+def row_blocks(scores: torch.Tensor) -> list[slice]:
+    """Blocks of query rows of ``scores`` ``(..., N, S)`` for the recomputed overlaps: at most 4, each
+    small enough for a workspace of :data:`WORKSPACE_BYTES` where that takes fewer than 4."""
+    rows = scores.shape[-2]
+    blocks = min(4, max(1, math.ceil(scores.numel() * scores.element_size() / WORKSPACE_BYTES)), max(rows, 1))
+    size = math.ceil(rows / blocks)
+    return [slice(start, min(start + size, rows)) for start in range(0, rows, size)]
+
+
+def workspace_for(workspace: torch.Tensor | None, rows: slice) -> torch.Tensor | None:
+    """The workspace for a block of ``rows``, to pass as a matmul's ``out``."""
+    if workspace is None or workspace.shape[-2] != rows.stop - rows.start:
+        return None  # the first block, or a shorter last one: the matmul allocates
+    return workspace
