@@ -17,21 +17,21 @@ B*H*N tokens the way that library does it:
   fewer samples, so the per-head angles are expanded to every token.
 
 The peers' fidelities then go through ``StatevectorExecutor``'s default ``|psi_q @ psi_k^H|^2``, their
-<Z> through its ``z_from_states``. So the fidelity rows compare whole layers (qattn's executor also folds
-each head's unitaries into one metric there); the gaussian row compares state preparation alone. Before timing, each peer's layer output is checked against qattn's
-(max abs difference <= 1e-4, float32). Rounds are interleaved (qattn, TensorCircuit-NG, torchquantum,
+<Z> through its ``z_from_states``. So every row compares whole layers, each computed the way a user of
+that library would (qattn's executor also folds each head's unitaries into one metric for the
+fidelities, and never forms complex states for the Z features). Before timing, each peer's layer output
+is checked against qattn's (max abs difference <= 1e-4, float32). Rounds are interleaved (qattn, TensorCircuit-NG, torchquantum,
 then again) after one warm-up step each; the tables give the median of ``--repeats`` rounds of CPU time
 (``time.process_time``) and wall time, and each peer's ratio to qattn (peer / qattn: qattn's lead).
 
 Install the peers into their own venv, never the project's (they pull qiskit-ibm-runtime, torchvision):
 
-    python3 -m venv /work/venv-peers
-    /work/venv-peers/bin/pip install -c /work/main/constraints.txt -e /work/main
-    /work/venv-peers/bin/pip install -c /work/main/constraints.txt tensorcircuit-ng==1.10.0 torchquantum-ng==0.2.0
+    python3 -m venv .venv-peers
+    .venv-peers/bin/pip install -c constraints.txt -e . tensorcircuit-ng==1.10.0 torchquantum-ng==0.2.0
 
 Run:
 
-    /work/venv-peers/bin/python benchmarks/simulator_peers.py --tokens 512 --repeats 5
+    .venv-peers/bin/python benchmarks/simulator_peers.py --tokens 512 --repeats 5
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ LAYERS = {
     "gaussian/hardware_efficient": {"kernel": "gaussian", "circuit": "hardware_efficient"},
 }
 EMBED, HEADS, QUBITS, BATCH, TOLERANCE = 256, 4, 6, 8, 1e-4
-PIP = "/work/venv-peers/bin/pip install -c /work/main/constraints.txt"
+PIP = ".venv-peers/bin/pip install -c constraints.txt"
 
 
 class TensorCircuitExecutor(StatevectorExecutor):

@@ -291,7 +291,7 @@ def simulators_section(tokens: int, repeats: int) -> list[str]:
         "",
         f"The same layers at N={tokens}, 1 thread, with each (batch, head, token) state simulated by the circuit "
         "simulators a user would otherwise pick, batched their recommended way (`benchmarks/simulator_peers.py`, "
-        "run in a venv that has them: `/work/venv-peers`); each peer's layer output is checked against qattn's "
+        "run with a Python that has them, see the README); each peer's layer output is checked against qattn's "
         f"before timing. CPU time, median of {repeats}; ratio = peer / qattn. Versions: {notes[-1]}.",
         "",
     ]

@@ -101,8 +101,11 @@ class PennyLaneExecutor(StatevectorExecutor):
 
     def one_upload(self, fmap, x_q, w_q, x_k, w_k):
         """With one upload: the query and key heads' unitaries ``(H, D, D)`` from one build, and the
-        bare encodings of queries and keys from one encoding of both."""
-        u_q, u_k = self.ansatz_unitaries(fmap, torch.cat([w_q, w_k]))[0].chunk(2)
+        bare encodings of queries and keys from one encoding of both. The unitaries are a few small
+        matrices: they are built in float64 whatever the inputs' precision (free, and float32 rounding
+        then enters only where the tokens do), and cast where they meet the states."""
+        w = torch.cat([w_q, w_k])
+        u_q, u_k = self.ansatz_unitaries(fmap, w.double() if w.dtype == torch.float32 else w)[0].chunk(2)
         s_q, s_k = self.encoded_states(fmap, torch.cat([x_q, x_k], -2)).split([x_q.shape[-2], x_k.shape[-2]], -2)
         return u_q, u_k, s_q, s_k
 
@@ -132,7 +135,7 @@ def z_features(fmap: FeatureMap, s: torch.Tensor, u: torch.Tensor) -> torch.Tens
     ``(B, H, T, n)``. Real states with a complex unitary keep real arithmetic: the Re and Im rows of
     ``U`` in one matmul, their squares against the Z signs twice over."""
     if s.is_complex() or not u.is_complex():
-        dtype = promote(s, u)
+        dtype = s.dtype if not u.is_complex() else complex_dtype(s.real.dtype)
         probabilities = squared_magnitude(s.to(dtype) @ u.to(dtype).mT)
         return probabilities @ z_sign_tensor(fmap.n_qubits, probabilities.dtype, s.device)
     parts = s @ torch.cat([u.real, u.imag], -2).to(s.dtype).mT  # (B, H, T, 2D): [Re U s | Im U s]
