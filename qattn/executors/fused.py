@@ -344,7 +344,7 @@ class SquaredOverlaps(torch.autograd.Function):
                 a_c = a3[:, rows, c]
                 workspace = torch.bmm(a_c, k3.mT, out=workspace_for(workspace, rows)).mul_(g3[:, rows])
                 grad_a[:, rows, c] = torch.bmm(workspace, k3)
-                grad_k.baddbmm_(workspace.mT, a_c)
+                torch.baddbmm(grad_k, workspace.mT, a_c, out=grad_k)  # out=, not baddbmm_: FlopCounterMode counts it
         return grad_a.mul_(2).view_as(a), grad_k.mul_(2).view_as(k)
 
 
