@@ -2,15 +2,17 @@
 
 Per forward pass it runs, for each upload ``r`` of the feature map:
 
-1. the ansatz of every head as ``(H, 2^n, 2^n)`` unitaries, PennyLane's gate matrices batched over heads.
-   The trainable part is data-independent, so it is built once, not once per token;
-2. the encoder on all ``B*H*N`` token states as one broadcast QNode execution (starting from the
-   previous upload's states via ``StatePrep``), or, for a product encoder on ``|0>`` (angle
-   encodings), the exact Kronecker product of its single-qubit states;
-3. one batched matmul applying each head's unitary to its tokens; or, for fidelities with one
-   upload, the query and key unitaries folded into one metric ``U_K^† U_Q`` (see ``fidelities``).
+1. the ansatz of every head as ``(H, 2^n, 2^n)`` unitaries: compiled once into a few whole-tensor ops
+   (:func:`~qattn.executors.fused.compile_ansatz`), or gate by gate with PennyLane's gate matrices
+   batched over heads. The trainable part is data-independent, so it is built once, not once per token;
+2. the encoder on all ``B*H*N`` token states: for a product encoder on ``|0>`` (angle encodings) the
+   exact Kronecker product of its single-qubit states (:func:`~qattn.executors.fused.product_states`),
+   otherwise one broadcast QNode execution (starting from the previous upload's states via ``StatePrep``);
+3. one batched matmul applying each head's unitary to its tokens; or, with one upload, the query and
+   key unitaries folded into one metric ``U_K^† U_Q`` for the fidelities
+   (:func:`~qattn.executors.fused.fidelity_scores`), and Z features without complex states.
 
-No Python loop over tokens, no circuit per pair.
+No Python loop over tokens, heads or gates, no circuit per pair.
 """
 
 from __future__ import annotations
@@ -105,7 +107,9 @@ class PennyLaneExecutor(StatevectorExecutor):
         matrices: they are built in float64 whatever the inputs' precision (free, and float32 rounding
         then enters only where the tokens do), and cast where they meet the states."""
         w = torch.cat([w_q, w_k])
-        u_q, u_k = self.ansatz_unitaries(fmap, w.double() if w.dtype == torch.float32 else w)[0].chunk(2)
+        if w.dtype == torch.float32 and w.device.type != "mps":  # MPS has no float64
+            w = w.double()
+        u_q, u_k = self.ansatz_unitaries(fmap, w)[0].chunk(2)
         s_q, s_k = self.encoded_states(fmap, torch.cat([x_q, x_k], -2)).split([x_q.shape[-2], x_k.shape[-2]], -2)
         return u_q, u_k, s_q, s_k
 
