@@ -14,7 +14,9 @@ rounds. Pairs of rows compare what the PennyLane executor does with what it did 
   metric ``|<S(k)|M|S(q)>|^2`` with real encodings, as two real matmuls whose results autograd saves,
   vs :func:`qattn.executors.fused.fidelity_scores` (nothing N x S saved, overlaps recomputed by row blocks).
 
-The classical layer's own score matmul ``q k^T`` and the softmax (both kinds pay it) are given for scale.
+The classical layer's own score matmul ``q k^T`` and the softmax (both kinds pay it) are given for scale,
+and what a fresh N x S buffer costs: the same square written into a new tensor and into a reused one
+(why :class:`qattn.executors.fused.SquaredOverlaps` recomputes in a reused workspace instead of saving).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ def main() -> None:
     metric = (u_k.mH @ u_q).detach().requires_grad_()
     features = torch.randn(batch, heads, tokens, dim, requires_grad=True)
     scores = torch.randn(batch, heads, tokens, tokens, requires_grad=True)
+    plain, buffer = torch.randn(batch, heads, tokens, tokens), torch.empty(batch, heads, tokens, tokens)
     plan = compile_ansatz(fmap.ansatz, n)
 
     def total(t: torch.Tensor) -> torch.Tensor:
@@ -96,12 +99,16 @@ def main() -> None:
         "overlaps: folded metric, fidelity_scores": lambda: fidelity_scores(s_q, s_k, metric),
         "for scale: classical q k^T (head dim 2^n)": lambda: features @ features.mT,
         "for scale: softmax over N x S": lambda: torch.softmax(scores, -1),
+        "N x S square into a fresh buffer (forward only)": lambda: plain.square(),
+        "N x S square into a reused buffer (forward only)": lambda: torch.square(plain, out=buffer),
     }
     times: dict[str, list[float]] = {name: [] for name in parts}
     for round_ in range(args.repeats + 1):
         for name, part in parts.items():
             start = time.perf_counter()
-            total(part()).backward()
+            out = total(part())
+            if out.requires_grad:
+                out.backward()
             if round_:
                 times[name].append(time.perf_counter() - start)
     print(f"B={batch} N={tokens} heads={heads} qubits={n} threads={torch.get_num_threads()}; fwd+bwd, median of {args.repeats}")

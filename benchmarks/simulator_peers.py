@@ -21,7 +21,7 @@ The peers' fidelities then go through ``StatevectorExecutor``'s default ``|psi_q
 that library would (qattn's executor also folds each head's unitaries into one metric for the
 fidelities, and never forms complex states for the Z features). Before timing, each peer's layer output
 is checked against qattn's (max abs difference <= 1e-4, float32). Rounds are interleaved (qattn, TensorCircuit-NG, torchquantum,
-then again) after one warm-up step each; the tables give the median of ``--repeats`` rounds of CPU time
+then again, ``attention_speed.interleaved_medians``) after one warm-up step each; the tables give the median of ``--repeats`` rounds of CPU time
 (``time.process_time``) and wall time, and each peer's ratio to qattn (peer / qattn: qattn's lead).
 
 Install the peers into their own venv, never the project's (they pull qiskit-ibm-runtime, torchvision):
@@ -39,12 +39,12 @@ from __future__ import annotations
 import argparse
 import copy
 import importlib.metadata
-import statistics
 import sys
-import time
 import types
 
 import torch
+
+from attention_speed import interleaved_medians  # this folder is on sys.path as a script
 
 from qattn import QuantumMultiheadAttention
 from qattn.executors.base import StatevectorExecutor
@@ -139,26 +139,18 @@ def available_peers() -> dict[str, type | None]:
     return peers
 
 
-def step(layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """One forward + backward; returns the (detached) output."""
-    layer.zero_grad(set_to_none=True)
-    out, _ = layer(x, x, x, need_weights=False)
-    out.square().mean().backward()
-    return out.detach()
-
-
-def timed(layer: torch.nn.Module, x: torch.Tensor) -> tuple[float, float]:
-    cpu, wall = time.process_time(), time.perf_counter()
-    step(layer, x)
-    return time.process_time() - cpu, time.perf_counter() - wall
+def output(layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The layer's output on ``x``, as the timed pass computes it (no attention weights)."""
+    with torch.no_grad():
+        return layer(x, x, x, need_weights=False)[0]
 
 
 def run_case(name: str, tokens: int, peers: dict, repeats: int) -> dict[str, object]:
-    """``{variant: (cpu s, wall s) | message}`` for one layer at one N."""
+    """``{variant: (wall s, CPU s) | message}`` for one layer at one N."""
     torch.manual_seed(0)
     reference = QuantumMultiheadAttention(EMBED, HEADS, n_qubits=QUBITS, **LAYERS[name])
     x = torch.randn(BATCH, tokens, EMBED)
-    expected = step(reference, x)  # also qattn's warm-up step
+    expected = output(reference, x)
     variants, cells = {"qattn": reference}, {}
     for column, cls in peers.items():
         if cls is None:
@@ -167,7 +159,7 @@ def run_case(name: str, tokens: int, peers: dict, repeats: int) -> dict[str, obj
         layer = copy.deepcopy(reference)
         try:
             layer.kernel.executor = cls()
-            diff = (step(layer, x) - expected).abs().max().item()  # the check is the peer's warm-up step
+            diff = (output(layer, x) - expected).abs().max().item()
         except Exception as error:  # noqa: BLE001 -- a peer that cannot run a case says so in the table
             cells[column] = f"fails: {type(error).__name__}: {str(error).splitlines()[0][:60]}"
             continue
@@ -176,13 +168,7 @@ def run_case(name: str, tokens: int, peers: dict, repeats: int) -> dict[str, obj
             cells[column] = f"wrong output (max diff {diff:.1e})"
             continue
         variants[column] = layer
-    samples = {variant: [] for variant in variants}
-    for _ in range(repeats):  # interleaved rounds
-        for variant, layer in variants.items():
-            samples[variant].append(timed(layer, x))
-    for variant, runs in samples.items():
-        cells[variant] = tuple(statistics.median(run[i] for run in runs) for i in (0, 1))
-    return cells
+    return cells | interleaved_medians(variants, x, repeats)  # warm-up, then interleaved rounds
 
 
 def table(rows: list[tuple[str, int, dict]], peers: dict, which: int, unit: str) -> str:
@@ -227,9 +213,9 @@ def main() -> None:
         for name in args.layers:
             rows.append((name, tokens, run_case(name, tokens, peers, args.repeats)))
     print("\nForward + backward, CPU time (ratio = peer / qattn):\n")
-    print(table(rows, peers, 0, "CPU"))
+    print(table(rows, peers, 1, "CPU"))
     print("\nWall time:\n")
-    print(table(rows, peers, 1, "wall"))
+    print(table(rows, peers, 0, "wall"))
 
 
 if __name__ == "__main__":

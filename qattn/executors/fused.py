@@ -109,7 +109,7 @@ def _constants(plan: AnsatzPlan, device: torch.device, dtype: torch.dtype) -> di
         return torch.as_tensor(value if dtype.is_complex else value.real, dtype=dtype, device=device)
 
     # the Kronecker product's gather order for each layer, rows reordered by the fixed gates after it
-    digits = kron_digits(plan.n_qubits, True, torch.device("cpu")).numpy().reshape(plan.n_qubits, 2**plan.n_qubits, -1)
+    digits = kron_digits(plan.n_qubits).reshape(plan.n_qubits, 2**plan.n_qubits, -1)
     digits = np.stack([digits[:, rows, :].reshape(plan.n_qubits, -1) for rows in plan.rows])  # (L, n, D^2)
     return {
         "slots": torch.as_tensor(plan.slots, device=device),
@@ -187,16 +187,12 @@ def unitary(gates: list[Gate], n_qubits: int, batch: int, dtype: torch.dtype, de
 
 
 @cache
-def kron_digits(n_factors: int, matrices: bool, device: torch.device) -> torch.Tensor:
-    """For the Kronecker product of ``n`` factors (2-vectors, or 2x2 matrices flattened to 4-vectors),
-    as :class:`KronProduct` takes it:
-    ``(n, E)``, which component of factor ``q`` every output entry takes. Factor 0 is the most
-    significant, as wire 0 is; a matrix product's entries come row by row."""
-    index = np.arange(2**n_factors)
-    bits = (index[None, :] >> (n_factors - 1 - np.arange(n_factors))[:, None]) & 1  # (n, 2^n)
-    if matrices:  # entry (i, j) of the product takes entry (i_q, j_q) = 2 i_q + j_q of factor q
-        bits = (2 * bits[:, :, None] + bits[:, None, :]).reshape(n_factors, -1)
-    return torch.as_tensor(bits, device=device)
+def kron_digits(n_factors: int) -> np.ndarray:
+    """For the Kronecker product of ``n`` 2x2 factors, each flattened to 4 entries, as
+    :class:`KronProduct` takes it: ``(n, 4^n)``, which entry ``2 i_q + j_q`` of factor ``q`` every entry
+    ``(i, j)`` of the product takes, row by row. Factor 0 is the most significant, as wire 0 is."""
+    bits = (np.arange(2**n_factors)[None, :] >> (n_factors - 1 - np.arange(n_factors))[:, None]) & 1  # (n, 2^n)
+    return (2 * bits[:, :, None] + bits[:, None, :]).reshape(n_factors, -1)
 
 
 class KronProduct(torch.autograd.Function):
@@ -209,26 +205,18 @@ class KronProduct(torch.autograd.Function):
     @staticmethod
     def forward(ctx, factors: torch.Tensor, digits: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(factors, digits)
-        return KronProduct.product(factors, digits)
+        return factors.gather(-1, digits.expand(*factors.shape[:-1], -1)).prod(-2)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         factors, digits = ctx.saved_tensors
-        return KronProduct.gradient(factors, digits, grad), None
-
-    @staticmethod
-    def product(factors: torch.Tensor, digits: torch.Tensor) -> torch.Tensor:
-        return factors.gather(-1, digits.expand(*factors.shape[:-1], -1)).prod(-2)
-
-    @staticmethod
-    def gradient(factors: torch.Tensor, digits: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         index = digits.expand(*factors.shape[:-1], -1)
         entries = factors.conj().gather(-1, index)  # (..., n, E); complex gradients pair with conjugates
         ones = torch.ones_like(entries[..., :1, :])
         before = torch.cat([ones, entries[..., :-1, :]], -2).cumprod(-2)  # prod over factors p < q
         after = torch.cat([entries[..., 1:, :], ones], -2).flip(-2).cumprod(-2).flip(-2)  # p > q
         others = before.mul_(after).mul_(grad.unsqueeze(-2))
-        return torch.zeros_like(factors).scatter_add_(-1, index, others)
+        return torch.zeros_like(factors).scatter_add_(-1, index, others), None
 
 
 # -- encodings ------------------------------------------------------------------------------------
@@ -240,8 +228,7 @@ def product_states(encoder: CircuitFamily, n_qubits: int, x: torch.Tensor, dtype
     wires = encoder.qubit_states(n_qubits, x)
     if wires is None:
         return None
-    amp0, amp1 = (torch.as_tensor(a).to(dtype) for a in wires)
-    return ProductStates.apply(torch.stack([amp0, amp1], -1))  # (..., n, 2) -> (..., 2^n)
+    return ProductStates.apply(torch.stack([amp.to(dtype) for amp in wires], -1))  # (..., n, 2) -> (..., 2^n)
 
 
 class ProductStates(torch.autograd.Function):
@@ -249,7 +236,7 @@ class ProductStates(torch.autograd.Function):
     (wire 0 most significant): one broadcast product per wire. The backward contracts the incoming
     gradient with one wire after another, while products of the wires after each give its cofactor:
     nothing but ``a`` is saved, and no reduction runs over a strided axis (autograd's would, once per
-    wire). For every token of a pass this is far faster than :class:`KronProduct`'s gather."""
+    wire). :class:`KronProduct`'s gather would hold ``n`` times the states for every token."""
 
     @staticmethod
     def forward(ctx, a: torch.Tensor) -> torch.Tensor:
@@ -294,19 +281,17 @@ def fidelity_scores(s_q: torch.Tensor, s_k: torch.Tensor, metric: torch.Tensor |
     rows against the same real keys. Complex states give ``[re, im]`` and ``[im, -re]`` blocks against
     interleaved keys."""
     root = None if scale is None else scale.sqrt()[:, None, None]
-    if metric is None:
-        metric = None if root is None else torch.eye(s_q.shape[-1], dtype=root.dtype, device=root.device) * root
-    elif root is not None:
-        metric = metric * root
-    real_states = not (s_q.is_complex() or s_k.is_complex())
-    if real_states and (metric is None or not metric.is_complex()):
-        a = s_q if metric is None else s_q @ metric.mT.to(s_q.dtype)
-        return SquaredOverlaps.apply(a.unsqueeze(-2), s_k)
-    if real_states:  # real states, complex metric: (B, H, N, D) @ (H, D, 2D) -> (B, H, N, 2, D)
-        parts = torch.cat([metric.real, metric.imag], -2).to(s_q.dtype)
-        return SquaredOverlaps.apply((s_q @ parts.mT).unflatten(-1, (2, -1)), s_k)
+    if metric is not None and root is not None:
+        metric, root = metric * root, None  # folded into the metric: the queries need no scaling
+    if not (s_q.is_complex() or s_k.is_complex()):
+        if metric is not None and metric.is_complex():  # (B, H, N, D) @ (H, D, 2D) -> (B, H, N, 2, D)
+            a = (s_q @ torch.cat([metric.real, metric.imag], -2).to(s_q.dtype).mT).unflatten(-1, (2, -1))
+        else:
+            a = (s_q if metric is None else s_q @ metric.mT.to(s_q.dtype)).unsqueeze(-2)
+        return SquaredOverlaps.apply(a if root is None else a * root[..., None].to(a.dtype), s_k)
     dtype = torch.promote_types(torch.promote_types(s_q.dtype, s_k.dtype), torch.complex64)
     a = s_q.to(dtype) if metric is None else s_q.to(dtype) @ metric.mT.to(dtype)
+    a = a if root is None else a * root.to(a.real.dtype)
     rows = torch.stack([torch.view_as_real(a).flatten(-2), torch.view_as_real(a * -1j).flatten(-2)], -2)  # (..., N, 2, 2D)
     return SquaredOverlaps.apply(rows, torch.view_as_real(s_k.to(dtype)).flatten(-2))
 
@@ -320,7 +305,8 @@ class SquaredOverlaps(torch.autograd.Function):
     ``o_c = a_c k^T`` (``df/da_c = 2 (g * o_c) k``), are recomputed a block of query rows at a time in
     one workspace of at most a quarter of the scores (:func:`row_blocks`). So the layer allocates no
     more ``N x S`` memory than a classical dot-product layer, which on CPUs is time as well as memory:
-    every fresh ``N x S`` buffer is page-faulted in, at a cost comparable to the matmul that fills it."""
+    every fresh ``N x S`` buffer is page-faulted in (``benchmarks/fidelity_profile.py`` times a square
+    into a fresh buffer against one in place)."""
 
     @staticmethod
     def forward(ctx, a: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -348,7 +334,7 @@ class SquaredOverlaps(torch.autograd.Function):
         return grad_a.mul_(2).view_as(a), grad_k.mul_(2).view_as(k)
 
 
-#: The backward's (and a complex forward's) workspace for recomputed overlaps: a quarter of the
+#: The workspace for recomputed overlaps (the backward's, and the forward's after the first part): a quarter of the
 #: ``N x S`` scores, or this many bytes where a quarter is smaller (small buffers come from the heap,
 #: without page faults; big ones are mapped afresh, so fewer, larger blocks cost less there).
 WORKSPACE_BYTES = 16 * 2**20

@@ -27,7 +27,7 @@ import torch
 from qattn.circuits import CircuitFamily, FeatureMap
 from qattn.circuits.to_pennylane import apply_pennylane
 
-from .base import StatevectorExecutor, complex_dtype, squared_magnitude, z_sign_tensor
+from .base import StatevectorExecutor, complex_dtype, z_sign_tensor
 from .fused import compile_ansatz, fidelity_scores, product_states, unitary
 
 
@@ -140,7 +140,6 @@ def z_features(fmap: FeatureMap, s: torch.Tensor, u: torch.Tensor) -> torch.Tens
     ``U`` in one matmul, their squares against the Z signs twice over."""
     if s.is_complex() or not u.is_complex():
         dtype = s.dtype if not u.is_complex() else complex_dtype(s.real.dtype)
-        probabilities = squared_magnitude(s.to(dtype) @ u.to(dtype).mT)
-        return probabilities @ z_sign_tensor(fmap.n_qubits, probabilities.dtype, s.device)
+        return StatevectorExecutor.z_from_states(fmap, s.to(dtype) @ u.to(dtype).mT)
     parts = s @ torch.cat([u.real, u.imag], -2).to(s.dtype).mT  # (B, H, T, 2D): [Re U s | Im U s]
     return parts.square() @ z_sign_tensor(fmap.n_qubits, s.dtype, s.device, copies=2)
