@@ -12,3 +12,27 @@ cost), :mod:`.devices` (devices, credentials, local jobs), :mod:`.journal`, :mod
 without the model or MLflow), :mod:`.workflow`, :mod:`.cli`; :mod:`.sampling` (bitstrings through the
 Sampler, for the ``qaoa`` QUBO solver).
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from qattn.registry import lazy_exports
+
+if TYPE_CHECKING:
+    from .jobs import status
+    from .journal import Options
+    from .workflow import cancel, estimator_plans, plan, resubmit, retrieve, submit
+
+_HOMES = {
+    "Options": ".journal",
+    "plan": ".workflow",
+    "estimator_plans": ".workflow",
+    "submit": ".workflow",
+    "status": ".jobs",
+    "retrieve": ".workflow",
+    "resubmit": ".workflow",
+    "cancel": ".workflow",
+}
+__all__ = list(_HOMES)
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)
