@@ -6,17 +6,17 @@ Every row is forward+backward of one part on the layer's shapes, median of ``--r
 rounds. Pairs of rows compare what the PennyLane executor does with what it did before:
 
 - ansatz unitaries of the query and key heads: ``qml.matrix`` (full 2^n x 2^n product per gate) vs
-  PennyLane's gate matrices applied on their own wires (:func:`qattn.executors.fused.unitary`) vs the
-  compiled plan (:func:`qattn.executors.fused.compile_ansatz`: one cos/sin, one Kronecker gather);
+  PennyLane's gate matrices applied on their own wires (:func:`qattn.executors.statevectors.unitary`) vs the
+  compiled plan (:func:`qattn.executors.statevectors.compile_ansatz`: one cos/sin, one Kronecker gather);
 - the product-state encodings: autograd's Kronecker product wire by wire vs
-  :class:`qattn.executors.fused.ProductStates` (analytic backward);
+  :class:`qattn.executors.statevectors.ProductStates` (analytic backward);
 - the N x S overlaps: full complex states ``|<U_K S(k)|U_Q S(q)>|^2`` (complex matmul) vs the folded
   metric ``|<S(k)|M|S(q)>|^2`` with real encodings, as two real matmuls whose results autograd saves,
-  vs :func:`qattn.executors.fused.fidelity_scores` (nothing N x S saved, overlaps recomputed by row blocks).
+  vs :func:`qattn.executors.statevectors.fidelity_scores` (nothing N x S saved, overlaps recomputed by row blocks).
 
 The classical layer's own score matmul ``q k^T`` and the softmax (both kinds pay it) are given for scale,
 and what a fresh N x S buffer costs: the same square written into a new tensor and into a reused one
-(why :class:`qattn.executors.fused.SquaredOverlaps` recomputes in a reused workspace instead of saving).
+(why :class:`qattn.executors.statevectors.SquaredOverlaps` recomputes in a reused workspace instead of saving).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import torch
 from qattn.circuits import CATALOGUE, FeatureMap
 from qattn.circuits.to_pennylane import apply_pennylane
 from qattn.executors.base import SquaredModulus
-from qattn.executors.fused import compile_ansatz, fidelity_scores
+from qattn.executors.statevectors import compile_ansatz, fidelity_scores
 from qattn.executors.pennylane import PennyLaneExecutor, batch_last, unitary
 
 

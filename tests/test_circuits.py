@@ -5,7 +5,10 @@ import pennylane as qml
 import pytest
 import torch
 
+from qiskit import QuantumCircuit
+
 from qattn.circuits import (
+    GATE_SET,
     CATALOGUE,
     AngleEncoding,
     CircuitFamily,
@@ -17,7 +20,9 @@ from qattn.circuits import (
     entangling_pairs,
 )
 from qattn.circuits.qubit_order import qiskit_statevector, qiskit_unitary, z_signs
-from qattn.circuits.to_pennylane import apply_pennylane
+from qattn.circuits.matrices import gate_matrix
+from qattn.circuits.to_pennylane import PENNYLANE_GATES, apply_pennylane
+from qattn.circuits.to_qiskit import QISKIT_GATES
 from qattn.circuits.to_qiskit import bind, to_qiskit
 from qattn.executors.pennylane import unitary
 
@@ -46,11 +51,28 @@ def test_pennylane_and_qiskit_compile_to_the_same_unitary(family, n):
     expected = qiskit_unitary(bind(to_qiskit(family, n), x, w))
     actual = pennylane_unitary(lambda: family.gates(n, x, w), n)
     np.testing.assert_allclose(actual, expected, atol=1e-10)
-    # the executor's unitary (PennyLane gate matrices, each applied on its own wires), batched over 2 angle sets
+    # the executor's unitary (qattn.circuits.matrices, each applied on its own wires), batched over 2 angle sets
     batch_x, batch_w = (torch.as_tensor(np.stack([a, -a], -1)) for a in (x, w))  # trailing batch axis
     batched = unitary(list(family.gates(n, batch_x, batch_w)), n, 2, torch.complex128)
     np.testing.assert_allclose(batched[0].numpy(), expected, atol=1e-10)
     np.testing.assert_allclose(batched[1].numpy(), qiskit_unitary(bind(to_qiskit(family, n), -x, -w)), atol=1e-10)
+
+
+@pytest.mark.parametrize("name", list(GATE_SET))
+def test_every_gate_matrix_is_pennylanes_and_qiskits_and_keeps_the_angles_gradient(name):
+    arity, angled = GATE_SET[name]
+    angles = torch.tensor([0.3, -1.7, 2.9], dtype=torch.float64, requires_grad=True)
+    matrix = gate_matrix(Gate(name, tuple(range(arity)), angles if angled else None), torch.complex128)
+    for i, angle in enumerate(angles.detach() if angled else [None]):
+        op = PENNYLANE_GATES[name]
+        pennylane = op.compute_matrix(angle.item()) if angled else op.compute_matrix()
+        circuit = QuantumCircuit(arity)
+        circuit.append(QISKIT_GATES[name](angle.item()) if angled else QISKIT_GATES[name](), list(range(arity)))
+        for reference in (pennylane, qiskit_unitary(circuit)):
+            np.testing.assert_allclose(matrix[i].detach().numpy() if angled else matrix.numpy(), reference, atol=1e-12)
+    if angled:
+        matrix.real.sum().backward()
+        assert angles.grad is not None and angles.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("reuploads", [1, 3])

@@ -59,3 +59,19 @@ def test_a_lazy_entry_whose_declared_attribute_disagrees_is_refused():
     assert registry.attribute("dot", "quantum") is True
     with pytest.raises(TypeError, match="qattn.kernels:DotKernel.quantum is False, but it is registered as True"):
         registry.get("dot")
+
+
+def test_the_aer_executor_runs_attention_without_importing_pennylane():
+    """Its exact simulation shares the whole-tensor statevector code, whose gate matrices are qattn's own."""
+    check = (
+        "import sys, torch\n"
+        "from qattn.attention import QuantumMultiheadAttention\n"
+        "from qattn.executors import AerExecutor\n"
+        "layer = QuantumMultiheadAttention(8, 2, n_qubits=2, executor=AerExecutor())\n"
+        "x = torch.randn(1, 3, 8)\n"
+        "layer(x, x, x)[0].sum().backward()\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'pennylane'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -17,7 +17,7 @@ import torch
 from qattn.circuits import FeatureMap
 from qattn.circuits.qubit_order import z_signs
 
-from .fused import fidelity_scores
+from .statevectors import fidelity_scores
 
 
 class Executor(ABC):

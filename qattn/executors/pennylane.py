@@ -3,14 +3,14 @@
 Per forward pass it runs, for each upload ``r`` of the feature map:
 
 1. the ansatz of every head as ``(H, 2^n, 2^n)`` unitaries: compiled once into a few whole-tensor ops
-   (:func:`~qattn.executors.fused.compile_ansatz`), or gate by gate with PennyLane's gate matrices
+   (:func:`~qattn.executors.statevectors.compile_ansatz`), or gate by gate with the catalogue's gate matrices
    batched over heads. The trainable part is data-independent, so it is built once, not once per token;
 2. the encoder on all ``B*H*N`` token states: for a product encoder on ``|0>`` (angle encodings) the
-   exact Kronecker product of its single-qubit states (:func:`~qattn.executors.fused.product_states`),
+   exact Kronecker product of its single-qubit states (:func:`~qattn.executors.statevectors.product_states`),
    otherwise one broadcast QNode execution (starting from the previous upload's states via ``StatePrep``);
 3. one batched matmul applying each head's unitary to its tokens; or, with one upload, the query and
    key unitaries folded into one metric ``U_K^† U_Q`` for the fidelities
-   (:func:`~qattn.executors.fused.fidelity_scores`), and Z features without complex states.
+   (:func:`~qattn.executors.statevectors.fidelity_scores`), and Z features without complex states.
 
 No Python loop over tokens, heads or gates, no circuit per pair.
 """
@@ -28,7 +28,7 @@ from qattn.circuits import CircuitFamily, FeatureMap
 from qattn.circuits.to_pennylane import apply_pennylane
 
 from .base import StatevectorExecutor, complex_dtype, z_sign_tensor
-from .fused import compile_ansatz, fidelity_scores, product_states, unitary
+from .statevectors import compile_ansatz, fidelity_scores, product_states, unitary
 
 
 def batch_last(t: torch.Tensor) -> torch.Tensor:
@@ -65,7 +65,7 @@ class PennyLaneExecutor(StatevectorExecutor):
     def ansatz_unitaries(self, fmap: FeatureMap, w: torch.Tensor) -> torch.Tensor:
         """``(R, H, 2^n, 2^n)``: the unitary of every upload's ansatz for every head (any leading batch
         ``H`` of weights), built once per forward pass: the trainable part does not depend on tokens.
-        A compiled ansatz (:func:`~qattn.executors.fused.compile_ansatz`) takes a few ops in all;
+        A compiled ansatz (:func:`~qattn.executors.statevectors.compile_ansatz`) takes a few ops in all;
         another is simulated gate by gate."""
         heads, uploads = w.shape[:2]
         dim = 2**fmap.n_qubits
@@ -82,7 +82,7 @@ class PennyLaneExecutor(StatevectorExecutor):
         """``S(x)`` applied to ``start`` (default ``|0>``) for every row of ``x`` ``(..., F)``: ``(..., 2^n)``.
 
         A product encoder on ``|0>`` (angle encodings) is the exact Kronecker product of its wires'
-        states (:func:`~qattn.executors.fused.product_states`); anything else is one broadcast QNode
+        states (:func:`~qattn.executors.statevectors.product_states`); anything else is one broadcast QNode
         execution. Real encoders keep real amplitudes."""
         real = fmap.encoder.real and (start is None or not start.is_complex())
         dtype = x.dtype if real else complex_dtype(x.dtype)

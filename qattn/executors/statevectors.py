@@ -16,7 +16,7 @@ The PennyLane executor's exact simulation is built from three pieces, each a few
   into the metric). Nothing ``N x S`` is saved for the backward: it recomputes the overlaps by blocks
   of rows, so the layer holds no more ``N x S`` memory than a classical one.
 
-Every piece is exact: ``tests/test_fused.py`` holds them to PennyLane's and Qiskit's unitaries, to the
+Every piece is exact: ``tests/test_statevectors.py`` holds them to PennyLane's and Qiskit's unitaries, to the
 gate-by-gate simulation and to finite differences.
 """
 
@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from qattn.circuits import CircuitFamily, Gate
-from qattn.circuits.to_pennylane import pennylane_matrix
+from qattn.circuits.matrices import gate_matrix
 
 #: ``-i P`` for each rotation ``R_P(t) = exp(-i t P / 2) = cos(t/2) I + sin(t/2) (-i P)``.
 GENERATORS = {
@@ -171,7 +171,7 @@ def compile_ansatz(ansatz: CircuitFamily, n_qubits: int) -> AnsatzPlan | None:
 
 
 def unitary(gates: list[Gate], n_qubits: int, batch: int, dtype: torch.dtype, device: torch.device | None = None) -> torch.Tensor:
-    """``(batch, 2^n, 2^n)``: the product of the gates, gate by gate: each PennyLane's matrix (batched
+    """``(batch, 2^n, 2^n)``: the product of the gates, gate by gate: each gate's matrix (batched
     over angles on a trailing axis) applied on its own wires only, a ``2^k x 2^k`` matmul on the
     running unitary's columns. Any gate of the catalogue; the fallback when an ansatz does not compile,
     and what builds the fixed layers of those that do."""
@@ -181,7 +181,7 @@ def unitary(gates: list[Gate], n_qubits: int, batch: int, dtype: torch.dtype, de
         k = len(gate.wires)
         wires, front = [1 + q for q in gate.wires], list(range(1, 1 + k))
         rest = u.movedim(wires, front)  # (b, gate wires..., other wires..., cols)
-        matrix = pennylane_matrix(gate, dtype).to(u.device).expand(batch, 2**k, 2**k)
+        matrix = gate_matrix(gate, dtype).to(u.device).expand(batch, 2**k, 2**k)
         u = (matrix @ rest.reshape(batch, 2**k, -1)).view(rest.shape).movedim(front, wires)
     return u.reshape(batch, dim, dim)
 

@@ -1,4 +1,4 @@
-"""The fused simulation pieces of the PennyLane executor are exact: compiled ansatz unitaries equal
+"""The whole-tensor simulation pieces of the PennyLane executor are exact: compiled ansatz unitaries equal
 Qiskit's and the gate-by-gate simulation's, and every custom backward matches finite differences."""
 
 import numpy as np
@@ -8,8 +8,8 @@ import torch
 from qattn.circuits import CATALOGUE, CircuitFamily, Gate, HardwareEfficient, IQPEncoding, StronglyEntangling
 from qattn.circuits.qubit_order import qiskit_unitary
 from qattn.circuits.to_qiskit import bind, to_qiskit
-from qattn.executors import fused
-from qattn.executors.fused import KronProduct, ProductStates, SquaredOverlaps, compile_ansatz, fidelity_scores, kron_digits
+from qattn.executors import statevectors
+from qattn.executors.statevectors import KronProduct, ProductStates, SquaredOverlaps, compile_ansatz, fidelity_scores, kron_digits
 from qattn.executors.pennylane import batch_last, unitary
 
 ANSATZE = [CATALOGUE.get(name) for name in ("hardware_efficient", "real_amplitudes", "strongly_entangling")] + [
@@ -107,16 +107,16 @@ def test_kron_product_of_matrices_gradchecks_through_zero_entries(dtype):
     assert torch.autograd.gradcheck(lambda t: KronProduct.apply(t, digits), (m,))
 
 
-@pytest.mark.parametrize("workspace", [fused.WORKSPACE_BYTES, 64], ids=["one-block", "row-blocks"])
+@pytest.mark.parametrize("workspace", [statevectors.WORKSPACE_BYTES, 64], ids=["one-block", "row-blocks"])
 @pytest.mark.parametrize("parts", [1, 2])
 def test_squared_overlaps_match_the_formula_and_gradcheck(parts, workspace, monkeypatch):
-    monkeypatch.setattr(fused, "WORKSPACE_BYTES", workspace)
+    monkeypatch.setattr(statevectors, "WORKSPACE_BYTES", workspace)
     a = torch.randn(2, 3, 7, parts, 4, dtype=torch.float64, requires_grad=True)
     k = torch.randn(2, 3, 5, 4, dtype=torch.float64, requires_grad=True)
     want = sum((a[..., c, :] @ k.mT) ** 2 for c in range(parts))
     torch.testing.assert_close(SquaredOverlaps.apply(a, k), want)
     assert torch.autograd.gradcheck(SquaredOverlaps.apply, (a, k))
-    assert len(fused.row_blocks(want)) == (1 if workspace > 10**6 else 4)
+    assert len(statevectors.row_blocks(want)) == (1 if workspace > 10**6 else 4)
 
 
 @pytest.mark.parametrize("states", ["real", "complex"])
