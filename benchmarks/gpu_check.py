@@ -11,7 +11,7 @@ Checks (each runs on its own: one that fails does not hide the others):
   and every gradient;
 - aer-exact: ``AerExecutor(device="GPU")`` fidelities and their gradients (parameter shift) against
   ``AerExecutor()`` on the CPU;
-- aer-sampled: ``AerExecutor(device="GPU", shots=...)`` fidelities against the CPU's exact ones, within
+- aer-sampled: ``SampledAerExecutor(device="GPU", shots=...)`` fidelities against the CPU's exact ones, within
   five standard deviations of a frequency estimate (SKIP with the fix when Aer has no GPU here);
 - train: ``qattn train experiments/quickstart.toml`` shrunk to seconds, with ``train.device=cuda``, in a
   temporary folder.
@@ -108,11 +108,11 @@ def aer_inputs(device: str):
     return fmap, x, w
 
 
-def aer_executor(aer_device: str, **options):
-    from qattn.executors import AerExecutor
+def aer_on(aer_device: str, **options):
+    from qattn.executors import aer_executor
 
     try:
-        return AerExecutor(device=aer_device, **options)
+        return aer_executor(device=aer_device, **options)
     except ValueError as err:
         if "is not available to Qiskit Aer" in str(err):
             raise Skip(AER_GPU_MISSING) from None
@@ -128,8 +128,8 @@ def fidelities_and_grads(executor, fmap, x, w):
 
 def aer_exact_check(device: str, aer_device: str) -> str:
     fmap, x, w = aer_inputs(device)
-    fid, grad_x, grad_w = fidelities_and_grads(aer_executor(aer_device), fmap, x, w)
-    cpu_fid, cpu_grad_x, cpu_grad_w = fidelities_and_grads(aer_executor("CPU"), fmap, x.cpu(), w.cpu())
+    fid, grad_x, grad_w = fidelities_and_grads(aer_on(aer_device), fmap, x, w)
+    cpu_fid, cpu_grad_x, cpu_grad_w = fidelities_and_grads(aer_on("CPU"), fmap, x.cpu(), w.cpu())
     return compare({"fidelities": (fid, cpu_fid), "grad x": (grad_x, cpu_grad_x), "grad w": (grad_w, cpu_grad_w)})
 
 
@@ -138,8 +138,8 @@ def aer_sampled_check(device: str, aer_device: str) -> str:
 
     fmap, x, w = aer_inputs(device)
     with torch.no_grad():
-        sampled = aer_executor(aer_device, shots=SHOTS, seed=7).fidelities(fmap, x, w, x, w)
-        exact = aer_executor("CPU").fidelities(fmap, x.cpu(), w.cpu(), x.cpu(), w.cpu())
+        sampled = aer_on(aer_device, shots=SHOTS, seed=7).fidelities(fmap, x, w, x, w)
+        exact = aer_on("CPU").fidelities(fmap, x.cpu(), w.cpu(), x.cpu(), w.cpu())
     error, tolerance = max_difference(sampled, exact), 5 * math.sqrt(0.25 / SHOTS)
     detail = f"{sampled.numel()} fidelities, {SHOTS} shots: max |sampled - exact| {error:.3f} (limit {tolerance:.3f})"
     if not error <= tolerance:

@@ -1,6 +1,6 @@
 """Hardware plans from an error budget, checked on sampled Aer: QPU time vs attention-weight error and accuracy.
 
-For a trained model and its documents, ``qattn ibm plan``'s planner (:func:`qattn.ibm.workflow.estimator_plans`)
+For a trained model and its documents, ``qattn ibm plan``'s planner (:func:`qattn.ibm.planning.estimator_plans`)
 gives every fidelity estimator's QPU time on a device and its predicted error (mean over rows of the
 total-variation distance of the attention weights to the exact ones). Each plan is then run on
 sampled Aer (noiseless, or with ``--noise`` the device's noise model) with the same shots, budget
@@ -25,12 +25,13 @@ import mlflow
 import numpy as np
 import torch
 
-from qattn.executors import AerExecutor, Executor, PennyLaneExecutor, ShotBudget
+from qattn.executors import Executor, PennyLaneExecutor, SampledAerExecutor, ShotBudget
 from qattn.executors.budget import row_weights
 from qattn.experiment import load_saved
-from qattn.ibm.devices import resolve_device
+from qattn.ibm.evaluation import Evaluation, documents, forward
 from qattn.ibm.journal import Options
-from qattn.ibm.workflow import Evaluation, documents, estimator_plans, format_seconds, forward
+from qattn.ibm.planning import estimator_plans, format_seconds
+from qattn.runtime.devices import resolve_device
 from qattn.trainer import pad_batch
 
 
@@ -59,11 +60,11 @@ class Measured(Executor):
 
 def executor_for(options: dict, base_shots: int, seed: int) -> Executor:
     if options.get("estimator") == "randomized":
-        return AerExecutor(shots=options["shots"], estimator="randomized", rotations=options["rotations"], seed=seed)
+        return SampledAerExecutor(shots=options["shots"], estimator="randomized", rotations=options["rotations"], seed=seed)
     if "target_error" in options:
         prior = "adaptive" if options.get("adaptive") else "exact"
-        return AerExecutor(shots=base_shots, seed=seed, budget=ShotBudget(options["target_error"], prior))
-    return AerExecutor(shots=options["shots"], seed=seed)
+        return SampledAerExecutor(shots=base_shots, seed=seed, budget=ShotBudget(options["target_error"], prior))
+    return SampledAerExecutor(shots=options["shots"], seed=seed)
 
 
 def evaluation_for(run_id: str, split: str, docs: list[int], min_tokens: int | None) -> Evaluation:

@@ -17,9 +17,9 @@ import time
 import numpy as np
 
 from qattn.circuits import AngleEncoding, FeatureMap, HardwareEfficient
-from qattn.ibm.devices import resolve_device
 from qattn.ibm.journal import Options
-from qattn.ibm.programs import build_program
+from qattn.runtime.devices import resolve_device
+from qattn.runtime.programs import build_program
 
 
 def main() -> None:

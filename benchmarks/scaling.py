@@ -63,7 +63,7 @@ def aer_seconds(workers: int, shots: int, tokens: int, job_size: int, repeats: i
     from distributed import Client, LocalCluster
 
     from qattn import QuantumMultiheadAttention
-    from qattn.executors import AerExecutor
+    from qattn.executors import SampledAerExecutor
 
     print(f"\n## Aer, sampled ({shots} shots): one fidelity layer, 2 documents x {tokens} tokens, 2 heads, 4 qubits;"
           f" forward + backward; sub-jobs of {job_size} bindings")
@@ -73,7 +73,7 @@ def aer_seconds(workers: int, shots: int, tokens: int, job_size: int, repeats: i
             Client(cluster) as dask, ProcessPoolExecutor(workers) as pool:
         reference, base = None, None
         for where, spread in (("in process", None), (f"ProcessPoolExecutor({workers})", pool), (f"Dask, {workers} workers", dask)):
-            executor = AerExecutor(shots=shots, seed=7, cluster=spread, max_job_size=job_size)
+            executor = SampledAerExecutor(shots=shots, seed=7, cluster=spread, max_job_size=job_size)
             torch.manual_seed(0)
             layer = QuantumMultiheadAttention(16, 2, n_qubits=4, executor=executor)
 

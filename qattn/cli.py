@@ -21,7 +21,7 @@ USER_ERRORS = {  # errors a user can act on, by module: each prints as one messa
     "qattn.config": "ConfigError",
     "qattn.data": "DataError",
     "qattn.experiment": "ExperimentError",
-    "qattn.ibm.devices": "HardwareError",
+    "qattn.runtime.devices": "HardwareError",
     "qattn.report": "ReportError",
     "qattn.tracking": "TrackingError",
 }

@@ -24,9 +24,9 @@ from torch import nn
 from qattn.attention import (
     AnnealingMultiheadAttention, AttentionShell, ClassicalMultiheadAttention, QuantumMultiheadAttention,
 )
-from qattn.config import BAG_OF_WORDS, ModelConfig
-from qattn.executors import AerExecutor
-from qattn.solvers import resolve_solver
+from qattn.config import BAG_OF_WORDS, AnnealingConfig, ModelConfig
+from qattn.executors import aer_executor
+from qattn.solvers import QuboSolver, resolve_solver
 
 PAD_ID = 0
 
@@ -129,13 +129,24 @@ def attention_factory(config: ModelConfig) -> Callable[[], AttentionShell]:
         return lambda: ClassicalMultiheadAttention(*shape, dropout=config.dropout, qk_dim=config.qk_dim, kernel=kernel)
     if config.attention == "annealing":  # one configured, seeded solver shared by every block
         qubo = config.annealing
-        solver = resolve_solver(qubo.solver, **qubo.solver_options())
+        solver = annealing_solver(qubo)
         weights = {"quadratic": qubo.quadratic, "linear": qubo.linear, "penalty": qubo.penalty}
         return lambda: AnnealingMultiheadAttention(*shape, dropout=config.dropout, solver=solver, **weights)
     options = config.model_dump(include=QUANTUM_OPTIONS)
     if config.executor == "aer":  # one configured simulator shared by every block
-        options["executor"] = AerExecutor(**config.aer.model_dump())
+        options["executor"] = aer_executor(**config.aer.model_dump())
     return lambda: QuantumMultiheadAttention(*shape, dropout=config.dropout, **options)
+
+
+def annealing_solver(qubo: AnnealingConfig) -> QuboSolver:
+    """The configured solver; a ``qaoa`` solver that samples on a device is handed the device's sampler."""
+    options = qubo.solver_options()
+    backend, level = options.pop("backend", None), options.pop("optimization_level", None)
+    if backend is not None:
+        from qattn.runtime.sampling import DeviceSampler
+
+        options["sampler"] = DeviceSampler(backend, optimization_level=level, seed=qubo.seed)
+    return resolve_solver(qubo.solver, **options)
 
 
 def build_model(config: ModelConfig, vocab_size: int, num_classes: int) -> TextClassifier:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from qattn import QuantumMultiheadAttention
-from qattn.executors import AerExecutor, PennyLaneExecutor, ShotBudget
+from qattn.executors import PennyLaneExecutor, SampledAerExecutor, ShotBudget
 from qattn.executors.budget import allocate, binomial_variance, predicted_tv, row_weights
 from qattn.executors.forecast import Call, allocated_error, budgeted_shots, fixed_error
 
@@ -59,7 +59,7 @@ def test_a_seeded_sampled_run_meets_its_predicted_error(prior):
     predicted = float(allocated_error(call, shots if prior == "exact" else np.maximum(shots, 16)).mean())
     measured = []
     for seed in range(12):
-        layer.kernel.executor = AerExecutor(shots=1000, seed=seed, budget=budget)
+        layer.kernel.executor = SampledAerExecutor(shots=1000, seed=seed, budget=budget)
         with torch.no_grad():
             _, weights = layer(x, x, x, average_attn_weights=False)
         measured.append(mean_row_tv(weights, exact))

@@ -17,7 +17,7 @@ from qiskit_aer import AerSimulator
 
 from qattn import QuantumMultiheadAttention
 from qattn.circuits import AngleEncoding, FeatureMap, HardwareEfficient, IQPEncoding, StronglyEntangling
-from qattn.executors import AerExecutor, PennyLaneExecutor, ShotBudget
+from qattn.executors import AerExecutor, PennyLaneExecutor, SampledAerExecutor, ShotBudget
 from qattn.executors.rows import EXPECTATION_RULE, ShiftRule
 from qattn.ibm.staged import Pending, StagedExecutor
 from qattn.executors.base import SquaredModulus
@@ -35,7 +35,7 @@ class StagedBySampledAer(StagedExecutor):
 
     def __init__(self, **options):
         super().__init__(shots=options.pop("shots", SHOTS), **options)
-        self.device = AerExecutor(shots=self.shots, seed=11)
+        self.device = SampledAerExecutor(shots=self.shots, seed=11)
 
     def replayed(self, call):
         self.results = {}  # each call is its own evaluation
@@ -61,14 +61,14 @@ class StagedBySampledAer(StagedExecutor):
 
 AT_LEAST_SHOTS = ShotBudget(0.01, min_shots=SHOTS)  # every circuit gets >= SHOTS, so the bound below holds
 SAMPLED = {
-    "aer-shots": lambda: AerExecutor(shots=SHOTS, seed=11),
-    "aer-shots-split": lambda: AerExecutor(shots=SHOTS, seed=11, cluster=ThreadPoolExecutor(2), max_job_size=7),
-    "aer-budget": lambda: AerExecutor(shots=SHOTS, seed=11, budget=AT_LEAST_SHOTS),
-    "aer-adaptive": lambda: AerExecutor(shots=SHOTS, seed=11, budget=ShotBudget(0.01, "adaptive", pilot_shots=SHOTS, min_shots=SHOTS)),
+    "aer-shots": lambda: SampledAerExecutor(shots=SHOTS, seed=11),
+    "aer-shots-split": lambda: SampledAerExecutor(shots=SHOTS, seed=11, cluster=ThreadPoolExecutor(2), max_job_size=7),
+    "aer-budget": lambda: SampledAerExecutor(shots=SHOTS, seed=11, budget=AT_LEAST_SHOTS),
+    "aer-adaptive": lambda: SampledAerExecutor(shots=SHOTS, seed=11, budget=ShotBudget(0.01, "adaptive", pilot_shots=SHOTS, min_shots=SHOTS)),
     "ibm-staged": lambda: StagedBySampledAer(),
     "ibm-staged-budget": lambda: StagedBySampledAer(budget=AT_LEAST_SHOTS),
 }
-NOISY = {"aer-FakeManilaV2": lambda: AerExecutor(shots=SHOTS, noise="FakeManilaV2", seed=11, seed_transpiler=5)}
+NOISY = {"aer-FakeManilaV2": lambda: SampledAerExecutor(shots=SHOTS, noise="FakeManilaV2", seed=11, seed_transpiler=5)}
 FEATURE_MAPS = [
     FeatureMap(AngleEncoding("RY"), HardwareEfficient(), n_qubits=3),
     FeatureMap(IQPEncoding(), StronglyEntangling(layers=1), n_qubits=2, reuploads=2),
@@ -185,7 +185,7 @@ def test_sampled_executors_run_only_the_circuits_attention_uses():
 def test_randomized_fidelities_agree_within_their_standard_errors(name, fmap):
     """O(N) circuits: every needed token once per shared rotation; the N x S overlaps from bitstrings."""
     options = {"estimator": "randomized", "rotations": 400, "shots": 16}
-    executor = AerExecutor(seed=11, **options) if name == "aer" else StagedBySampledAer(**options)
+    executor = SampledAerExecutor(seed=11, **options) if name == "aer" else StagedBySampledAer(**options)
     x_q, w_q, x_k, w_k = inputs(fmap)
     exact = REFERENCE.fidelities(fmap, x_q, w_q, x_k, w_k)
     with torch.no_grad():
@@ -238,7 +238,7 @@ def test_gradcheck_the_expectation_shift_rule():
 @pytest.mark.parametrize("kernel", ["fidelity", "gaussian"])
 def test_training_on_sampled_aer_takes_steps(kernel):
     torch.manual_seed(0)
-    layer = QuantumMultiheadAttention(4, 1, n_qubits=2, kernel=kernel, executor=AerExecutor(shots=256, seed=1))
+    layer = QuantumMultiheadAttention(4, 1, n_qubits=2, kernel=kernel, executor=SampledAerExecutor(shots=256, seed=1))
     x = torch.randn(2, 3, 4)
     optimizer = torch.optim.SGD(layer.parameters(), lr=0.1)
     before = layer.kernel.query_weights.detach().clone()
@@ -256,11 +256,13 @@ def test_bad_aer_options_are_named():
             pytest.skip("this machine has a GPU")
         AerExecutor(device="GPU")
     with pytest.raises(ValueError, match="unknown fake backend 'FakeNowhere'; valid: .*FakeManilaV2"):
-        AerExecutor(shots=10, noise="FakeNowhere")
+        SampledAerExecutor(shots=10, noise="FakeNowhere")
     with pytest.raises(ValueError, match="give shots as well as noise"):
         AerExecutor(noise="FakeManilaV2")
     with pytest.raises(ValueError, match="shots must be a positive integer"):
-        AerExecutor(shots=0)
+        SampledAerExecutor(shots=0)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'shots'"):  # exact: sampled Aer is its own class
+        AerExecutor(shots=10)
     with pytest.raises(ValueError, match="a cluster needs max_job_size"):
         AerExecutor(cluster=ThreadPoolExecutor(1))
     with pytest.raises(ValueError, match="max_job_size must be a positive integer"):
@@ -268,4 +270,4 @@ def test_bad_aer_options_are_named():
     with pytest.raises(ValueError, match="cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'.*dask scheduler"):
         AerExecutor(cluster="tcp://127.0.0.1:9", max_job_size=8)
     with pytest.raises(ValueError, match="n_qubits=6 exceeds FakeManilaV2's 5 qubits"):
-        QuantumMultiheadAttention(12, 2, n_qubits=6, executor=AerExecutor(shots=10, noise="FakeManilaV2"))
+        QuantumMultiheadAttention(12, 2, n_qubits=6, executor=SampledAerExecutor(shots=10, noise="FakeManilaV2"))

@@ -22,13 +22,14 @@ from qattn.attention import QuantumMultiheadAttention
 from qattn.cli import main
 from qattn.config import load_config
 from qattn.executors import PennyLaneExecutor
-from qattn.experiment import run_experiment
-from qattn.ibm import jobs, workflow
-from qattn.ibm.devices import HardwareError, resolve_device
+from qattn.experiment import load_saved, run_experiment
+from qattn.ibm import jobs, lifecycle, planning
+from qattn.ibm.comparison import exact_values
 from qattn.ibm.journal import Journal, Options
+from qattn.ibm.planning import job_ranges
 from qattn.ibm.staged import Pending, StagedExecutor
-from qattn.ibm.workflow import exact_values, job_ranges
 from qattn.kernels import QuantumKernel
+from qattn.runtime.devices import HardwareError, resolve_device
 from qattn.solvers.qaoa import QaoaSolver
 from tests.conftest import QUICKSTART, run_cli_light
 from tests.servers import free_port
@@ -96,7 +97,7 @@ def test_submit_killed_then_retrieved_from_the_journal_in_another_process(traine
     monkeypatch.setenv("QISKIT_IBM_TOKEN", SECRET)
     mlflow.set_tracking_uri(uri)
     options = Options(shots=SHOTS, resilience_level=0, seed_simulator=1, max_executions=150 * SHOTS)
-    plans, _, _ = workflow.plan(run_id, "fake_manila", options, split="test", docs=[0, 1])
+    plans, _, _ = planning.plan(run_id, "fake_manila", options, split="test", docs=[0, 1])
 
     journal = tmp_path / "journal"
     command = [
@@ -110,14 +111,14 @@ def test_submit_killed_then_retrieved_from_the_journal_in_another_process(traine
     record, _ = jobs.status(journal)  # this (test) process knows nothing but the journal
     assert record.stages[0].circuits == plans["fidelity"][0].circuits
     assert {job.status for job in record.jobs} == {"LOST"}
-    assert workflow.retrieve(journal, echo=lambda line: None) is False
-    workflow.resubmit(journal, echo=lambda line: None)
+    assert lifecycle.retrieve(journal, echo=lambda line: None) is False
+    lifecycle.resubmit(journal, echo=lambda line: None)
     record = Journal.load(journal)  # the submitted ranges cover the stage once, in as many jobs as planned
     assert sorted(record.ranges(0)) == job_ranges(plans["fidelity"][0].circuits, options)
     assert len(record.ranges(0)) == plans["fidelity"][0].jobs > 1
 
-    assert workflow.retrieve(journal, echo=lambda line: None) is False  # stage 1 (global attention) submitted
-    assert workflow.retrieve(journal, echo=lambda line: None) is True
+    assert lifecycle.retrieve(journal, echo=lambda line: None) is False  # stage 1 (global attention) submitted
+    assert lifecycle.retrieve(journal, echo=lambda line: None) is True
     record = Journal.load(journal)
     assert [s.circuits for s in record.stages] == [p.circuits for p in plans["fidelity"]]
     assert all(job.status in {"LOST", "RETRIEVED"} for job in record.jobs)
@@ -129,7 +130,7 @@ def test_submit_killed_then_retrieved_from_the_journal_in_another_process(traine
     metrics = run.data.metrics
     tolerance = 5 * np.sqrt(0.25 / SHOTS)  # five standard deviations of a frequency estimate
     assert metrics["stage_0/max_abs_error"] < tolerance and metrics["stage_1/max_abs_error"] < tolerance
-    tau = max(float(m.log_temperature.detach().exp().max()) for m in workflow.load_saved(run_id).model.modules() if isinstance(m, QuantumKernel))
+    tau = max(float(m.log_temperature.detach().exp().max()) for m in load_saved(run_id).model.modules() if isinstance(m, QuantumKernel))
     assert 0 < metrics["local_attention/max_abs_diff"] < tau * tolerance
     assert metrics["prediction_agreement"] == 1.0
 
@@ -142,8 +143,8 @@ def test_a_noisy_fake_device_is_reported(trained, tmp_path, no_network):
     run_id, uri, _ = trained
     mlflow.set_tracking_uri(uri)
     options = Options(shots=1000, resilience_level=1, seed_simulator=2)  # readout mitigation on a noisy snapshot
-    journal = workflow.submit(run_id, "fake_manila", options, split="test", docs=[0], folder=tmp_path / "noisy", echo=lambda line: None)
-    while not workflow.retrieve(journal, echo=lambda line: None):
+    journal = lifecycle.submit(run_id, "fake_manila", options, split="test", docs=[0], folder=tmp_path / "noisy", echo=lambda line: None)
+    while not lifecycle.retrieve(journal, echo=lambda line: None):
         pass
     metrics = MlflowClient(uri).get_run(Journal.load(journal).mlflow_run_id).data.metrics
     for key in ("stage_0/mean_abs_error", "stage_1/mean_abs_error", "local_attention/max_abs_diff", "prediction_agreement"):
@@ -151,18 +152,18 @@ def test_a_noisy_fake_device_is_reported(trained, tmp_path, no_network):
     assert metrics["stage_0/mean_abs_error"] > 0
 
     lines = []
-    assert workflow.retrieve(journal, echo=lines.append) is True  # nothing is fetched twice
+    assert lifecycle.retrieve(journal, echo=lines.append) is True  # nothing is fetched twice
     assert lines == [f"already retrieved: MLflow run {Journal.load(journal).mlflow_run_id}"]
-    assert workflow.cancel(journal, echo=lines.append) == 0  # local jobs end inside submit
+    assert lifecycle.cancel(journal, echo=lines.append) == 0  # local jobs end inside submit
 
 
 def test_gaussian_features_from_a_noiseless_fake_agree_with_exact_ones(trained, tmp_path, no_network):
     _, uri, _ = trained
     mlflow.set_tracking_uri(uri)
     options = Options(shots=SHOTS, resilience_level=0, seed_simulator=3)
-    plans, kernel, _ = workflow.plan(GAUSSIAN[0], "fake_manila", options, docs=[0, 1])
-    journal = workflow.submit(GAUSSIAN[0], "fake_manila", options, split="test", docs=[0, 1], folder=tmp_path / "z", ideal=True, echo=lambda line: None)
-    while not workflow.retrieve(journal, echo=lambda line: None):
+    plans, kernel, _ = planning.plan(GAUSSIAN[0], "fake_manila", options, docs=[0, 1])
+    journal = lifecycle.submit(GAUSSIAN[0], "fake_manila", options, split="test", docs=[0, 1], folder=tmp_path / "z", ideal=True, echo=lambda line: None)
+    while not lifecycle.retrieve(journal, echo=lambda line: None):
         pass
     record = Journal.load(journal)
     assert kernel == "gaussian" and [s.circuits for s in record.stages] == [p.circuits for p in plans["gaussian"]]
@@ -247,15 +248,15 @@ def test_bad_requests_are_named(trained, tmp_path, no_network):
     with pytest.raises(HardwareError, match="unknown fake device 'fake_nowhere'; valid: .*fake_manila"):
         resolve_device("fake_nowhere")
     with pytest.raises(HardwareError, match="--docs must pick documents 0..9 of the test split"):
-        workflow.plan(run_id, "fake_manila", Options(), docs=[10])
+        planning.plan(run_id, "fake_manila", Options(), docs=[10])
     with pytest.raises(HardwareError, match="classical"):
-        workflow.plan(str(QUICKSTART), "fake_manila", Options(), tokens=10, overrides=["model.attention=classical"])
+        planning.plan(str(QUICKSTART), "fake_manila", Options(), tokens=10, overrides=["model.attention=classical"])
     with pytest.raises(HardwareError, match="--tokens 30 exceeds the model's max_length of 24"):
-        workflow.plan(run_id, "fake_manila", Options(), tokens=30)
+        planning.plan(run_id, "fake_manila", Options(), tokens=30)
     with pytest.raises(HardwareError, match="holds no journal.json"):
-        workflow.retrieve(tmp_path)
+        lifecycle.retrieve(tmp_path)
     with pytest.raises(HardwareError, match="2 qubits; fake_armonk has 1"):
-        workflow.plan(str(QUICKSTART), "fake_armonk", Options(), tokens=10, overrides=["model.n_qubits=2"])
+        planning.plan(str(QUICKSTART), "fake_armonk", Options(), tokens=10, overrides=["model.n_qubits=2"])
 
 
 
@@ -266,8 +267,8 @@ def test_damaged_journal_files_are_named_with_what_to_do(trained, tmp_path, no_n
     _, uri, _ = trained
     mlflow.set_tracking_uri(uri)
     options = Options(shots=100, resilience_level=0, seed_simulator=4)
-    journal = workflow.submit(GAUSSIAN[0], "fake_manila", options, split="test", docs=[0], folder=tmp_path / "journal", ideal=True, echo=lambda line: None)
-    assert workflow.retrieve(journal, echo=lambda line: None) is False  # stage 0 retrieved, stage 1 sent
+    journal = lifecycle.submit(GAUSSIAN[0], "fake_manila", options, split="test", docs=[0], folder=tmp_path / "journal", ideal=True, echo=lambda line: None)
+    assert lifecycle.retrieve(journal, echo=lambda line: None) is False  # stage 0 retrieved, stage 1 sent
     first = Journal.load(journal).jobs[0]
 
     no_stage = shutil.copytree(journal, tmp_path / "no-stage")
@@ -293,7 +294,7 @@ def test_damaged_journal_files_are_named_with_what_to_do(trained, tmp_path, no_n
     assert f"{values} is damaged (ValueError: " in out.stdout
     assert f"job {first.job_id}'s values are fetched again by `qattn ibm retrieve {journal}`" in out.stdout
     assert f"{first.job_id}  DONE" in out.stdout and heavy == []
-    assert workflow.retrieve(journal, echo=lambda line: None) is True
+    assert lifecycle.retrieve(journal, echo=lambda line: None) is True
     assert values.read_bytes() == saved
 
 
@@ -303,14 +304,14 @@ def test_the_journal_keeps_no_tracking_password_and_retrieve_takes_it_from_the_u
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     mlflow.set_tracking_uri("sqlite:///elsewhere.db")
     with pytest.raises(HardwareError, match=r"needs its password, which the journal does not keep: pass it with --tracking-uri"):
-        workflow.journal_store(journal)
+        lifecycle.journal_store(journal)
     mlflow.set_tracking_uri("postgresql://alice:s3cret@db.example/mlflow")  # --tracking-uri with the password
-    assert workflow.journal_store(journal) == "postgresql://alice:s3cret@db.example/mlflow"
+    assert lifecycle.journal_store(journal) == "postgresql://alice:s3cret@db.example/mlflow"
     http = journal.model_copy(update={"tracking_uri": "http://127.0.0.1:5000"})  # the password went to MLflow's variables
     mlflow.set_tracking_uri("http://bob:s3cret@127.0.0.1:5000")
-    assert workflow.journal_store(http) == "http://bob:s3cret@127.0.0.1:5000"
+    assert lifecycle.journal_store(http) == "http://bob:s3cret@127.0.0.1:5000"
     mlflow.set_tracking_uri("sqlite:///elsewhere.db")
-    assert workflow.journal_store(http) == "http://127.0.0.1:5000"
+    assert lifecycle.journal_store(http) == "http://127.0.0.1:5000"
 
 
 # -- annealing attention: the qaoa solver's sampling circuits ------------------------------------
@@ -324,14 +325,14 @@ def test_a_qaoa_model_is_planned_submitted_and_retrieved_in_another_process(trai
     mlflow.set_tracking_uri(uri)
     shots = 25_000
     options = Options(shots=shots, resilience_level=0, seed_simulator=5, max_executions=5 * shots)  # 5 circuits per job
-    plans, kernel, _ = workflow.plan(ANNEALING[0], "fake_manila", options, docs=[0, 1])
+    plans, kernel, _ = planning.plan(ANNEALING[0], "fake_manila", options, docs=[0, 1])
     assert kernel == "qaoa" and list(plans) == ["qaoa"] and [p.kind for p in plans["qaoa"]] == ["bits", "bits"]
     local, globe = plans["qaoa"]
     chunks = 2 * 4  # documents of 10 tokens: 4 chunks of 3, the last one token (and a summary token each)
     assert (local.circuits, globe.circuits) == (chunks, 2) and local.executions == chunks * shots and local.jobs == 2
     assert local.depth > 0 and local.two_qubit_gates > 0 and 0 < local.qpu_seconds < 60
 
-    journal = workflow.submit(ANNEALING[0], "fake_manila", options, split="test", docs=[0, 1], folder=tmp_path / "qaoa",
+    journal = lifecycle.submit(ANNEALING[0], "fake_manila", options, split="test", docs=[0, 1], folder=tmp_path / "qaoa",
                               ideal=True, echo=lambda line: None)
     stage = np.load(journal / "stage-0.npz")
     assert stage["qubits"].tolist() == [2, 2, 4, 4, 4, 4, 4, 4] and stage["rows"].tolist() == [3, 7, 0, 1, 2, 4, 5, 6]
@@ -339,8 +340,8 @@ def test_a_qaoa_model_is_planned_submitted_and_retrieved_in_another_process(trai
     assert sorted(Journal.load(journal).ranges(0)) == [(0, 5), (5, 8)]  # the first job holds 2- and 4-qubit pubs
     lost = Journal.load(journal).ranges(0)[(5, 8)][0].job_id
     (journal / "local" / f"{lost}.npz").unlink()  # as if its process had died: resubmit rebuilds its circuits
-    assert workflow.retrieve(journal, echo=lambda line: None) is False
-    assert workflow.resubmit(journal, echo=lambda line: None) == 1
+    assert lifecycle.retrieve(journal, echo=lambda line: None) is False
+    assert lifecycle.resubmit(journal, echo=lambda line: None) == 1
 
     command = [sys.executable, "-m", "qattn.cli", "ibm", "retrieve", str(journal)]
     out = subprocess.run(command, env=guarded_env(tmp_path, uri), capture_output=True, text=True, timeout=120,
@@ -353,13 +354,13 @@ def test_a_qaoa_model_is_planned_submitted_and_retrieved_in_another_process(trai
     arrays = dict(np.load(changed / "stage-0.npz"))
     np.savez(changed / "stage-0.npz", **{**arrays, "qubos": arrays["qubos"] + 0.01})
     with pytest.raises(HardwareError, match="stage 0's circuits were submitted for other QUBOs than the model now"):
-        workflow.retrieve(changed, echo=lambda line: None)
+        lifecycle.retrieve(changed, echo=lambda line: None)
 
     def refuse(*args):
         raise AssertionError("retrieve optimised the angles again")
 
     monkeypatch.setattr(QaoaSolver, "optimise", refuse)
-    assert workflow.retrieve(journal, echo=lambda line: None) is True
+    assert lifecycle.retrieve(journal, echo=lambda line: None) is True
     record = Journal.load(journal)
     assert [(s.kind, s.circuits) for s in record.stages] == [("bits", chunks), ("bits", 2)]
     assert [job.status for job in record.jobs] == ["RETRIEVED", "LOST", "RETRIEVED", "RETRIEVED"]
@@ -387,10 +388,10 @@ def test_qaoa_plans_name_qubos_a_device_cannot_hold_and_solvers_it_cannot_run(no
     with pytest.raises(HardwareError, match=(
         r"stage 0's QUBOs have up to 6 free variables, one qubit each; fake_manila has 5 qubits: choose a larger "
         r"device, or a model with smaller QUBOs \(fewer model.num_heads, a smaller model.chunk_size")):
-        workflow.plan(str(QUICKSTART), "fake_manila", Options(), tokens=7, overrides=[*qaoa, "model.chunk_size=5"])
+        planning.plan(str(QUICKSTART), "fake_manila", Options(), tokens=7, overrides=[*qaoa, "model.chunk_size=5"])
     with pytest.raises(HardwareError, match="uses the 'exact' solver, which runs on classical hardware"):
         exact = [*qaoa, "model.chunk_size=4", "model.annealing.solver=exact"]
-        workflow.plan(str(QUICKSTART), "fake_manila", Options(), tokens=7, overrides=exact)
+        planning.plan(str(QUICKSTART), "fake_manila", Options(), tokens=7, overrides=exact)
 
 
 def test_adaptive_mode_journals_both_stages_and_resumes_after_a_kill(trained, tmp_path, no_network, monkeypatch):
@@ -409,8 +410,8 @@ def test_adaptive_mode_journals_both_stages_and_resumes_after_a_kill(trained, tm
 
     finished, rounds = False, 0
     while not finished and rounds < 12:
-        workflow.resubmit(journal, echo=lambda line: None)
-        finished, rounds = workflow.retrieve(journal, echo=lambda line: None), rounds + 1
+        lifecycle.resubmit(journal, echo=lambda line: None)
+        finished, rounds = lifecycle.retrieve(journal, echo=lambda line: None), rounds + 1
     record = Journal.load(journal)
     assert finished and record.options.adaptive and record.options.target_error == 0.005
     pilot, refine = record.stages[0], record.stages[1]

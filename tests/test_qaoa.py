@@ -8,6 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from qattn.config import load_config
+from qattn.executors import SampledAerExecutor
+from qattn.model import annealing_solver
+from qattn.runtime.sampling import DeviceSampler
 from qattn.solvers import SOLVERS, resolve_solver
 from qattn.solvers.qaoa import QaoaSolver, linear_ramp, qubo_to_ising
 
@@ -88,8 +92,10 @@ def test_too_many_variables_and_bad_options_say_what_to_do():
     assert SOLVERS.get("qaoa") is QaoaSolver and QaoaSolver.max_variables == 20
     with pytest.raises(ValueError, match=r"at most 20 variables per problem, got 21; use the 'sa' or 'batched' solver"):
         resolve_solver("qaoa").solve(torch.zeros(1, 21, 21))
-    with pytest.raises(ValueError, match="set mode='sampled'"):
-        QaoaSolver(backend="fake_manila")
+    with pytest.raises(ValueError, match="noise samples with shots; set mode='sampled'"):
+        QaoaSolver(noise="FakeManilaV2")
+    with pytest.raises(ValueError, match="a sampler samples with shots; set mode='sampled'"):
+        QaoaSolver(sampler=SampledAerExecutor(shots=8))
     with pytest.raises(ValueError, match="unknown optimizer 'adam'; valid: COBYLA"):
         QaoaSolver(optimizer="adam")
 
@@ -99,8 +105,9 @@ def test_a_fake_ibm_device_in_local_testing_mode_plans_and_solves(no_network):
     Q = random_qubos(3, 4, seed=0)
     free = torch.ones(3, 4, dtype=torch.bool)
     free[1, 2], free[2, :2] = False, False
-    solver = QaoaSolver(mode="sampled", backend="fake_manila", shots=256, seed=1)
-    plans = solver.plan(Q, free)
+    device = DeviceSampler("fake_manila", seed=1)  # what a config's model.annealing.qaoa.backend builds
+    solver = QaoaSolver(mode="sampled", sampler=device, shots=256, seed=1)
+    plans = device.plan(solver, Q, free)
     assert [(p.variables, p.circuits, p.executions) for p in plans] == [(2, 1, 256), (3, 1, 256), (4, 1, 256)]
     assert all(p.depth > 0 and p.two_qubit_gates > 0 and p.qpu_seconds > 0 for p in plans)
     found = solver.solve(Q, free)
@@ -108,3 +115,17 @@ def test_a_fake_ibm_device_in_local_testing_mode_plans_and_solves(no_network):
     assert torch.allclose(found.energy, resolve_solver("exact").solve(Q, free).energy)  # 256 shots of <= 16 states
     with pytest.raises(Exception, match="6 free variables need 6 qubits; fake_manila has 5"):
         solver.solve(random_qubos(1, 6, seed=0))
+
+
+def test_a_config_naming_a_device_hands_the_solver_that_device_to_sample_on():
+    qaoa = ["model.attention=annealing", "model.annealing.solver=qaoa", "model.annealing.qaoa.mode=sampled",
+            "model.annealing.seed=3", "model.num_heads=1", "model.chunk_size=4", "model.max_length=16"]
+    device = ["model.annealing.qaoa.backend=fake_manila", "model.annealing.qaoa.optimization_level=1"]
+    config = load_config(None, [*qaoa, *device])
+    solver = annealing_solver(config.model.annealing)
+    assert isinstance(solver, QaoaSolver) and isinstance(solver.sampler, DeviceSampler)
+    sampler = solver.sampler
+    assert (sampler.device_name, sampler.optimization_level, sampler.seed) == ("fake_manila", 1, 3)
+    assert "device" not in vars(sampler)  # building a model contacts no device: it opens on first use
+    noisy = annealing_solver(load_config(None, [*qaoa, "model.annealing.qaoa.noise=FakeManilaV2"]).model.annealing)
+    assert isinstance(noisy.sampler, SampledAerExecutor) and noisy.sampler.noise == "FakeManilaV2"

@@ -6,7 +6,7 @@ reading :data:`EXECUTORS`' names and qubit limits, as config validation does, im
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from qattn.registry import Registry, lazy_exports
 
@@ -34,6 +34,18 @@ _CLASSES = {
 __getattr__, __dir__ = lazy_exports(__name__, _CLASSES)
 
 
+def aer_executor(*, shots: int | None = None, **options: Any) -> AerExecutor | SampledAerExecutor:
+    """Qiskit Aer with the options of a config's ``[model.aer]``: exact statevectors when ``shots`` is None,
+    else sampled with that many shots per circuit."""
+    if shots is None:
+        from .aer import AerExecutor
+
+        return AerExecutor(**options)
+    from .aer_sampled import SampledAerExecutor
+
+    return SampledAerExecutor(shots=shots, **options)
+
+
 def resolve_executor(executor: str | Executor) -> Executor:
     """An executor name (default options) or a configured instance -> the instance."""
     from .base import Executor
@@ -47,5 +59,5 @@ def resolve_executor(executor: str | Executor) -> Executor:
 
 __all__ = [
     "EXECUTORS", "AerExecutor", "CircuitExecutor", "Executor", "PennyLaneExecutor", "SampledAerExecutor", "ShotBudget",
-    "StatevectorExecutor", "resolve_executor",
+    "StatevectorExecutor", "aer_executor", "resolve_executor",
 ]

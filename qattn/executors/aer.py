@@ -1,22 +1,18 @@
 """Qiskit Aer executors: exact statevectors here, shot sampling in :mod:`.aer_sampled`; CPU or GPU.
 
-    AerExecutor()                                # exact: every token's statevector, overlaps by matmul
-    AerExecutor(shots=4096, seed=7)              # sampled (a SampledAerExecutor): compute-uncompute fidelities, Z counts
-    AerExecutor(shots=4096, noise="FakeManilaV2")  # sampled with that device's noise model and layout
-    AerExecutor(shots=4096, cluster=Client("tcp://10.0.0.5:8786"), max_job_size=256)  # spread over Dask
+    AerExecutor()                                       # exact: every token's statevector, overlaps by matmul
+    SampledAerExecutor(shots=4096, seed=7)              # sampled: compute-uncompute fidelities, Z counts
+    SampledAerExecutor(shots=4096, noise="FakeManilaV2")  # sampled with that device's noise model and layout
+    SampledAerExecutor(shots=4096, cluster=Client("tcp://10.0.0.5:8786"), max_job_size=256)  # spread over Dask
+    aer_executor(shots=None or N, **options)            # either, by shots (what a config's [model.aer] builds)
 
 :class:`AerSimulation` is what both share: options, the device's noise, one program per circuit
 kind (:mod:`qattn.executors.circuits`) built once, and running a program's rows in process or on a
 cluster.
 
 Angles are computed in torch from the backend-neutral gates (so features and weights keep their
-gradients) and bound to a circuit with one parameter slot per angled gate. Every slot is a rotation
-``exp(-i theta P / 2)`` with ``P^2 = I``, which gives exact shift rules, batched in one Aer call:
-
-- states (exact mode): ``d psi / d theta = psi(theta + pi) / 2``;
-- probabilities and expectation values (sampled modes): ``dE/dtheta = (E(theta + pi/2) - E(theta - pi/2)) / 2``.
-
-Each forward is one Aer call carrying all parameter bindings of the batch (never one call per
+gradients) and bound to a circuit with one parameter slot per angled gate, differentiated by exact
+parameter-shift rules (:mod:`qattn.executors.shift`). Each forward is one Aer call carrying all parameter bindings of the batch (never one call per
 circuit), and each backward one more call with all shifted bindings. Sampled modes run through
 Aer's ``SamplerV2`` primitive, the interface the IBM runtime executor shares.
 
@@ -42,7 +38,7 @@ from qattn.circuits.qubit_order import qiskit_samples_to_wire_order, qiskit_stat
 
 from .base import StatevectorExecutor, complex_dtype
 from .circuits import feature_map_gates, kind_circuit, parameter_columns, readout, slot_angles
-from .rows import STATE_RULE, ShiftRule
+from .shift import STATE_RULE, ShiftRule
 
 Evaluate = Callable[..., np.ndarray]  # (M, slots) angles[, (M,) shots] -> (M, outputs)
 
@@ -125,6 +121,11 @@ class AerSimulation:
             self._programs[key] = lambda values, shots=None: self.run_program(program, values, shots)
         return self._programs[key]
 
+    def bits(self, gates: list[Gate], n_qubits: int, slots: np.ndarray, shots: int) -> np.ndarray:
+        """``(M, shots, n)`` bitstrings (wire order) of the slot circuit ``gates`` at each row of ``slots``
+        (a sampled executor; what a ``qaoa`` solver's sampler does)."""
+        return self.gate_program(gates, n_qubits, "bits")(slots, np.full(len(slots), shots))
+
     def build_program(self, gates: list[Gate], n_qubits: int, kind: str) -> AerProgram:
         circuit = kind_circuit(gates, n_qubits, kind)
         if kind == "states":
@@ -159,20 +160,12 @@ class AerSimulation:
 
 
 class AerExecutor(AerSimulation, StatevectorExecutor):
-    """Exact statevectors from Aer. Given ``shots``, the constructor returns the sampled executor
-    (:class:`~qattn.executors.aer_sampled.SampledAerExecutor`) with the same options."""
-
-    def __new__(cls, *, shots: int | None = None, **options):
-        if shots is not None:
-            from .aer_sampled import SampledAerExecutor
-
-            return SampledAerExecutor(shots=shots, **options)
-        return super().__new__(cls)
+    """Exact statevectors from Aer (the sampled executor is :class:`~qattn.executors.aer_sampled.SampledAerExecutor`;
+    :func:`qattn.executors.aer_executor` picks one by ``shots``)."""
 
     def __init__(
-        self, *, shots: None = None, noise: str | None = None, method: str = "automatic", device: str = "CPU",
-        seed: int | None = None, seed_transpiler: int | None = None, cluster: Pool | str | None = None,
-        max_job_size: int | None = None,
+        self, *, noise: str | None = None, method: str = "automatic", device: str = "CPU", seed: int | None = None,
+        seed_transpiler: int | None = None, cluster: Pool | str | None = None, max_job_size: int | None = None,
     ) -> None:
         self.setup(shots=None, noise=noise, method=method, device=device, seed=seed, seed_transpiler=seed_transpiler,
                    cluster=cluster, max_job_size=max_job_size)

@@ -12,7 +12,7 @@ order; :func:`qattn.circuits.to_qiskit.slot_circuit`):
   query-key overlap is computed classically. A row holds the token's slots, then the rotation's;
 - ``bits``: any slot circuit measured on every qubit (the ``qaoa`` solver's sampling circuits).
 
-Sampled Aer, the staged IBM executor and the exact-value checks all build their circuits here; a
+Sampled Aer, the staged IBM executor and the hardware programs all build their circuits here; a
 backend only adds its measurement (Aer: ``measure_all``; IBM: Estimator observables or the Sampler's
 ``measure_all``) and transpilation.
 """
@@ -24,7 +24,6 @@ import torch
 from qiskit import QuantumCircuit
 
 from qattn.circuits import FeatureMap, Gate
-from qattn.circuits.qubit_order import z_signs
 from qattn.circuits.to_qiskit import slot_circuit
 
 from .randomized import rotation_gates
@@ -87,15 +86,3 @@ def parameter_columns(circuit: QuantumCircuit) -> list[int]:
     offset = {name: sum(sizes[m] for m in names[:i]) for i, name in enumerate(names)}
     return [offset[p.vector.name] + p.index for p in circuit.parameters]
 
-
-def exact_values(fmap: FeatureMap, kind: str, angles: np.ndarray) -> np.ndarray:
-    """What each ``fidelity`` (``(M,)``) or ``z`` (``(M, n)``) circuit of the angle rows estimates,
-    computed exactly from statevectors (the yardstick for sampled and hardware values)."""
-    from .aer import AerExecutor
-
-    states = AerExecutor().program(fmap, "states")
-    if kind == "z":
-        return (np.abs(states(angles)) ** 2) @ z_signs(fmap.n_qubits)
-    half = angles.shape[1] // 2
-    psi_q, psi_k = states(angles[:, :half]), states(angles[:, half:])
-    return np.abs(np.sum(psi_k.conj() * psi_q, axis=1)) ** 2

@@ -18,15 +18,13 @@ fidelities; ``adaptive``, a first pass of ``pilot_shots`` per circuit, then more
 that pass says the weights are uncertain (two runs, so two stages on a device).
 
 Gradients: pairwise fidelities and Z features are expectation values, differentiated by the
-parameter-shift rule (:class:`ShiftRule`, all shifted rows in one more run). Randomized overlaps
+parameter-shift rule (:class:`~qattn.executors.shift.ShiftRule`, all shifted rows in one more run). Randomized overlaps
 are products of two circuits' frequencies; they serve evaluation and hardware runs, not training.
 """
 
 from __future__ import annotations
 
-import math
 from abc import abstractmethod
-from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
@@ -38,40 +36,9 @@ from .base import Executor, per_head, used_pairs, used_tokens
 from .budget import ShotBudget, allocate, pilot_prior
 from .circuits import slot_angles
 from .randomized import overlaps, random_rotations
+from .shift import EXPECTATION_RULE, ShiftRule
 
 ESTIMATORS = ("pairwise", "randomized")
-Evaluate = Callable[[np.ndarray], np.ndarray]  # (M, slots) angles -> (M, outputs)
-
-
-class ShiftRule(torch.autograd.Function):
-    """Outputs of a circuit at given slot angles, differentiated by a parameter-shift rule.
-
-    ``rule`` is a list of (shift, coefficient): ``d out / d theta_k = sum c * out(theta + shift e_k)``.
-    All shifted evaluations of the batch go to ``evaluate`` in one call.
-    """
-
-    @staticmethod
-    def forward(ctx, angles: torch.Tensor, evaluate: Evaluate, rule: tuple[tuple[float, float], ...], dtype: torch.dtype):
-        ctx.save_for_backward(angles)
-        ctx.evaluate, ctx.rule = evaluate, rule
-        return torch.as_tensor(evaluate(angles.detach().cpu().double().numpy()), dtype=dtype, device=angles.device)
-
-    @staticmethod
-    def backward(ctx, grad_out: torch.Tensor):
-        (angles,) = ctx.saved_tensors
-        values = angles.detach().cpu().double().numpy()  # (M, K)
-        m, k = values.shape
-        eye = np.eye(k)
-        shifted = np.concatenate([values[None] + shift * eye[:, None, :] for shift, _ in ctx.rule])  # (R*K, M, K)
-        outputs = ctx.evaluate(shifted.reshape(-1, k)).reshape(len(ctx.rule), k, m, -1)
-        derivative = sum(coefficient * outputs[i] for i, (_, coefficient) in enumerate(ctx.rule))  # (K, M, O)
-        grad = grad_out.detach().cpu().numpy()  # (M, O)
-        grad_angles = np.real(np.einsum("mo,kmo->mk", np.conj(grad), derivative))
-        return torch.as_tensor(grad_angles, dtype=angles.dtype, device=angles.device), None, None, None
-
-
-STATE_RULE = ((math.pi, 0.5),)
-EXPECTATION_RULE = ((math.pi / 2, 0.5), (-math.pi / 2, -0.5))
 
 
 class CircuitExecutor(Executor):

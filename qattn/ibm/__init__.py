@@ -7,10 +7,14 @@
 
 ``fake_<name>`` devices run the same code offline in Qiskit Runtime's local testing mode. Circuit-kernel
 models and annealing models with the ``qaoa`` solver (one sampling circuit per QUBO) alike.
-Modules: :mod:`.staged` (the forward pass in stages; :mod:`.staged_solver` for QUBO sampling), :mod:`.programs` (ISA circuits, observables,
-cost), :mod:`.devices` (devices, credentials, local jobs), :mod:`.journal`, :mod:`.jobs` (job statuses,
-without the model or MLflow), :mod:`.workflow`, :mod:`.cli`; :mod:`.sampling` (bitstrings through the
-Sampler, for the ``qaoa`` QUBO solver).
+The same from Python: ``from qattn.ibm import Options, plan, submit, status, retrieve``.
+
+Modules: :mod:`.evaluation` (a model's forward pass with staged or exact backends), :mod:`.planning`
+(circuits, executions and QPU time before anything is sent), :mod:`.lifecycle` (submit, retrieve,
+resubmit, cancel), :mod:`.comparison` (hardware vs exact, logged to MLflow), :mod:`.staged` and
+:mod:`.staged_solver` (the forward pass in stages, for circuit kernels and QUBO sampling),
+:mod:`.journal`, :mod:`.jobs` (job statuses, without the model or MLflow), :mod:`.cli`. Devices, ISA
+programs and sampling are the layer below, :mod:`qattn.runtime`.
 """
 
 from __future__ import annotations
@@ -22,17 +26,18 @@ from qattn.registry import lazy_exports
 if TYPE_CHECKING:
     from .jobs import status
     from .journal import Options
-    from .workflow import cancel, estimator_plans, plan, resubmit, retrieve, submit
+    from .lifecycle import cancel, resubmit, retrieve, submit
+    from .planning import estimator_plans, plan
 
 _HOMES = {
     "Options": ".journal",
-    "plan": ".workflow",
-    "estimator_plans": ".workflow",
-    "submit": ".workflow",
+    "plan": ".planning",
+    "estimator_plans": ".planning",
+    "submit": ".lifecycle",
     "status": ".jobs",
-    "retrieve": ".workflow",
-    "resubmit": ".workflow",
-    "cancel": ".workflow",
+    "retrieve": ".lifecycle",
+    "resubmit": ".lifecycle",
+    "cancel": ".lifecycle",
 }
 __all__ = list(_HOMES)
 __getattr__, __dir__ = lazy_exports(__name__, _HOMES)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .devices import CALIBRATION_RESERVE
+from qattn.runtime.devices import CALIBRATION_RESERVE
 
 if TYPE_CHECKING:
     from .journal import Options
@@ -131,7 +131,7 @@ def plan(target, backend, options, split, docs, tokens, overrides, write) -> Non
     Every quantum kernel is planned for the same documents; the model's own comes first. An
     annealing model with the qaoa solver is planned as its QUBOs' sampling circuits.
     """
-    from .workflow import format_seconds, plan as make_plan, total
+    from .planning import format_seconds, plan as make_plan, total
 
     plans, model_kernel, evaluation = make_plan(target, backend, options, split=split, docs=docs, tokens=tokens, overrides=list(overrides))
     lines: list[str] = []
@@ -176,9 +176,9 @@ def plan(target, backend, options, split, docs, tokens, overrides, write) -> Non
 def budget_table(target, backend, options: Options, evaluation, split, docs, tokens, overrides) -> list[str]:
     """State your error, get the cheapest plan: every fidelity estimator's QPU time and predicted error
     for ``options.target_error``, cheapest first among those that meet it, with its submit options."""
-    from .devices import resolve_device
+    from qattn.runtime.devices import resolve_device
     from .journal import Options
-    from .workflow import estimator_plans, format_seconds
+    from .planning import estimator_plans, format_seconds
 
     fixed = options.model_copy(update={"target_error": None, "adaptive": False, "estimator": "pairwise"})
     plans = estimator_plans(evaluation, resolve_device(backend), fixed, [options.target_error])
@@ -227,7 +227,7 @@ def submit(target, backend, options, split, docs, journal, ideal) -> None:
     """Submit the first stage of circuits; journals every job.
 
     Sends the first stage of TARGET's attention circuits; every job id is in the journal before this returns."""
-    from .workflow import submit as send
+    from .lifecycle import submit as send
 
     folder = send(target, backend, options, split=split, docs=docs, folder=journal, ideal=ideal, echo=click.echo)
     click.echo(f"journal: {folder}\nlater: qattn ibm status {folder}; qattn ibm retrieve {folder}")
@@ -239,7 +239,7 @@ def status(journal: Path) -> None:
     """Show each job's status, as the runtime reports it now.
 
     Reads the journal and asks the runtime; needs neither the model nor MLflow."""
-    from .devices import HardwareError
+    from qattn.runtime.devices import HardwareError
     from .jobs import status as check
 
     record, problems = check(journal, echo=click.echo)
@@ -256,7 +256,7 @@ def retrieve(journal: Path) -> None:
     """Collect finished jobs; send the next stage, or log results.
 
     After the last stage, rebuilds attention and predictions and logs them, beside exact simulation, to MLflow."""
-    from .workflow import retrieve as collect
+    from .lifecycle import retrieve as collect
 
     collect(journal, echo=click.echo)
 
@@ -267,7 +267,7 @@ def resubmit(journal: Path) -> None:
     """Send again the jobs that failed, were cancelled or lost.
 
     Finished and running jobs are kept."""
-    from .workflow import resubmit as again
+    from .lifecycle import resubmit as again
 
     again(journal, echo=click.echo)
 
@@ -276,6 +276,6 @@ def resubmit(journal: Path) -> None:
 @JOURNAL
 def cancel(journal: Path) -> None:
     """Cancel the journal's jobs that have not finished."""
-    from .workflow import cancel as stop
+    from .lifecycle import cancel as stop
 
     stop(journal, echo=click.echo)

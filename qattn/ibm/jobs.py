@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from .devices import HardwareError, LocalJobs, job_status, result_values, runtime_service
+from qattn.runtime.devices import HardwareError, LocalJobs, job_status, result_values, runtime_service
+
 from .journal import FAILED, Journal, damaged_stages, locked, save_values, values_problem
 
 Echo = Callable[[str], None]

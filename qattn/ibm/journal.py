@@ -7,7 +7,7 @@ One folder per evaluation::
     stage-<k>.npz       the angles and output rows of stage k's circuits (what its jobs contain); for a
                         ``bits`` stage also each circuit's qubits and the QUBO it samples
     results/<id>.npy    a retrieved job's values (expectation values, or a ``bits`` stage's bitstrings)
-    local/<id>.npz      local testing mode only: a finished local job's values (see qattn.ibm.devices)
+    local/<id>.npz      local testing mode only: a finished local job's values (see qattn.runtime.devices)
 
 Each job id is also set as a tag on the evaluation's MLflow run the moment it is known, so a lost
 folder can be rebuilt by hand from MLflow. No credential is ever written here.
@@ -27,7 +27,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .devices import CALIBRATION_RESERVE, HardwareError, is_local
+from qattn.runtime.devices import CALIBRATION_RESERVE, HardwareError, is_local
 
 FINAL = {"DONE", "ERROR", "CANCELLED", "LOST", "RETRIEVED"}  # RETRIEVED: DONE and its values saved here
 FAILED = {"ERROR", "CANCELLED", "LOST"}  # LOST: a local job whose process ended before it did, or unknown to IBM
@@ -172,7 +172,7 @@ class Journal(BaseModel):
 
     @property
     def local(self) -> bool:
-        """Local testing mode (a fake device, see :func:`qattn.ibm.devices.resolve_device`)."""
+        """Local testing mode (a fake device, see :func:`qattn.runtime.devices.resolve_device`)."""
         return is_local(self.device)
 
     @classmethod

@@ -31,7 +31,7 @@ from qattn.executors.budget import ShotBudget
 from qattn.executors.forecast import Call
 from qattn.executors.rows import CircuitExecutor
 
-from .devices import HardwareError
+from qattn.runtime.devices import HardwareError
 
 
 @dataclass

@@ -22,12 +22,12 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from qattn.runtime.devices import Device, HardwareError
+from qattn.runtime.programs import Program
+from qattn.runtime.sampling import DeviceSampler
 from qattn.solvers.base import QuboSolver
 from qattn.solvers.qaoa import QaoaSolver, circuit_problems, index_bits
 
-from .devices import Device, HardwareError
-from .journal import Options
-from .programs import Program, sampler_program
 from .staged import Pending, Request
 
 Problem = tuple[int, np.ndarray, np.ndarray]  # (problem, free variables, QUBO on them)
@@ -127,24 +127,10 @@ def best_samples(shape: torch.Size, problems: list[Problem], bits: np.ndarray) -
     return torch.as_tensor(x)
 
 
-def bits_programs(
-    solver: QaoaSolver, qubits: np.ndarray, device: Device, options: Options, cache: dict | None = None,
-) -> list[tuple[Program, np.ndarray]]:
-    """Each qubit count's sampling circuit in the device's ISA, with the stage rows it samples."""
-    from qattn.circuits.to_qiskit import slot_circuit
-
-    cache = {} if cache is None else cache
-    programs = []
-    for m in sorted(set(qubits.tolist())):
-        if m not in cache:
-            if m > device.backend.num_qubits:
-                raise HardwareError(
-                    f"QUBOs of {m} free variables need {m} qubits; {device.name} has {device.backend.num_qubits}"
-                )
-            circuit, _ = slot_circuit(solver.template(m), m, "a")
-            cache[m] = sampler_program(circuit, device.backend, options.optimization_level, options.seed_transpiler)
-        programs.append((cache[m], np.flatnonzero(qubits == m)))
-    return programs
+def bits_programs(solver: QaoaSolver, qubits: np.ndarray, sampler: DeviceSampler) -> list[tuple[Program, np.ndarray]]:
+    """Each qubit count's sampling circuit in the device's ISA (the ``sampler``'s, transpiled once), with
+    the stage rows it samples."""
+    return [(sampler.program(solver.template(m), m), np.flatnonzero(qubits == m)) for m in sorted(set(qubits.tolist()))]
 
 
 def sampling_metrics(solver: QaoaSolver, stage: int, arrays: dict, bits: np.ndarray) -> dict[str, float]:

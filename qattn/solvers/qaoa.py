@@ -15,10 +15,11 @@ Per problem, on its free variables only (``m`` of them; a held variable is 0 and
    a Trotterised adiabatic path from ``|+...+>`` (the ground state of ``-sum_i X_i``) to ``H``'s.
 3. **Solution.** The lowest-energy bitstring among ``shots`` samples of the optimised circuit:
    ``mode="exact"`` draws them (seeded) from the exact output distribution; ``mode="sampled"`` takes
-   Aer's shots (seeded; with a fake device's noise model when ``noise`` names one); with ``backend``
-   they come from an IBM device (``fake_<name>``: local testing mode) through Qiskit Runtime's Sampler,
-   one sampling circuit per QUBO, the angles still optimised on the simulator (an optimisation loop
-   on hardware would cost a job per evaluation). :meth:`QaoaSolver.plan` prices that before sending.
+   Aer's shots (seeded; with a fake device's noise model when ``noise`` names one), or those of the
+   ``sampler`` it is handed (:class:`BitSampler`): an IBM device, for instance
+   (:class:`qattn.runtime.sampling.DeviceSampler`, which also prices the work before anything is
+   sent), one sampling circuit per QUBO, the angles still optimised on the simulator (an optimisation
+   loop on hardware would cost a job per evaluation). The solver never opens a device itself.
 
 Up to 20 variables per problem: each evaluation simulates ``2^m`` amplitudes (16 MiB at 20), about
 ``maxiter`` evaluations per problem; beyond that use ``sa`` or ``batched``. With ``shots`` well above
@@ -28,11 +29,9 @@ when ``2^m`` outgrows the shots.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
-from functools import cached_property
 from itertools import combinations
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 import numpy as np
 import torch
@@ -40,7 +39,7 @@ from scipy.optimize import minimize
 
 from qattn.circuits import QAOA, Gate
 from qattn.circuits.qubit_order import z_signs
-from qattn.executors.aer import AerExecutor
+from qattn.executors import AerExecutor, SampledAerExecutor
 from qattn.solvers.base import QuboSolver
 
 OPTIMIZERS = ("COBYLA", "COBYQA", "Nelder-Mead", "Powell", "L-BFGS-B", "BFGS", "SLSQP")  # scipy methods taking maxiter
@@ -158,16 +157,16 @@ class SamplingGroup:
         return [(i, v, b[np.argmin(e)]) for i, v, b, e in zip(self.problems, self.free, bits, energies)]
 
 
-@dataclass
-class SamplingPlan:
-    """What one circuit per QUBO of ``variables`` free variables costs on the device."""
+class BitSampler(Protocol):
+    """What samples a ``qaoa`` solver's circuits when it is handed one (``sampler=``): sampled Aer
+    (:class:`~qattn.executors.aer_sampled.SampledAerExecutor`) or a device
+    (:class:`qattn.runtime.sampling.DeviceSampler`)."""
 
-    variables: int
-    circuits: int
-    executions: int
-    depth: int
-    two_qubit_gates: int
-    qpu_seconds: float
+    def check_qubits(self, n_qubits: int) -> None:
+        """Raise if circuits of ``n_qubits`` qubits cannot run here."""
+
+    def bits(self, gates: list[Gate], n_qubits: int, slots: np.ndarray, shots: int) -> np.ndarray:
+        """``(M, shots, n)`` bitstrings (wire order) of the slot circuit ``gates`` at each row of ``slots``."""
 
 
 class QaoaSolver(QuboSolver):
@@ -179,35 +178,33 @@ class QaoaSolver(QuboSolver):
 
     def __init__(
         self, *, seed: int = 0, p: int = 1, optimizer: str = "COBYLA", maxiter: int = 100, shots: int = 1024,
-        mode: str = "exact", noise: str | None = None, backend: str | None = None, optimization_level: int = 2,
+        mode: str = "exact", noise: str | None = None, sampler: BitSampler | None = None,
     ) -> None:
         super().__init__(seed=seed)
         for option, value in (("p", p), ("maxiter", maxiter), ("shots", shots)):
             check_integer(option, value, 1)
-        check_integer("optimization_level", optimization_level, 0, 3)
         methods = {m.lower(): m for m in OPTIMIZERS}
         if not isinstance(optimizer, str) or optimizer.lower() not in methods:
             raise ValueError(f"qaoa solver: unknown optimizer {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
         if mode not in MODES:
             raise ValueError(f"qaoa solver: mode must be one of {', '.join(MODES)}, got {mode!r}")
-        if noise is not None and backend is not None:
-            raise ValueError("qaoa solver: give noise (an Aer noise model) or backend (a device), not both")
-        if (noise is not None or backend is not None) and mode != "sampled":
-            raise ValueError(f"qaoa solver: {'noise' if noise else 'backend'} samples with shots; set mode='sampled'")
+        if noise is not None and sampler is not None:
+            raise ValueError("qaoa solver: give noise (an Aer noise model) or a sampler (e.g. a device), not both")
+        if (noise is not None or sampler is not None) and mode != "sampled":
+            raise ValueError(f"qaoa solver: {'noise' if noise else 'a sampler'} samples with shots; set mode='sampled'")
         self.p, self.optimizer, self.maxiter = p, methods[optimizer.lower()], maxiter
         self.shots, self.mode = shots, mode
-        self.noise, self.backend, self.optimization_level = noise, backend, optimization_level
+        self.noise = noise
         self.family = QAOA(layers=p)
         self.simulator = AerExecutor()  # exact statevectors for the angle optimisation
-        self.sampler = None  # Aer's shots (mode="sampled", no backend)
-        if mode == "sampled" and backend is None:
-            self.sampler = AerExecutor(shots=shots, noise=noise, seed=seed, seed_transpiler=seed)
+        if mode == "sampled" and sampler is None:  # Aer's shots
+            sampler = SampledAerExecutor(shots=shots, noise=noise, seed=seed, seed_transpiler=seed)
+        self.sampler = sampler  # None: samples drawn from the exact distribution
         self.runs: list[QaoaRun] = []  # the last solve's optimisations, one per problem with free variables
         self._templates: dict[int, list[Gate]] = {}
-        self._device_programs: dict = {}
 
     def __repr__(self) -> str:
-        where = f", noise={self.noise!r}" if self.noise else f", backend={self.backend!r}" if self.backend else ""
+        where = f", noise={self.noise!r}" if self.noise else f", sampler={self.sampler!r}" if self.sampler else ""
         return (f"QaoaSolver(seed={self.seed}, p={self.p}, optimizer={self.optimizer!r}, maxiter={self.maxiter}, "
                 f"shots={self.shots}, mode={self.mode!r}{where})")
 
@@ -262,10 +259,8 @@ class QaoaSolver(QuboSolver):
         :attr:`runs`); what a device is then asked to sample. Device and noise-model sizes are checked first."""
         problems = circuit_problems(Q, free)
         for m in sorted({len(variables) for _, variables, _ in problems}):
-            if self.backend is not None:
-                self.device_program(m)
-            elif self.sampler is not None:
-                self.sampler.check_qubits(m)  # a noise model's device may have fewer qubits
+            if self.sampler is not None:
+                self.sampler.check_qubits(m)  # a device, or a noise model's, may have fewer qubits
         groups: dict[int, SamplingGroup] = {}
         self.runs = []
         for i, variables, sub in problems:
@@ -279,55 +274,15 @@ class QaoaSolver(QuboSolver):
 
     def samples(self, m: int, slots: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """``shots`` bitstrings ``(M, shots, m)`` (wire order, float) of the circuits at ``slots`` ``(M, slots)``."""
-        if self.backend is not None:
-            from qattn.ibm.sampling import sample
-
-            bits = sample(self.device, [(self.device_program(m), slots)], self.shots, seed_simulator=self.seed)[0]
-        elif self.sampler is not None:
-            bits = self.sampler.gate_program(self.template(m), m, "bits")(slots)
+        if self.sampler is not None:
+            bits = self.sampler.bits(self.template(m), m, slots, self.shots)
         else:
             probabilities = np.abs(self.states(m, slots)) ** 2
             drawn = [rng.choice(2**m, size=self.shots, p=row / row.sum()) for row in probabilities]
             bits = index_bits(np.stack(drawn), m)
         return bits.astype(float)
 
-    # -- an IBM device -------------------------------------------------------------------------
-
-    @cached_property
-    def device(self):
-        """The backend as :func:`qattn.ibm.devices.resolve_device` opens it (on first use)."""
-        from qattn.ibm.devices import resolve_device
-
-        if self.backend is None:
-            raise ValueError("qaoa solver: no backend given (backend='fake_manila' offline, or an IBM device name)")
-        return resolve_device(self.backend)
-
-    def device_program(self, m: int):
-        """The sampling circuit on ``m`` qubits in the device's ISA (transpiled once per ``m``)."""
-        from qattn.circuits.to_qiskit import slot_circuit
-        from qattn.ibm.devices import HardwareError
-        from qattn.ibm.programs import sampler_program
-
-        if m not in self._device_programs:
-            if m > self.device.backend.num_qubits:
-                raise HardwareError(
-                    f"qaoa solver: {m} free variables need {m} qubits; {self.backend} has "
-                    f"{self.device.backend.num_qubits}: choose a larger device or fewer tokens/heads per problem"
-                )
-            circuit, _ = slot_circuit(self.template(m), m, "a")
-            self._device_programs[m] = sampler_program(circuit, self.device.backend, self.optimization_level, self.seed)
-        return self._device_programs[m]
-
-    def plan(self, Q: torch.Tensor, free: torch.Tensor | None = None) -> list[SamplingPlan]:
-        """What solving these QUBOs on ``backend`` costs, before anything is sent: per free-variable
-        count, one circuit per QUBO, ``shots`` executions each, its ISA depth and two-qubit gates, and
-        QPU time as ``qattn ibm plan`` estimates it (executions x (circuit + readout + repetition delay))."""
-        counts = defaultdict(int)
-        for _, variables, _ in circuit_problems(*self.check(Q, free)):
-            counts[len(variables)] += 1
-        plans = []
-        for m, circuits in sorted(counts.items()):
-            program, executions = self.device_program(m), circuits * self.shots
-            plans.append(SamplingPlan(m, circuits, executions, program.depth, program.two_qubit_gates,
-                                      executions * (program.seconds(self.device.backend) + self.device.rep_delay)))
-        return plans
+    def problems(self, Q: torch.Tensor, free: torch.Tensor | None = None) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """``(problem, free variables, QUBO on them)`` of the QUBOs this solver would run a circuit for
+        (checked as :meth:`solve` checks them); what a sampler prices before anything runs."""
+        return circuit_problems(*self.check(Q, free))
