@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from qattn.executors import EXECUTORS, Executor
     from qattn.solvers import SOLVERS, QuboSolver
     from qattn.kernels import KERNELS, ScoreKernel
+    from qattn.kinds import KINDS
 
 __version__ = "0.1.0"
 
@@ -37,6 +38,7 @@ _HOMES = {
     "QuboSolver": "qattn.solvers",
     "Executor": "qattn.executors",
     "KERNELS": "qattn.registry",
+    "KINDS": "qattn.kinds",
     "ScoreKernel": "qattn.kernels",
 }
 

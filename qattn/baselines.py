@@ -31,9 +31,12 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.svm import LinearSVC
 
 from qattn import tracking
-from qattn.config import BAG_OF_WORDS, BagOfWordsConfig, ExperimentConfig
+from qattn.config import BagOfWordsConfig, ExperimentConfig
 from qattn.data import Split, load_dataset
+from qattn.identity import run_name
+from qattn.run_result import RunResult
 from qattn.trainer import Metrics, metrics_of
+from qattn.uris import mask_uri
 
 
 class NBSVM(ClassifierMixin, BaseEstimator):
@@ -77,15 +80,23 @@ def binarised(X) -> sp.csr_matrix:
     return X
 
 
+PIPELINES = {  # a bag-of-words kind -> (n-gram options, its options, C) -> its features and linear classifier
+    "tfidf-lr": lambda ngrams, options, C: make_pipeline(
+        TfidfVectorizer(sublinear_tf=True, **ngrams), LogisticRegression(C=C, max_iter=2000, warm_start=True)
+    ),
+    "nbsvm": lambda ngrams, options, C: make_pipeline(
+        CountVectorizer(binary=True, **ngrams), NBSVM(C=C, beta=options.nb_beta)
+    ),
+}
+
+
 def make_model(kind: str, options: BagOfWordsConfig, C: float) -> Pipeline:
     """The unfitted pipeline of a bag-of-words ``kind`` at inverse regularisation ``C``: n-gram features, then
     a linear classifier (logistic regression warm-starts from its last fit: a C path costs less)."""
+    if kind not in PIPELINES:
+        raise ValueError(f"unknown bag-of-words kind {kind!r}; valid: {', '.join(PIPELINES)}")
     ngrams = {"ngram_range": (1, options.ngrams), "min_df": options.min_df, "max_features": options.max_features}
-    if kind == "tfidf-lr":
-        return make_pipeline(TfidfVectorizer(sublinear_tf=True, **ngrams), LogisticRegression(C=C, max_iter=2000, warm_start=True))
-    if kind == "nbsvm":
-        return make_pipeline(CountVectorizer(binary=True, **ngrams), NBSVM(C=C, beta=options.nb_beta))
-    raise ValueError(f"unknown bag-of-words kind {kind!r}; valid: {', '.join(BAG_OF_WORDS)}")
+    return PIPELINES[kind](ngrams, options, C)
 
 
 def parameter_count(model: Pipeline) -> int:
@@ -112,14 +123,11 @@ def select_and_fit(kind: str, options: BagOfWordsConfig, train: Split, dev: Spli
     return make_pipeline(*[step for _, step in features.steps], chosen), C, dev_metrics
 
 
-def run_baseline(config: ExperimentConfig, *, nested: bool = False):
-    """Fit, select on dev, test and record one bag-of-words run; a :class:`qattn.experiment.RunResult`."""
-    from qattn.experiment import RunResult  # the experiment module dispatches here
-
+def run_baseline(config: ExperimentConfig, *, uri: str, nested: bool = False) -> RunResult:
+    """Fit, select on dev, test and record one bag-of-words run in the MLflow store at ``uri`` (connected)."""
     kind, options = config.model.attention, config.model.bow
-    uri = tracking.connect(config)
     dataset = load_dataset(config.data)
-    name = tracking.run_name(config)
+    name = run_name(config)
     with tracking.recorded_run(run_name=name, nested=nested, log_system_metrics=False) as run:
         tracking.patiently(lambda: mlflow.set_tag(tracking.EPOCH_TAG, "1"))
         started = time.perf_counter()
@@ -138,7 +146,7 @@ def run_baseline(config: ExperimentConfig, *, nested: bool = False):
         tracking.patiently(lambda: mlflow.log_metrics(final, step=1))
         tracking.patiently(lambda: tracking.log_predictions(dataset.test.labels, test.predictions))
     return RunResult(
-        run_id=run.info.run_id, run_name=name, tracking_uri=tracking.mask_uri(uri), test=test, best_epoch=1, epochs_run=1,
+        run_id=run.info.run_id, run_name=name, tracking_uri=mask_uri(uri), test=test, best_epoch=1, epochs_run=1,
         seconds_per_epoch=seconds, docs_per_s=final["epoch/docs_per_s"], tokens_per_s=final["epoch/tokens_per_s"],
         parameters=parameters,
     )

@@ -132,7 +132,8 @@ def paired(run_a: str, run_b: str, tracking_uri: str | None) -> None:
     import mlflow
 
     from qattn.report import ReportError, over_documents, test_answers
-    from qattn.tracking import check_store, mask_uri
+    from qattn.tracking import check_store
+    from qattn.uris import mask_uri
 
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)

@@ -7,17 +7,18 @@ valid names; every problem at once. Relative data paths in a config file are rel
 folder; those given with ``--set`` to the working directory. The resolved config (with absolute
 paths) is saved with every run and checkpoint (:func:`dump_config`).
 
+Names a config may use come from the registries they are declared in: attention kinds
+(:mod:`qattn.kinds`), kernels, circuits, executors and solvers. What makes two runs the same is
+:mod:`qattn.identity`; which tracking URIs work, :mod:`qattn.uris`.
+
 This module imports no torch, PennyLane, Qiskit or MLflow: a config error costs well under a second.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 import tomllib
-import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -27,8 +28,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from qattn.circuits import CATALOGUE, ansatz_names, encoder_names
 from qattn.executors import EXECUTORS
+from qattn.kinds import KINDS, grid_names, ladder
 from qattn.registry import quantum_kernels
 from qattn.solvers import SOLVERS
+from qattn.uris import check_tracking_uri
 
 
 class ConfigError(ValueError):
@@ -229,26 +232,9 @@ class BagOfWordsConfig(Section):
         return c_grid
 
 
-ATTENTION_KINDS = ("quantum", "classical", "annealing", "uniform", "tfidf-lr", "nbsvm")
-BAG_OF_WORDS = ("tfidf-lr", "nbsvm")
-"""Kinds of ``model.attention`` that are no network at all: the bottom of the baseline ladder."""
-KIND_SECTIONS = {"annealing": "annealing", "tfidf-lr": "bow", "nbsvm": "bow"}
-"""Sections of ``[model]`` that only one kind of attention reads (each left out of other kinds' identities)."""
-
-
-GRID_KINDS = {
-    "dot": "classical", "annealing": "annealing", "dot-narrow": "classical", "uniform": "uniform",
-    "tfidf-lr": "tfidf-lr", "nbsvm": "nbsvm",
-}
-"""The kinds of ``compare.kinds`` besides the quantum kernels, and the ``model.attention`` each trains.
-``dot-narrow`` is classical attention at the quantum kernels' per-head width (``qk_dim = n_qubits``)."""
-
-
 class ModelConfig(Section):
-    attention: Literal[ATTENTION_KINDS] = Field(
-        "quantum",
-        description="quantum (circuit kernels) | classical (dot product) | annealing (QAMA) | uniform (every key "
-        "the same weight: the no-attention ablation) | tfidf-lr | nbsvm (bag-of-words baselines, no network)",
+    attention: str = Field(
+        "quantum", description=" | ".join(f"{kind.name} ({kind.summary})" for kind in ladder()) + " (qattn.kinds)"
     )
     kernel: str = Field("fidelity", description="quantum score kernel (classical attention ignores the quantum keys)")
     n_qubits: int = Field(4, ge=1)
@@ -272,27 +258,34 @@ class ModelConfig(Section):
     max_length: int = Field(512, ge=1, description="tokens per document; longer ones are truncated")
     chunk_size: int = Field(64, ge=2, description="tokens per chunk of the hierarchical reader")
 
-    # One validator per key, so pydantic reports every problem of the section at once. The quantum keys
-    # are checked unless attention is classical (which ignores them); fields validate in the order above.
+    # One validator per key, so pydantic reports every problem of the section at once. A key only some
+    # kinds read is checked for those kinds only (qattn.kinds); fields validate in the order above.
+
+    @field_validator("attention")
+    @classmethod
+    def _attention(cls, attention: str) -> str:
+        if attention not in KINDS:
+            raise ValueError(f"unknown attention kind {attention!r}; valid: {', '.join(kind.name for kind in ladder())}")
+        return attention
 
     @field_validator("kernel")
     @classmethod
     def _kernel(cls, kernel: str, info: ValidationInfo) -> str:
-        if is_quantum(info) and kernel not in quantum_kernels():
+        if reads(info, "model.kernel") and kernel not in quantum_kernels():
             raise ValueError(f"kernel {kernel!r} is not a quantum kernel; valid: {', '.join(quantum_kernels())}")
         return kernel
 
     @field_validator("encoder", "circuit")
     @classmethod
     def _catalogue(cls, name: str, info: ValidationInfo) -> str:
-        if is_quantum(info):
+        if reads(info, f"model.{info.field_name}"):
             catalogue_role(name, *CATALOGUE_ROLES[info.field_name])
         return name
 
     @field_validator("executor")
     @classmethod
     def _executor(cls, executor: str, info: ValidationInfo) -> str:
-        if not is_quantum(info):
+        if not reads(info, "model.executor"):
             return executor
         if executor not in EXECUTORS:
             raise ValueError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS.names())}")
@@ -314,7 +307,7 @@ class ModelConfig(Section):
     def _qubo_size(self) -> ModelConfig:
         """An annealing solver with a variable limit must fit the largest QUBO: heads x tokens per chunk
         (with its summary token) in the local blocks, heads x chunks in the global ones."""
-        if self.attention != "annealing":
+        if self.attention != "annealing":  # its QUBOs
             return self
         limit = SOLVERS.attribute(self.annealing.solver, "max_variables")
         local = self.num_heads * (self.chunk_size + 1)
@@ -329,9 +322,11 @@ class ModelConfig(Section):
         return self
 
 
-def is_quantum(info: ValidationInfo) -> bool:
-    """Whether the model being validated uses circuit attention (an invalid ``attention`` counts as such)."""
-    return info.data.get("attention") in ("quantum", None)
+def reads(info: ValidationInfo, key: str) -> bool:
+    """Whether the kind of attention being validated reads ``key`` of ``[model]``: every kind reads the keys
+    no kind owns, and an invalid ``attention`` counts as reading everything (its own error is reported)."""
+    kind = KINDS.get(info.data["attention"]) if info.data.get("attention") in KINDS else None
+    return kind is None or kind.owns(key) or not any(other.owns(key) for other in ladder())
 
 
 CATALOGUE_ROLES = {  # model key -> (its valid catalogue names, its role, the other role, the role in plural)
@@ -379,63 +374,21 @@ class TrackingConfig(Section):
         return uri
 
 
-TRACKING_URI_FORMS = (
-    "http(s)://host[:port] (an `mlflow server`), sqlite:///path.db, another SQLAlchemy database URL "
-    "(postgresql://, mysql://, mssql://, with an optional +driver), or databricks[://profile]"
-)
-FILE_STORE_SCHEMES = ("", "file")
-SERVER_SCHEMES = ("http", "https")
-DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")  # MLflow's DATABASE_ENGINES
-
-
-def check_tracking_uri(uri: str) -> None:
-    """Refuse a URI MLflow 3 cannot track to, saying what it accepts (a URL is not echoed: it may hold a password).
-
-    MLflow picks a store by the URI's scheme: http/https (REST), the SQLAlchemy engines, databricks,
-    plugins' ``mlflow.tracking_store`` entry points, and otherwise its file store (a plain path), which
-    MLflow 3 refuses unless ``MLFLOW_ALLOW_FILE_STORE=true``.
-    """
-    parsed = urllib.parse.urlparse(uri)
-    scheme = parsed.scheme.lower()
-    if len(scheme) == 1:  # a Windows drive letter: a path
-        scheme = ""
-    if scheme in SERVER_SCHEMES:
-        if not parsed.hostname:
-            raise ValueError(f"a tracking URI with {scheme}:// needs a host: {scheme}://host[:port]")
-    elif scheme.split("+")[0] in DATABASE_SCHEMES or scheme == "databricks" or uri == "databricks":
-        pass
-    elif scheme in FILE_STORE_SCHEMES:
-        if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() not in ("true", "1"):
-            raise ValueError(
-                f"{uri!r} is a local path, which MLflow 3 reads as its file store and refuses unless "
-                "MLFLOW_ALLOW_FILE_STORE=true; for a local store use sqlite:///mlflow.db. "
-                f"Accepted: {TRACKING_URI_FORMS}"
-            )
-    elif scheme not in plugin_schemes():
-        raise ValueError(f"MLflow has no tracking store for the scheme '{scheme}://'; accepted: {TRACKING_URI_FORMS}")
-
-
-def plugin_schemes() -> set[str]:
-    """Schemes that installed MLflow plugins add (read only for an unknown scheme: it scans the packages)."""
-    from importlib.metadata import entry_points
-
-    return {entry.name for entry in entry_points(group="mlflow.tracking_store")}
-
-
 class CompareConfig(Section):
     """The grid ``qattn compare`` runs: attention kinds x qubit counts (quantum kinds) x seeds."""
 
     kinds: list[str] = Field(
         ["dot", "fidelity", "gaussian"], min_length=1,
-        description="'dot' (classical), quantum kernels, 'annealing' (QAMA), and the baselines 'dot-narrow' (classical "
-        "at n_qubits features per head), 'uniform' (no attention scores), 'tfidf-lr' and 'nbsvm' (bag of words)",
+        description="names of qattn.kinds' grids: 'dot' (classical), quantum kernels, 'annealing' (QAMA), and the "
+        "baselines 'dot-narrow' (classical at n_qubits features per head), 'uniform' (no attention scores), "
+        "'tfidf-lr' and 'nbsvm' (bag of words)",
     )
     n_qubits: list[int] = Field([], description="qubit counts for the quantum kinds and dot-narrow; empty: model.n_qubits")
     seeds: list[int] = Field([0, 1, 2], min_length=1, description="train.seed of each cell (the data split stays data.seed)")
 
     @model_validator(mode="after")
     def _cells(self) -> CompareConfig:
-        valid = ["dot", *quantum_kernels(), *list(GRID_KINDS)[1:]]
+        valid = list(grid_names())
         for kind in self.kinds:
             if kind not in valid:
                 raise ValueError(f"unknown kind {kind!r} in compare.kinds; valid: {', '.join(valid)}")
@@ -446,6 +399,14 @@ class CompareConfig(Section):
         if any(n < 1 for n in self.n_qubits):
             raise ValueError(f"compare.n_qubits must be positive, got {self.n_qubits}")
         return self
+
+
+CHOICE_SECTIONS = {
+    "model.aer": "model.executor",
+    **{f"model.annealing.{solver}": "model.annealing.solver" for solver in ("sa", "batched", "qaoa")},
+}
+"""Sections that hold the options of one choice, by the key that makes it (the section's name is the value
+that chooses it): a run reads them only when that choice is made (reports compare only what runs read)."""
 
 
 class ExperimentConfig(Section):
@@ -551,39 +512,6 @@ def section_at(loc: tuple) -> type[Section] | None:
             return None
         section = field.annotation
     return section
-
-
-PLACEMENT = {"train": {"device": True}, "model": {"aer": {"cluster": True, "max_job_size": True}}}
-"""Where a run computes, not what: never part of an identity, so a run resumes on other hardware or
-another cluster (``max_job_size`` only regroups a sampled run's shots into other seeded sub-jobs)."""
-
-
-LATER_DEFAULTS = {"data": {"on_empty": "error"}, "model": {"qk_dim": None}, "train": {"label_smoothing": 0.0}}
-"""Settings added after grids and checkpoints existed, with the default that behaves as before they did:
-left out of identities while at that default, so those grids resume and their checkpoints are found."""
-
-
-def digest(config: ExperimentConfig, exclude: dict, length: int) -> str:
-    """A short hash of the config without the ``exclude``d parts (a pydantic ``exclude`` spec), without
-    :data:`PLACEMENT`, without :data:`LATER_DEFAULTS` at their defaults, and without the sections of
-    ``[model]`` that only kinds it does not train read (:data:`KIND_SECTIONS`): what makes two checkpoints,
-    or two grids, the same."""
-    identity = config.model_dump(mode="json", exclude=exclude)
-
-    def drop(node: dict, spec: dict, if_default: bool) -> None:
-        for key, inner in spec.items():
-            if isinstance(inner, dict):
-                drop(node.get(key, {}), inner, if_default)
-            elif key in node and (not if_default or node[key] == inner):
-                node.pop(key)
-
-    drop(identity, PLACEMENT, if_default=False)
-    drop(identity, LATER_DEFAULTS, if_default=True)
-    model = identity.get("model", {})
-    kinds = [model.get("attention"), *(GRID_KINDS.get(kind) for kind in identity.get("compare", {}).get("kinds", []))]
-    for section in set(KIND_SECTIONS.values()) - {KIND_SECTIONS.get(kind) for kind in kinds}:
-        model.pop(section, None)  # added later, and read by the kinds of a run or a grid only
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:length]
 
 
 def dump_config(config: ExperimentConfig) -> str:

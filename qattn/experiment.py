@@ -25,39 +25,20 @@ from tokenizers import Tokenizer
 from qattn import tracking
 from qattn.artifacts import attention_figure, circuit_files, confusion_figure, learning_curves_figure
 from qattn.attention import parameter_counts
-from qattn.baselines import run_baseline
-from qattn.config import BAG_OF_WORDS, ConfigError, ExperimentConfig, config_from_toml, digest, dump_config
+from qattn.config import ConfigError, ExperimentConfig, config_from_toml, dump_config
 from qattn.data import TextDataset, load_dataset
 from qattn.distributed import Ranks, process_group
+from qattn.identity import RunIdentity, run_identity
+from qattn.kinds import KINDS
 from qattn.model import TextClassifier, build_model
+from qattn.run_result import RunResult
 from qattn.tokenizer import build_tokenizer, encode
 from qattn.trainer import EncodedSplit, Metrics, Trainer, evaluate, pad_batch, seed_everything
+from qattn.uris import mask_uri
 
 
 class ExperimentError(RuntimeError):
     """A run that cannot start as asked; the message says what to do."""
-
-
-@dataclass
-class RunResult:
-    run_id: str
-    run_name: str
-    tracking_uri: str  # password masked
-    test: Metrics
-    best_epoch: int  # the epoch of the kept checkpoint, counted from 1
-    epochs_run: int
-    seconds_per_epoch: float
-    docs_per_s: float
-    tokens_per_s: float
-    parameters: dict[str, int]
-
-
-def checkpoint_dir(config: ExperimentConfig) -> Path:
-    """``<output_dir>/<run name>-<hash>``: the hash covers everything that shapes training (not where
-    results go, nor the grid around it), so a changed config never resumes, or overwrites, another
-    config's checkpoints."""
-    identity = digest(config, exclude={"tracking": True, "compare": True, "train": {"output_dir"}}, length=8)
-    return Path(config.train.output_dir) / f"{tracking.run_name(config)}-{identity}"
 
 
 @contextmanager
@@ -126,36 +107,57 @@ def first_lines(err: Exception, limit: int = 300) -> str:
     return " ".join(line.strip() for line in str(err).splitlines() if line.strip())[:limit]
 
 
-def run_experiment(config: ExperimentConfig, *, resume: bool = False, restart: bool = False, nested: bool = False,
-                   locked: bool = False) -> RunResult:
-    """Train and test one model; ``resume`` continues from the run's last checkpoint; ``nested`` makes
-    the MLflow run a child of the active run (a grid's parent run); ``locked``: the caller holds the run
-    folder's lock (:func:`folder_lock`, a grid cell). Under torchrun every process calls this; rank 0
-    alone takes the lock and writes the MLflow run and the checkpoints (:mod:`qattn.distributed`)."""
-    if resume and restart:
-        raise ExperimentError("--resume and --restart exclude each other: continue the run, or start it over")
-    if config.model.attention in BAG_OF_WORDS:
-        if resume:
-            raise ExperimentError(
-                f"a {config.model.attention} baseline keeps no checkpoint (it refits in minutes): run it without --resume"
-            )
-        return run_baseline(config, nested=nested)
+def run_experiment(
+    config: ExperimentConfig, *, resume: bool = False, restart: bool = False, nested: bool = False
+) -> RunResult:
+    """Train and test one model (a bag-of-words kind: fit, select and test it); ``resume`` continues from
+    the run's last checkpoint; ``nested`` makes the MLflow run a child of the active run. Checks the
+    folders it writes, connects to MLflow and holds the run folder's lock (:func:`folder_lock`) first.
+    Under torchrun every process calls this; rank 0 alone takes the lock and writes the MLflow run and
+    the checkpoints (:mod:`qattn.distributed`)."""
+    check_resume(config, resume, restart)
+    if not KINDS.get(config.model.attention).network:
+        return run_standalone(config, tracking.connect(config), nested=nested)
     check_writable(config)
+    identity = run_identity(config)
     with process_group(config.train.device) as ranks:
-        folder = checkpoint_dir(config)
-        with folder_lock(folder) if ranks.main and not locked else nullcontext() as holder:
+        with folder_lock(identity.folder) if ranks.main else nullcontext() as holder:
             if holder:
                 raise ExperimentError(
-                    f"another qattn process is training this run in {folder} ({holder}); "
+                    f"another qattn process is training this run in {identity.folder} ({holder}); "
                     "wait for it to end or stop it (then --resume continues its run)"
                 )
-            return train_and_test(config, ranks, resume=resume, restart=restart, nested=nested)
+            uri = ranks.from_main(tracking.connect(config) if ranks.main else None)
+            return train_and_test(config, identity, uri, ranks, resume=resume, restart=restart, nested=nested)
 
 
-def train_and_test(config: ExperimentConfig, ranks: Ranks, *, resume: bool, restart: bool, nested: bool) -> RunResult:
-    uri = ranks.from_main(tracking.connect(config) if ranks.main else None)
-    name = tracking.run_name(config)
-    run_dir = checkpoint_dir(config)
+def run_cell(config: ExperimentConfig, identity: RunIdentity, uri: str, *, resume: bool, restart: bool) -> RunResult:
+    """One cell of a grid, as a child of the grid's active run: the grid has checked the folders, is connected
+    to ``uri`` and holds the lock of the cell's folder (``identity``, computed once for the cell)."""
+    check_resume(config, resume, restart)
+    if not KINDS.get(config.model.attention).network:
+        return run_standalone(config, uri, nested=True)
+    with process_group(config.train.device) as ranks:
+        return train_and_test(config, identity, uri, ranks, resume=resume, restart=restart, nested=True)
+
+
+def check_resume(config: ExperimentConfig, resume: bool, restart: bool) -> None:
+    if resume and restart:
+        raise ExperimentError("--resume and --restart exclude each other: continue the run, or start it over")
+    if resume and not KINDS.get(config.model.attention).network:
+        raise ExperimentError(
+            f"a {config.model.attention} baseline keeps no checkpoint (it refits in minutes): run it without --resume"
+        )
+
+
+def run_standalone(config: ExperimentConfig, uri: str, *, nested: bool) -> RunResult:
+    """A kind that is no network trains and records its run itself (:attr:`qattn.kinds.AttentionKind.build`)."""
+    return KINDS.get(config.model.attention).builder()(config, uri=uri, nested=nested)
+
+
+def train_and_test(config: ExperimentConfig, identity: RunIdentity, uri: str, ranks: Ranks, *, resume: bool,
+                   restart: bool, nested: bool) -> RunResult:
+    name, run_dir = identity.name, identity.folder
     last = run_dir / "last.pt"
     if restart and run_dir.exists() and ranks.main:
         shutil.rmtree(run_dir)
@@ -251,7 +253,7 @@ def train_and_test(config: ExperimentConfig, ranks: Ranks, *, resume: bool, rest
     return RunResult(
         run_id=extra["mlflow_run_id"],
         run_name=name,
-        tracking_uri=tracking.mask_uri(uri),
+        tracking_uri=mask_uri(uri),
         test=test_metrics,
         best_epoch=state.best_epoch + 1,
         epochs_run=len(epochs),
@@ -277,7 +279,7 @@ def resumed_run_numbering(run_id: str, last: Path) -> int:
         run = mlflow.MlflowClient().get_run(run_id)
     except MlflowException:
         raise ExperimentError(
-            f"the MLflow run {run_id} of {last} is not in {tracking.mask_uri(mlflow.get_tracking_uri())} (deleted, or "
+            f"the MLflow run {run_id} of {last} is not in {mask_uri(mlflow.get_tracking_uri())} (deleted, or "
             "logged to another store); resume against the store it was logged to, or pass --restart"
         ) from None
     return 1 if run.data.tags.get(tracking.EPOCH_TAG) == "1" else 0
@@ -339,7 +341,7 @@ def load_saved(target: str) -> SavedModel:
             try:
                 downloaded = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=scratch)
             except Exception as err:  # noqa: BLE001 - MLflow raises several kinds for "not there"
-                store = tracking.mask_uri(mlflow.get_tracking_uri())
+                store = mask_uri(mlflow.get_tracking_uri())
                 raise ExperimentError(
                     f"{target!r} is neither a checkpoint file nor an MLflow run (at {store}) holding "
                     f"checkpoints/best.pt: {str(err)[:200]}"

@@ -3,7 +3,7 @@
     qattn compare experiments/imdb.toml --seeds 3
 
 Every cell is the experiment config with ``model.attention`` / ``model.kernel`` / ``model.n_qubits`` /
-``train.seed`` set, trained by :func:`qattn.experiment.run_experiment` as a child run of the grid's
+``train.seed`` set, trained by :func:`qattn.experiment.run_cell` as a child run of the grid's
 parent run; everything else (data, tokenizer, model size, optimiser, epochs) is the same for every
 cell. A grid is known by a hash of its config without the seeds, so running it again resumes it:
 cells whose run finished are found in MLflow and skipped, an interrupted cell resumes from its
@@ -17,57 +17,47 @@ config, another grid) is never overwritten: the grid refuses to start and names 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import mlflow
 from mlflow.entities import Run
 
 from qattn import tracking
-from qattn.config import GRID_KINDS, ExperimentConfig, digest, validate_config
+from qattn.config import ExperimentConfig, validate_config
 from qattn.distributed import torchrun_world
-from qattn.experiment import (
-    ExperimentError, RunResult, check_writable, checkpoint_dir, folder_lock, load_checkpoint, run_experiment,
-)
+from qattn.experiment import ExperimentError, check_writable, folder_lock, load_checkpoint, run_cell
+from qattn.identity import grid_id, run_identity
+from qattn.kinds import grid_names
+from qattn.run_result import RunResult
 
 GRID_TAG = "qattn_grid"  # on the parent run: the grid's hash
 NAME_TAG = "qattn_name"  # on the parent run: the experiment config's name (the report's file name)
 COMMAND_TAG = "qattn_command"  # on the parent run: the command that ran it
 
 
-UNQUBITED = tuple(kind for kind in GRID_KINDS if kind != "dot-narrow")  # kinds without a qubit count
-
-
 @dataclass(frozen=True)
 class Cell:
-    kind: str  # a quantum kernel, or one of GRID_KINDS ("dot" is classical attention)
-    n_qubits: int | None  # None but for quantum kernels and dot-narrow (its per-head width)
+    kind: str  # a name of compare.kinds (qattn.kinds.grid_names: "dot", a quantum kernel, "annealing", ...)
+    n_qubits: int | None  # None but for the names that run per qubit count (quantum kernels, dot-narrow)
     seed: int
 
     def config(self, base: ExperimentConfig) -> ExperimentConfig:
+        name = grid_names()[self.kind]
         raw = base.model_dump()
-        if self.kind == "dot-narrow":
-            raw["model"].update(attention="classical", qk_dim=self.n_qubits)
-        elif self.kind in GRID_KINDS:
-            raw["model"]["attention"] = GRID_KINDS[self.kind]
-        else:
-            raw["model"].update(attention="quantum", kernel=self.kind, n_qubits=self.n_qubits)
+        raw["model"].update(attention=name.kind, **name.settings(self.n_qubits))
         raw["train"]["seed"] = self.seed
         return validate_config(raw, source=f"grid cell {self}")
 
 
 def cells(config: ExperimentConfig) -> list[Cell]:
-    grid = config.compare
+    grid, names = config.compare, grid_names()
     qubits = grid.n_qubits or [config.model.n_qubits]
     return [
         Cell(kind, n, seed)
         for kind in grid.kinds
-        for n in ([None] if kind in UNQUBITED else qubits)
+        for n in (qubits if names[kind].qubits else [None])
         for seed in grid.seeds
     ]
-
-
-def grid_id(config: ExperimentConfig) -> str:
-    """What makes two grids the same: the config that shapes training, and the kinds and qubit counts."""
-    return digest(config, exclude={"tracking": True, "train": {"output_dir", "seed"}, "compare": {"seeds"}}, length=12)
 
 
 def find_parent(config: ExperimentConfig) -> Run | None:
@@ -103,10 +93,9 @@ def mark_abandoned(parent_id: str, experiment_id: str, name: str) -> None:
         client.set_terminated(run.info.run_id, "KILLED")
 
 
-def foreign_checkpoint(config: ExperimentConfig, parent_id: str | None) -> str | None:
-    """What is wrong when the cell's folder holds a checkpoint of a run that is not a cell of the grid
+def foreign_checkpoint(folder: Path, parent_id: str | None) -> str | None:
+    """What is wrong when a cell's ``folder`` holds a checkpoint of a run that is not a cell of the grid
     ``parent_id`` (None: a grid not started yet); None when there is no checkpoint, or it is the grid's."""
-    folder = checkpoint_dir(config)
     if not (folder / "last.pt").is_file():
         return None
     fix = f"move {folder} away to keep it, or delete it, then run qattn compare again"
@@ -132,11 +121,14 @@ def run_grid(config: ExperimentConfig, command: str, echo=print) -> tuple[str, l
             "with `qattn train CONFIG --set model.attention=... --set train.seed=...`"
         )
     check_writable(config)
-    tracking.connect(config)
+    uri = tracking.connect(config)
     parent = find_parent(config)
-    grid = cells(config)
+    grid = []  # each cell's config and identity, computed once
+    for cell in cells(config):
+        cell_config = cell.config(config)
+        grid.append((cell_config, run_identity(cell_config)))
     parent_id = parent.info.run_id if parent else None
-    foreign = [problem for cell in grid if (problem := foreign_checkpoint(cell.config(config), parent_id))]
+    foreign = [problem for _, identity in grid if (problem := foreign_checkpoint(identity.folder, parent_id))]
     if foreign:
         raise ExperimentError(
             "qattn compare would overwrite checkpoints that are not this grid's:\n"
@@ -153,10 +145,9 @@ def run_grid(config: ExperimentConfig, command: str, echo=print) -> tuple[str, l
         if not parent:
             tracking.log_run_metadata(config, {})
         outcomes: list[RunResult | Run] = []
-        for number, cell in enumerate(grid, 1):
-            cell_config = cell.config(config)
-            name = tracking.run_name(cell_config)
-            with folder_lock(checkpoint_dir(cell_config)) as holder:
+        for number, (cell_config, identity) in enumerate(grid, 1):
+            name = identity.name
+            with folder_lock(identity.folder) as holder:
                 # now, and patiently: others may finish cells, and the store may be restarting between cells
                 done = tracking.patiently(lambda: finished_children(run.info.run_id, run.info.experiment_id))
                 if name in done:
@@ -166,13 +157,13 @@ def run_grid(config: ExperimentConfig, command: str, echo=print) -> tuple[str, l
                 if holder:
                     echo(f"[{number}/{len(grid)}] {name}: another qattn process is training it ({holder}), skipped")
                     continue
-                problem = foreign_checkpoint(cell_config, run.info.run_id)  # written since the check above
+                problem = foreign_checkpoint(identity.folder, run.info.run_id)  # written since the check above
                 if problem:
                     raise ExperimentError(f"qattn compare would overwrite a checkpoint: {problem}; move or delete it")
-                resume = (checkpoint_dir(cell_config) / "last.pt").is_file()
+                resume = (identity.folder / "last.pt").is_file()
                 if not resume:
                     tracking.patiently(lambda: mark_abandoned(run.info.run_id, run.info.experiment_id, name))
                 echo(f"[{number}/{len(grid)}] {name}: {'resuming from its checkpoint' if resume else 'training'}")
-                result = run_experiment(cell_config, resume=resume, restart=not resume, nested=True, locked=True)
+                result = run_cell(cell_config, identity, uri, resume=resume, restart=not resume)
                 outcomes.append(result)
     return run.info.run_id, outcomes

@@ -8,8 +8,9 @@ both kinds read them the same way (the project design notes, "Long documents"):
 3. ``global_layers`` blocks attend across the chunk summaries of a document;
 4. the non-empty chunk summaries are averaged and classified.
 
-The attention module of every block comes from one factory, so classical, circuit and annealing
-models differ in their attention kernel and nothing else.
+The attention module of every block comes from one factory, the builder its attention kind names
+(:mod:`qattn.kinds`), so classical, circuit and annealing models differ in their attention kernel and
+nothing else.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from torch import nn
 from qattn.attention import (
     AnnealingMultiheadAttention, AttentionShell, ClassicalMultiheadAttention, QuantumMultiheadAttention,
 )
-from qattn.config import BAG_OF_WORDS, AnnealingConfig, ModelConfig
+from qattn.config import AnnealingConfig, ModelConfig
 from qattn.executors import aer_executor
+from qattn.kinds import KINDS
 from qattn.solvers import QuboSolver, resolve_solver
 
 PAD_ID = 0
@@ -117,25 +119,42 @@ class TextClassifier(nn.Module):
 
 QUANTUM_OPTIONS = {"n_qubits", "kernel", "encoder", "circuit", "reuploads", "executor"}
 READER_OPTIONS = {"embed_dim", "local_layers", "global_layers", "ff_dim", "dropout", "max_length", "chunk_size"}
+AttentionFactory = Callable[[], AttentionShell]
 
 
-def attention_factory(config: ModelConfig) -> Callable[[], AttentionShell]:
-    """The attention module every block gets: classical, circuit or annealing, all else equal."""
-    shape = (config.embed_dim, config.num_heads)
-    if config.attention in BAG_OF_WORDS:
-        raise ValueError(f"model.attention = {config.attention!r} is a bag-of-words baseline (qattn.baselines), not a network")
-    if config.attention in ("classical", "uniform"):
-        kernel = "dot" if config.attention == "classical" else "uniform"
-        return lambda: ClassicalMultiheadAttention(*shape, dropout=config.dropout, qk_dim=config.qk_dim, kernel=kernel)
-    if config.attention == "annealing":  # one configured, seeded solver shared by every block
-        qubo = config.annealing
-        solver = annealing_solver(qubo)
-        weights = {"quadratic": qubo.quadratic, "linear": qubo.linear, "penalty": qubo.penalty}
-        return lambda: AnnealingMultiheadAttention(*shape, dropout=config.dropout, solver=solver, **weights)
+def build_model(config: ModelConfig, vocab_size: int, num_classes: int) -> TextClassifier:
+    """The hierarchical reader with the attention of ``config.attention`` in every block, all else equal."""
+    kind = KINDS.get(config.attention)
+    if not kind.network:
+        raise ValueError(f"model.attention = {config.attention!r} is no network ({kind.summary}): no model to build")
+    return TextClassifier(vocab_size, num_classes, kind.builder()(config), **config.model_dump(include=READER_OPTIONS))
+
+
+# The builders of the network kinds (qattn.kinds names them): [model] config -> the attention of every block.
+
+
+def classical_attention(config: ModelConfig) -> AttentionFactory:
+    return lambda: ClassicalMultiheadAttention(*heads(config), dropout=config.dropout, qk_dim=config.qk_dim)
+
+
+def uniform_attention(config: ModelConfig) -> AttentionFactory:
+    return lambda: ClassicalMultiheadAttention(
+        *heads(config), dropout=config.dropout, qk_dim=config.qk_dim, kernel="uniform"
+    )
+
+
+def quantum_attention(config: ModelConfig) -> AttentionFactory:
     options = config.model_dump(include=QUANTUM_OPTIONS)
     if config.executor == "aer":  # one configured simulator shared by every block
         options["executor"] = aer_executor(**config.aer.model_dump())
-    return lambda: QuantumMultiheadAttention(*shape, dropout=config.dropout, **options)
+    return lambda: QuantumMultiheadAttention(*heads(config), dropout=config.dropout, **options)
+
+
+def annealing_attention(config: ModelConfig) -> AttentionFactory:
+    solver = annealing_solver(config.annealing)  # one configured, seeded solver shared by every block
+    qubo = config.annealing
+    weights = {"quadratic": qubo.quadratic, "linear": qubo.linear, "penalty": qubo.penalty}
+    return lambda: AnnealingMultiheadAttention(*heads(config), dropout=config.dropout, solver=solver, **weights)
 
 
 def annealing_solver(qubo: AnnealingConfig) -> QuboSolver:
@@ -149,5 +168,5 @@ def annealing_solver(qubo: AnnealingConfig) -> QuboSolver:
     return resolve_solver(qubo.solver, **options)
 
 
-def build_model(config: ModelConfig, vocab_size: int, num_classes: int) -> TextClassifier:
-    return TextClassifier(vocab_size, num_classes, attention_factory(config), **config.model_dump(include=READER_OPTIONS))
+def heads(config: ModelConfig) -> tuple[int, int]:
+    return config.embed_dim, config.num_heads

@@ -38,10 +38,13 @@ from mlflow.entities import Run  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
-from qattn.config import BAG_OF_WORDS, LATER_DEFAULTS, PLACEMENT, dotted  # noqa: E402
+from qattn.config import CHOICE_SECTIONS, dotted  # noqa: E402
 from qattn.grid import COMMAND_TAG, GRID_TAG, NAME_TAG, finished_children  # noqa: E402
+from qattn.identity import LATER_DEFAULTS, PLACEMENT  # noqa: E402
+from qattn.kinds import KINDS, kind_of, ladder  # noqa: E402
 from qattn.stats import bootstrap_difference, correct, mcnemar, seed_difference  # noqa: E402
-from qattn.tracking import EPOCH_TAG, PREDICTIONS, check_store, mask_uri  # noqa: E402
+from qattn.tracking import EPOCH_TAG, PREDICTIONS, check_store  # noqa: E402
+from qattn.uris import mask_uri  # noqa: E402
 
 SUMMARY = "**Summary.** "  # the line of a report that the results index quotes
 
@@ -83,41 +86,20 @@ def best_epoch(run: Run) -> int | None:
     return int(best) + (0 if run.data.tags.get(EPOCH_TAG) == "1" else 1)
 
 
-def narrowed(params: dict[str, str]) -> str | None:
-    """A classical run's per-head query/key width when ``model.qk_dim`` narrowed it (as logged), else None."""
-    width = params.get("model.qk_dim", "None")
-    return None if width == "None" else width
-
-
-def classical_label(params: dict[str, str]) -> str:
-    width = narrowed(params)
-    return "classical dot" if width is None else f"classical dot, {width} features per head"
-
-
-LABELS = {  # model.attention -> a row's label, from the run's params; rows in this order (the ladder's)
-    "tfidf-lr": lambda params: "TF-IDF + logistic regression",
-    "nbsvm": lambda params: "NBSVM (Wang & Manning)",
-    "uniform": lambda params: "uniform attention (no scores)",
-    "classical": classical_label,
-    "quantum": lambda params: f"quantum {params['model.kernel']}, {params['model.n_qubits']} qubits",
-    "annealing": lambda params: f"QAMA annealing, {params.get('model.annealing.solver', 'unknown')} solver",
-}
-
-
 def kind_label(run: Run) -> str:
     """A report row's name: the attention kind and what tells its cells apart (kernel and qubits, width, solver)."""
-    attention = run.data.params["model.attention"]
-    label = LABELS.get(attention)
-    return f"{attention} attention" if label is None else label(run.data.params)
+    kind = kind_of(run.data.params)
+    return f"{run.data.params['model.attention']} attention" if kind is None else kind.label(run.data.params)
 
 
 def row_order(run: Run) -> tuple[int, int, str, int]:
-    """The baseline ladder from the bottom (bag of words, then attention without scores, then every kind of
-    attention, the narrow classical heads before the full ones), then each row's seeds in order."""
-    params = run.data.params
-    attention = params["model.attention"]
-    rank = list(LABELS).index(attention) if attention in LABELS else len(LABELS)
-    return rank, 0 if narrowed(params) is None else -1, kind_label(run), int(params.get("train.seed", 0))
+    """The baseline ladder from the bottom (:attr:`qattn.kinds.AttentionKind.rung`: bag of words, then attention
+    without scores, then every kind of attention), a kind's baseline rows (narrow classical heads) before its
+    others, then each row's seeds in order."""
+    kind = kind_of(run.data.params)
+    rung = len(KINDS.names()) if kind is None else kind.rung
+    baseline = kind is not None and kind.baseline(run.data.params)
+    return rung, 0 if baseline else 1, kind_label(run), int(run.data.params.get("train.seed", 0))
 
 
 def find_grid(client: MlflowClient, target: str) -> Run:
@@ -184,28 +166,23 @@ RECORD_KEYS = frozenset({
 data), folders, checkpoint and logging intervals, threads and placement."""
 RECORD_SECTIONS = ("tracking.", "compare.", "version.", "parameters.")
 """The MLflow store, the grid's own kinds and seeds, package versions, and parameter counts (a result of the kind)."""
-CIRCUIT_KEYS = frozenset({"model.encoder", "model.circuit", "model.reuploads", "model.executor"})
 NOT_LOGGED = "(not logged)"
 
 
 def reads(params: dict[str, str], key: str) -> bool:
     """Whether a run of its attention kind reads ``key``. A run logs every section of its config, the other
-    kinds' ones too, at values it never reads: circuit settings are read by circuit (quantum) attention,
-    ``model.aer`` by its aer executor, ``model.annealing`` by annealing attention and a solver's sub-section
-    (``model.annealing.<solver>``) by that solver; a bag-of-words baseline reads the data and ``model.bow`` only."""
-    attention = params.get("model.attention")
-    if attention in BAG_OF_WORDS:  # no network: the data and its own options
-        return key.startswith(("data.", "model.bow."))
-    if key.startswith("model.bow."):
+    kinds' ones too, at values it never reads: a key a kind owns (:meth:`qattn.kinds.AttentionKind.owns`: its
+    section, its circuit settings) is read by that kind only, a choice's options (:data:`CHOICE_SECTIONS`)
+    only when it is chosen, and a kind that is no network (bag of words) reads the data and its own keys only."""
+    kind = kind_of(params)
+    if kind is None:  # a kind no longer registered: everything counts
+        return True
+    if not kind.network and not kind.owns(key):
+        return key.startswith("data.")
+    if any(other.owns(key) for other in ladder()) and not kind.owns(key):
         return False
-    if key in CIRCUIT_KEYS:
-        return attention == "quantum"
-    if key.startswith("model.aer."):
-        return attention == "quantum" and params.get("model.executor") == "aer"
-    if key.startswith("model.annealing."):
-        section = key.split(".")[2:]
-        return attention == "annealing" and (len(section) == 1 or section[0] == params.get("model.annealing.solver"))
-    return True
+    section = next((section for section in CHOICE_SECTIONS if key.startswith(section + ".")), None)
+    return section is None or params.get(CHOICE_SECTIONS[section]) == section.rpartition(".")[2]
 
 
 def logged(params: dict[str, str], key: str) -> str:
@@ -266,10 +243,10 @@ def mean_std(values: list[float], scale: float = 100.0, digits: int = 2) -> str:
 
 
 def title(runs: list[Run]) -> str:
-    kinds = {run.data.params.get("model.attention") for run in runs}
-    if kinds <= set(BAG_OF_WORDS):
+    kinds = [kind_of(run.data.params) for run in runs]
+    if all(kind is not None and not kind.network for kind in kinds):
         return "bag-of-words baselines"
-    baselines = kinds & {*BAG_OF_WORDS, "uniform"} or any(narrowed(run.data.params) for run in runs)
+    baselines = any(kind is not None and kind.baseline(run.data.params) for kind, run in zip(kinds, runs))
     return "quantum vs classical attention" + (", with the baseline ladder" if baselines else "")
 
 

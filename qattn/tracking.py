@@ -4,7 +4,7 @@ any tracking URI, a real ``mlflow server`` included, works unchanged.
 A password in the tracking URI (``http://user:password@host``) is used to connect and nowhere else:
 for an HTTP server it moves into MLflow's ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``
 of this process (so MLflow's own messages carry no password), and every URI that qattn stores or
-prints goes through :func:`mask_uri`. A store that stops answering during a run is waited for, with
+prints goes through :func:`qattn.uris.mask_uri`. A store that stops answering during a run is waited for, with
 a notice on stderr (:func:`patiently`), for ``$QATTN_TRACKING_WAIT`` seconds at most.
 """
 
@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 import mlflow
 import requests
@@ -29,6 +29,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from qattn.config import ExperimentConfig, flatten
+from qattn.uris import bare_uri, mask_uri
 
 PACKAGES = ("qattn", "torch", "pennylane", "qiskit", "qiskit-aer", "mlflow", "tokenizers", "numpy")
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
@@ -46,17 +47,6 @@ class TrackingError(RuntimeError):
 
 class StoreUnreachable(TrackingError):
     """The store stopped answering during a run and did not come back within the wait."""
-
-
-def mask_uri(uri: str | None) -> str | None:
-    """``http://user:password@host`` -> ``http://user:***@host``; URIs without a password unchanged."""
-    if not uri:
-        return uri
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 def public_config(config: ExperimentConfig) -> ExperimentConfig:
@@ -101,12 +91,6 @@ def without_password(uri: str) -> str:
     os.environ["MLFLOW_TRACKING_PASSWORD"] = unquote(parts.password)
     mlflow.set_tracking_uri(bare_uri(uri))
     return bare_uri(uri)
-
-
-def bare_uri(uri: str) -> str:
-    """``uri`` without its user and password (``http://user:pw@host`` -> ``http://host``)."""
-    parts = urlsplit(uri)
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 @contextmanager
@@ -193,20 +177,6 @@ def end_run(run_id: str, status: str) -> None:
             mlflow.end_run(status)
     except Exception:  # noqa: BLE001 - MLflow forgot the run already; tell the store, with patience
         patiently(lambda: MlflowClient().set_terminated(run_id, status))
-
-
-def run_name(config: ExperimentConfig) -> str:
-    """Deterministic and readable: data set, attention kind, kernel, qubits, heads, seed."""
-    m = config.model
-    kind = {
-        "quantum": f"quantum-{m.kernel}-q{m.n_qubits}",
-        "classical": "classical-dot" if m.qk_dim is None else f"classical-dot-w{m.qk_dim}",
-        "annealing": f"annealing-{m.annealing.solver}",
-        "uniform": "uniform",
-    }.get(m.attention)
-    if kind is None:  # a bag-of-words baseline: no heads
-        return f"{config.data.name}-{m.attention}-s{config.train.seed}"
-    return f"{config.data.name}-{kind}-h{m.num_heads}-s{config.train.seed}"
 
 
 PREDICTIONS = "predictions/test.json"  # a run's test labels and predictions, per document in the split's order

@@ -156,7 +156,7 @@ def test_a_grid_with_the_ladder_reports_every_rung_and_every_pair(tiny, tmp_path
     ("model.bow.c_grid=[1.0, 0]", "model.bow.c_grid: every C in c_grid must be positive, got [1.0, 0.0]"),
     ("model.bow.ngrams=4", "model.bow.ngrams: Input should be less than or equal to 3"),
     ("model.qk_dim=0", "model.qk_dim: Input should be greater than or equal to 1"),
-    ("model.attention=bow", "model.attention: Input should be 'quantum', 'classical', 'annealing', 'uniform', 'tfidf-lr' or 'nbsvm'"),
+    ("model.attention=bow", "model.attention: unknown attention kind 'bow'; valid: tfidf-lr, nbsvm, uniform, classical, quantum, annealing"),
 ])
 def test_bad_baseline_settings_are_named(override, message):
     from qattn.config import ConfigError
@@ -166,7 +166,7 @@ def test_bad_baseline_settings_are_named(override, message):
 
 
 def test_baseline_settings_leave_other_kinds_identities_alone():
-    from qattn.grid import grid_id
+    from qattn.identity import grid_id
 
     base = load_config(QUICKSTART)
     assert grid_id(load_config(QUICKSTART, ["model.bow.ngrams=3"])) == grid_id(base)  # only bag-of-words kinds read it

@@ -13,7 +13,8 @@ from click.testing import CliRunner
 
 from qattn.cli import main
 from qattn.config import ConfigError, load_config
-from qattn.experiment import ExperimentError, checkpoint_dir, folder_lock, load_saved, run_experiment
+from qattn.experiment import ExperimentError, folder_lock, load_saved, run_experiment
+from qattn.identity import checkpoint_dir
 from qattn.grid import run_grid
 from tests.conftest import QUICKSTART, tiny_overrides
 

@@ -34,7 +34,7 @@ def test_resolved_config_round_trips_through_toml():
     [
         ("model.atention=quantum", "unknown key 'model.atention'; valid keys here: attention, kernel, n_qubits"),
         ("modle.attention=quantum", "unknown key 'modle'; valid keys here: name, data, tokenizer, model, train, tracking"),
-        ("model.attention=quantun", "model.attention: Input should be 'quantum', 'classical', 'annealing', 'uniform', 'tfidf-lr' or 'nbsvm' \\(got 'quantun'\\)"),
+        ("model.attention=quantun", "model.attention: unknown attention kind 'quantun'; valid: tfidf-lr, nbsvm, uniform, classical, quantum, annealing"),
         ('train.epochs="3"', "train.epochs: Input should be a valid integer \\(got '3'\\)"),
         ("train.epochs=0", "train.epochs: Input should be greater than or equal to 1"),
         ("model.kernel=dot", "kernel 'dot' is not a quantum kernel; valid: fidelity, gaussian"),
@@ -167,8 +167,7 @@ def test_files_without_a_name_are_named_after_the_training_file(train_file, name
 def test_settings_added_later_keep_earlier_grids_and_checkpoints_at_their_ids(name, grid, folder):
     """Ids computed at commit e6f518b, before data.on_empty existed: its default leaves them unchanged, so
     `qattn compare` still finds those grids' finished cells and `--resume` their checkpoints."""
-    from qattn.experiment import checkpoint_dir
-    from qattn.grid import grid_id
+    from qattn.identity import checkpoint_dir, grid_id
 
     kinds = "compare.kinds=['dot', 'fidelity', 'gaussian']"  # the grids of then (the configs list the ladder since)
     config = load_config(Path(__file__).resolve().parents[1] / "experiments" / f"{name}.toml", [kinds])

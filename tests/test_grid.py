@@ -16,8 +16,9 @@ from mlflow.entities import Metric, Param
 from qattn.attention import AttentionShell
 from qattn.cli import main
 from qattn.config import ConfigError, flatten, load_config
-from qattn.experiment import checkpoint_dir, folder_lock
-from qattn.grid import COMMAND_TAG, GRID_TAG, NAME_TAG, Cell, cells, grid_id, run_grid
+from qattn.experiment import folder_lock
+from qattn.grid import COMMAND_TAG, GRID_TAG, NAME_TAG, Cell, cells, run_grid
+from qattn.identity import checkpoint_dir, grid_id
 from qattn.model import build_model
 from qattn.registry import quantum_kernels
 from tests.conftest import QUICKSTART
@@ -168,7 +169,7 @@ def test_grid_cells_and_identity():
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("compare.kinds=['dot', 'swap']", "unknown kind 'swap' in compare.kinds; valid: dot, fidelity, gaussian"),
+        ("compare.kinds=['dot', 'swap']", "unknown kind 'swap' in compare.kinds; valid: tfidf-lr, nbsvm, uniform, dot, dot-narrow, fidelity, gaussian, annealing"),
         ("compare.seeds=[1, 1]", "compare.seeds lists a value twice"),
         ("compare.kinds=[]", "compare.kinds"),
         ("compare.n_qubits=[0]", "compare.n_qubits must be positive"),

@@ -7,7 +7,7 @@ from mlflow.tracking import MlflowClient
 from qattn.artifacts import attention_figure
 from qattn.cli import main, reading
 from qattn.config import load_config
-from qattn.experiment import RunResult
+from qattn.run_result import RunResult
 from qattn.trainer import Metrics
 from tests.conftest import QUICKSTART
 

@@ -17,8 +17,10 @@ from mlflow.utils.credentials import read_mlflow_creds
 
 from qattn.cli import main
 from qattn.config import load_config
-from qattn.experiment import checkpoint_dir, run_experiment
-from qattn.tracking import StoreUnreachable, TrackingError, connect, mask_uri
+from qattn.experiment import run_experiment
+from qattn.identity import checkpoint_dir
+from qattn.tracking import StoreUnreachable, TrackingError, connect
+from qattn.uris import mask_uri
 from tests.conftest import QUICKSTART, free_port
 from tests.servers import start_mlflow_server, stop_process_group
 

@@ -131,7 +131,7 @@ def plan(target, backend, options, split, docs, tokens, overrides, write) -> Non
     Every quantum kernel is planned for the same documents; the model's own comes first. An
     annealing model with the qaoa solver is planned as its QUBOs' sampling circuits.
     """
-    from .planning import format_seconds, plan as make_plan, total
+    from .planning import STAGE_HEADER, aligned, plan as make_plan, stage_rows
 
     plans, model_kernel, evaluation = make_plan(target, backend, options, split=split, docs=docs, tokens=tokens, overrides=list(overrides))
     lines: list[str] = []
@@ -139,17 +139,7 @@ def plan(target, backend, options, split, docs, tokens, overrides, write) -> Non
         lines = budget_table(target, backend, options, evaluation, split, docs, tokens, overrides)
         for line in lines:
             click.echo(line)
-    header = ["kernel", "stage", "kind", "circuits", "executions", "jobs", "depth", "2q gates", "QPU time"]
-    rows = []
-    for kernel, stages in plans.items():
-        label = f"{kernel}{' (model)' if kernel == model_kernel else ''}"
-        rows += [
-            [label, str(s.stage), s.kind, f"{s.circuits:,}", f"{s.executions:,}", str(s.jobs), str(s.depth), str(s.two_qubit_gates),
-             format_seconds(s.qpu_seconds)]
-            for s in stages
-        ]
-        rows.append([label, "all", "", f"{int(total(stages, 'circuits')):,}", f"{int(total(stages, 'executions')):,}",
-                     str(int(total(stages, 'jobs'))), "", "", format_seconds(total(stages, "qpu_seconds"))])
+    header, rows = STAGE_HEADER, stage_rows(plans, model_kernel)
     mitigation = "the Sampler" if model_kernel == "qaoa" else f"resilience level {options.resilience_level}"
     summary = (f"{backend}: {len(evaluation.docs)} document(s), {int((evaluation.ids != 0).sum())} tokens; "
                f"{options.shots} shots per circuit, {mitigation}")
@@ -158,10 +148,9 @@ def plan(target, backend, options, split, docs, tokens, overrides, write) -> Non
     if model_kernel == "qaoa":
         note += (" bits: one QAOA sampling circuit per QUBO (a qubit per free variable; depth and 2q gates of the "
                  "largest), on the Sampler; its angles are optimised on the simulator at submit.")
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     click.echo(summary)
-    for row in [header, *rows]:
-        click.echo("  ".join(cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))))
+    for line in aligned(header, rows):
+        click.echo(line)
     click.echo(note)
     if write:
         command = plan_command(target, backend, options, split, docs, tokens, overrides)

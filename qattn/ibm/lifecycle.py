@@ -26,7 +26,8 @@ from qattn.experiment import SavedModel, load_saved
 from qattn.model import TextClassifier
 from qattn.runtime.devices import Device, HardwareError, LocalJobs, resolve_device, stack_rows
 from qattn.runtime.programs import Program
-from qattn.tracking import bare_uri, check_store, mask_uri
+from qattn.tracking import check_store
+from qattn.uris import absolute_uri, bare_uri, mask_uri
 
 from .comparison import log_comparison
 from .evaluation import documents, forward, quantum_kernels_of, reference, require_quantum, staged, hardware_solver
@@ -81,14 +82,6 @@ def submit(
         journal.save(folder)
         submit_stage(folder, journal, device, request, client, echo, saved.model)
     return folder
-
-
-def absolute_uri(uri: str) -> str:
-    """``sqlite:///mlflow.db`` (relative to the working directory) -> an absolute SQLite URI."""
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
-        return prefix + str(Path(uri.removeprefix(prefix)).resolve())
-    return uri
 
 
 def find_model_run(client: MlflowClient, saved: SavedModel):

@@ -19,6 +19,7 @@ import numpy as np
 from qattn.config import load_config
 from qattn.experiment import load_saved
 from qattn.kernels import quantum_kernels
+from qattn.kinds import KINDS
 from qattn.model import TextClassifier, build_model
 from qattn.runtime.devices import Device, HardwareError, resolve_device
 from qattn.runtime.programs import Program, build_program
@@ -110,8 +111,11 @@ def plan(
     if target.endswith(".toml"):
         config = load_config(target, list(overrides))
         vocab, model_kernel = config.tokenizer.vocab_size, model_label(config.model)
-        if config.model.attention == "classical":
-            raise HardwareError(f"{target} configures classical attention; plan a quantum one (--set model.attention=quantum)")
+        if not KINDS.get(config.model.attention).hardware:
+            raise HardwareError(
+                f"{target} configures {config.model.attention} attention, which has nothing a device runs; "
+                "plan a quantum one (--set model.attention=quantum)"
+            )
         if tokens is None:
             raise HardwareError("a config has no trained tokenizer: give --tokens N to plan one document of N tokens")
         evaluation = synthetic_document(build_model(config.model, vocab, 2), vocab, tokens, config.model.max_length)
@@ -222,6 +226,32 @@ def job_ranges(
 def range_shots(levels: list[tuple[int, int, int]], rows: tuple[int, int]) -> int | None:
     """The shots of a job's row range (None: the options')."""
     return next((shots for start, stop, shots in levels if start <= rows[0] < stop), None)
+
+
+STAGE_HEADER = ["kernel", "stage", "kind", "circuits", "executions", "jobs", "depth", "2q gates", "QPU time"]
+
+
+def stage_rows(plans: dict[str, list[StagePlan]], model_kernel: str) -> list[list[str]]:
+    """The plan's table (columns :data:`STAGE_HEADER`), as ``qattn ibm plan`` prints it: each stage of each
+    kernel, then the kernel's total; the model's own kernel marked."""
+    rows = []
+    for kernel, stages in plans.items():
+        label = f"{kernel}{' (model)' if kernel == model_kernel else ''}"
+        rows += [
+            [label, str(s.stage), s.kind, f"{s.circuits:,}", f"{s.executions:,}", str(s.jobs), str(s.depth),
+             str(s.two_qubit_gates), format_seconds(s.qpu_seconds)]
+            for s in stages
+        ]  # fmt: skip
+        rows.append([label, "all", "", f"{int(total(stages, 'circuits')):,}", f"{int(total(stages, 'executions')):,}",
+                     str(int(total(stages, 'jobs'))), "", "", format_seconds(total(stages, "qpu_seconds"))])
+    return rows
+
+
+def aligned(header: list[str], rows: list[list[str]]) -> list[str]:
+    """Lines of a text table: the first three columns left-aligned, the figures right-aligned."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return ["  ".join(cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+            for row in [header, *rows]]
 
 
 def total(plans: list[StagePlan], field: str) -> float:
