@@ -363,6 +363,10 @@ class TrainConfig(Section):
 class TrackingConfig(Section):
     uri: str | None = Field(None, description="MLflow tracking URI; default $MLFLOW_TRACKING_URI, else MLflow's own")
     experiment: str = "qattn"
+    artifacts: str | None = Field(
+        None, description="where the experiment keeps its artifacts when qattn creates it (a folder or a URI); "
+        "default: MLflow's (./mlruns beside a local store)"
+    )
     attention_maps: int = Field(3, ge=0, description="dev documents whose attention is drawn")
     system_metrics: bool = True
 

@@ -56,12 +56,22 @@ def public_config(config: ExperimentConfig) -> ExperimentConfig:
 
 
 def connect(config: ExperimentConfig) -> str:
-    """Point MLflow at the configured store, check it answers, select the experiment; return the URI
-    (to connect with; :func:`mask_uri` it to show it)."""
+    """Point MLflow at the configured store, check it answers, select the experiment (created with its
+    artifacts at ``tracking.artifacts`` if it does not exist yet); return the URI (to connect with;
+    :func:`mask_uri` it to show it)."""
     if config.tracking.uri:
         mlflow.set_tracking_uri(config.tracking.uri)
     uri = check_store()
-    mlflow.set_experiment(config.tracking.experiment)
+    name, artifacts = config.tracking.experiment, config.tracking.artifacts
+    if artifacts is not None:
+        location = artifacts if "://" in artifacts else Path(artifacts).expanduser().resolve().as_uri()
+        experiment = mlflow.get_experiment_by_name(name)
+        if experiment is None:
+            mlflow.create_experiment(name, artifact_location=location)
+        elif experiment.artifact_location.rstrip("/") != location.rstrip("/"):
+            notice(f"experiment {name!r} exists, with its artifacts at {experiment.artifact_location}: "
+                   f"tracking.artifacts = {artifacts!r} applies to experiments qattn creates")
+    mlflow.set_experiment(name)
     return uri
 
 

@@ -133,3 +133,13 @@ def test_a_server_gone_mid_run_is_waited_for_then_named_and_evaluate_says_so_at_
 
 def config_overrides(config):
     return [f"tracking.uri={config.tracking.uri}", f"train.output_dir={config.train.output_dir}"]
+
+
+def test_an_experiment_qattn_creates_keeps_its_artifacts_where_the_config_says(tmp_path, capfd):
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    settings = [f"tracking.uri={store}", "tracking.experiment=placed", f"tracking.artifacts={tmp_path / 'artifacts'}"]
+    connect(load_config(QUICKSTART, settings))
+    assert mlflow.get_experiment_by_name("placed").artifact_location == (tmp_path / "artifacts").as_uri()
+    connect(load_config(QUICKSTART, [*settings[:2], f"tracking.artifacts={tmp_path / 'elsewhere'}"]))
+    assert "exists, with its artifacts at" in capfd.readouterr().err  # an existing experiment keeps its place
+    assert mlflow.get_experiment_by_name("placed").artifact_location == (tmp_path / "artifacts").as_uri()
