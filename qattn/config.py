@@ -198,9 +198,7 @@ class AnnealingConfig(Section):
     @field_validator("solver")
     @classmethod
     def _solver(cls, solver: str) -> str:
-        if solver not in SOLVERS:
-            raise ValueError(f"unknown solver {solver!r}; valid: {', '.join(SOLVERS.names())}")
-        return solver
+        return SOLVERS.check(solver)
 
     def solver_options(self) -> dict[str, Any]:
         """Keyword arguments of the solver: its section's options (if it has one) and the seed."""
@@ -264,9 +262,7 @@ class ModelConfig(Section):
     @field_validator("attention")
     @classmethod
     def _attention(cls, attention: str) -> str:
-        if attention not in KINDS:
-            raise ValueError(f"unknown attention kind {attention!r}; valid: {', '.join(kind.name for kind in ladder())}")
-        return attention
+        return KINDS.check(attention)
 
     @field_validator("kernel")
     @classmethod
@@ -287,9 +283,7 @@ class ModelConfig(Section):
     def _executor(cls, executor: str, info: ValidationInfo) -> str:
         if not reads(info, "model.executor"):
             return executor
-        if executor not in EXECUTORS:
-            raise ValueError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS.names())}")
-        limit = EXECUTORS.attribute(executor, "max_qubits")
+        limit = EXECUTORS.attribute(EXECUTORS.check(executor), "max_qubits")
         n_qubits = info.data.get("n_qubits")
         if n_qubits is not None and n_qubits > limit:
             raise ValueError(f"n_qubits={n_qubits} is out of range for executor {executor!r} (1..{limit})")

@@ -86,6 +86,11 @@ class Registry(Generic[T]):
             entry = self._entries[name] = entry.load()
         return entry
 
+    def check(self, name: str) -> str:
+        """``name``, if it is registered; else the error that lists the valid names (nothing is imported)."""
+        self._entry(name)
+        return name
+
     def attribute(self, name: str, key: str) -> Any:
         """``getattr(self.get(name), key)``, without importing a lazy entry that declares ``key``."""
         entry = self._entry(name)
