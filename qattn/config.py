@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from qattn.circuits import CATALOGUE, ansatz_names, encoder_names
 from qattn.executors import EXECUTORS
-from qattn.kinds import KINDS, grid_names, ladder
+from qattn.kinds import KINDS, grid_names, ladder, owner_reads
 from qattn.registry import quantum_kernels
 from qattn.solvers import SOLVERS
 from qattn.uris import check_tracking_uri
@@ -319,8 +319,7 @@ class ModelConfig(Section):
 def reads(info: ValidationInfo, key: str) -> bool:
     """Whether the kind of attention being validated reads ``key`` of ``[model]``: every kind reads the keys
     no kind owns, and an invalid ``attention`` counts as reading everything (its own error is reported)."""
-    kind = KINDS.get(info.data["attention"]) if info.data.get("attention") in KINDS else None
-    return kind is None or kind.owns(key) or not any(other.owns(key) for other in ladder())
+    return owner_reads(KINDS.get(info.data["attention"]) if info.data.get("attention") in KINDS else None, key)
 
 
 CATALOGUE_ROLES = {  # model key -> (its valid catalogue names, its role, the other role, the role in plural)

@@ -161,6 +161,12 @@ def ladder() -> list[AttentionKind]:
     return sorted((KINDS.get(name) for name in KINDS), key=lambda kind: kind.rung)
 
 
+def owner_reads(kind: AttentionKind | None, key: str) -> bool:
+    """Whether ``kind`` may read config ``key`` as far as owners go: its own keys, and those no kind owns
+    (``None``, an unknown kind, counts as reading everything)."""
+    return kind is None or kind.owns(key) or not any(other.owns(key) for other in ladder())
+
+
 def kind_of(params: Params) -> AttentionKind | None:
     """The kind of a run by its logged ``model.attention`` (None for a kind no longer registered)."""
     name = params.get("model.attention")

@@ -41,7 +41,7 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 from qattn.config import CHOICE_SECTIONS, dotted  # noqa: E402
 from qattn.grid import COMMAND_TAG, GRID_TAG, NAME_TAG, finished_children  # noqa: E402
 from qattn.identity import LATER_DEFAULTS, PLACEMENT  # noqa: E402
-from qattn.kinds import KINDS, kind_of, ladder  # noqa: E402
+from qattn.kinds import KINDS, kind_of, owner_reads  # noqa: E402
 from qattn.stats import bootstrap_difference, correct, mcnemar, seed_difference  # noqa: E402
 from qattn.tracking import EPOCH_TAG, PREDICTIONS, check_store  # noqa: E402
 from qattn.uris import mask_uri  # noqa: E402
@@ -174,12 +174,10 @@ def reads(params: dict[str, str], key: str) -> bool:
     kinds' ones too, at values it never reads: a key a kind owns (:meth:`qattn.kinds.AttentionKind.owns`: its
     section, its circuit settings) is read by that kind only, a choice's options (:data:`CHOICE_SECTIONS`)
     only when it is chosen, and a kind that is no network (bag of words) reads the data and its own keys only."""
-    kind = kind_of(params)
-    if kind is None:  # a kind no longer registered: everything counts
-        return True
-    if not kind.network and not kind.owns(key):
+    kind = kind_of(params)  # None: a kind no longer registered, which counts as reading everything
+    if kind is not None and not kind.network and not kind.owns(key):
         return key.startswith("data.")
-    if any(other.owns(key) for other in ladder()) and not kind.owns(key):
+    if not owner_reads(kind, key):
         return False
     section = next((section for section in CHOICE_SECTIONS if key.startswith(section + ".")), None)
     return section is None or params.get(CHOICE_SECTIONS[section]) == section.rpartition(".")[2]
