@@ -400,7 +400,8 @@ class CompareConfig(Section):
 
 CHOICE_SECTIONS = {
     "model.aer": "model.executor",
-    **{f"model.annealing.{solver}": "model.annealing.solver" for solver in ("sa", "batched", "qaoa")},
+    **{f"model.annealing.{name}": "model.annealing.solver" for name, field in AnnealingConfig.model_fields.items()
+       if isinstance(field.annotation, type) and issubclass(field.annotation, Section)},
 }
 """Sections that hold the options of one choice, by the key that makes it (the section's name is the value
 that chooses it): a run reads them only when that choice is made (reports compare only what runs read)."""

@@ -151,8 +151,8 @@ def quantum_attention(config: ModelConfig) -> AttentionFactory:
 
 
 def annealing_attention(config: ModelConfig) -> AttentionFactory:
-    solver = annealing_solver(config.annealing)  # one configured, seeded solver shared by every block
     qubo = config.annealing
+    solver = annealing_solver(qubo)  # one configured, seeded solver shared by every block
     weights = {"quadratic": qubo.quadratic, "linear": qubo.linear, "penalty": qubo.penalty}
     return lambda: AnnealingMultiheadAttention(*heads(config), dropout=config.dropout, solver=solver, **weights)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import statistics
 import tempfile
 from collections.abc import Sequence
@@ -41,7 +42,7 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 from qattn.config import CHOICE_SECTIONS, dotted  # noqa: E402
 from qattn.grid import COMMAND_TAG, GRID_TAG, NAME_TAG, finished_children  # noqa: E402
 from qattn.identity import LATER_DEFAULTS, PLACEMENT  # noqa: E402
-from qattn.kinds import KINDS, kind_of, owner_reads  # noqa: E402
+from qattn.kinds import kind_of, owner_reads  # noqa: E402
 from qattn.stats import bootstrap_difference, correct, mcnemar, seed_difference  # noqa: E402
 from qattn.tracking import EPOCH_TAG, PREDICTIONS, check_store  # noqa: E402
 from qattn.uris import mask_uri  # noqa: E402
@@ -97,7 +98,7 @@ def row_order(run: Run) -> tuple[int, int, str, int]:
     without scores, then every kind of attention), a kind's baseline rows (narrow classical heads) before its
     others, then each row's seeds in order."""
     kind = kind_of(run.data.params)
-    rung = len(KINDS.names()) if kind is None else kind.rung
+    rung = math.inf if kind is None else kind.rung  # a kind no longer registered: last
     baseline = kind is not None and kind.baseline(run.data.params)
     return rung, 0 if baseline else 1, kind_label(run), int(run.data.params.get("train.seed", 0))
 

@@ -89,7 +89,7 @@ class DeviceSampler:
 
     def __init__(self, device: str | Device, *, optimization_level: int = 2, seed: int | None = None) -> None:
         self.device_name = device if isinstance(device, str) else device.name
-        if not isinstance(device, str):
+        if not isinstance(device, str):  # an open device: the cached property below is filled already
             self.__dict__["device"] = device
         self.optimization_level, self.seed = optimization_level, seed
         self._programs: dict[tuple, Program] = {}
