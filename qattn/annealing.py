@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from qattn.checks import qubo_weight
 from qattn.kernels import AttentionKernel
 from qattn.solvers import GroupedQubo, QuboSolver, resolve_solver
 
@@ -93,7 +94,8 @@ class AnnealingKernel(AttentionKernel):
         super().__init__()
         self.feature_dim = head_dim
         self.solver = resolve_solver(solver)
-        self.coefficients = {"quadratic": float(quadratic), "linear": float(linear), "penalty": float(penalty)}
+        weights = {"quadratic": quadratic, "linear": linear, "penalty": penalty}
+        self.coefficients = {key: qubo_weight(key, value) for key, value in weights.items()}  # as the config checks
         self.value_to_energy = nn.Parameter(torch.randn(head_dim))  # QAMA's E2V: values -> s, energy -> output
 
     def attend(self, q, k, v, mask, *, blind_rows_zero, dropout):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+
 
 def positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
@@ -24,3 +27,21 @@ def check_heads(embed_dim: object, num_heads: object) -> None:
     positive_int("num_heads", num_heads)
     if embed_dim % num_heads:
         raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
+
+
+QUBO_WEIGHT_FLOORS = {"penalty": 0.0}
+"""Annealing attention's QUBO weights (``quadratic``, ``linear``, ``penalty``) that have a least value: a
+negative penalty would reward heads for selecting the same token."""
+
+
+def qubo_weight(name: str, value: object) -> float:
+    """A weight of annealing attention's QUBO, checked as the layer and the config both check it: a finite
+    number (a NaN or infinite weight makes every QUBO degenerate, and solvers refuse it), at least its floor."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} ({value!r})")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value}")
+    floor = QUBO_WEIGHT_FLOORS.get(name)
+    if floor is not None and value < floor:
+        raise ValueError(f"{name} must be >= {floor:g}, got {value}")
+    return float(value)

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from qattn.checks import qubo_weight
 from qattn.circuits import CATALOGUE, ansatz_names, encoder_names
 from qattn.executors import EXECUTORS
 from qattn.kinds import KINDS, grid_names, ladder, owner_reads
@@ -189,7 +190,7 @@ class AnnealingConfig(Section):
     solver: str = Field("sa", description="exact | sa | batched | qaoa (qattn.solvers)")
     quadratic: float = Field(1.0, description="weight of the query-key couplings (QAMA: 1.0)")
     linear: float = Field(0.16, description="weight of the value terms, times the sequence length (QAMA: 0.16)")
-    penalty: float = Field(0.8, ge=0, description="cross-head penalty for selecting the same token (QAMA: 0.8)")
+    penalty: float = Field(0.8, description="cross-head penalty for selecting the same token, >= 0 (QAMA: 0.8)")
     seed: int = Field(0, description="the solver's seed")
     sa: SaSolverConfig = SaSolverConfig()
     batched: BatchedSolverConfig = BatchedSolverConfig()
@@ -199,6 +200,11 @@ class AnnealingConfig(Section):
     @classmethod
     def _solver(cls, solver: str) -> str:
         return SOLVERS.check(solver)
+
+    @field_validator("quadratic", "linear", "penalty")
+    @classmethod
+    def _weight(cls, value: float, info: ValidationInfo) -> float:
+        return qubo_weight(info.field_name, value)  # the rule AnnealingMultiheadAttention applies too
 
     def solver_options(self) -> dict[str, Any]:
         """Keyword arguments of the solver: its section's options (if it has one) and the seed."""

@@ -264,3 +264,41 @@ def test_grouped_qubo_goes_dense_for_solvers_without_structure():
     grouped, dense = resolve_solver("exact").solve(qubo), resolve_solver("exact").solve(qubo.dense())
     assert torch.equal(grouped.x, dense.x)
     torch.testing.assert_close(grouped.energy, dense.energy)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("quadratic", math.nan, "quadratic must be a finite number, got nan"),
+        ("linear", math.nan, "linear must be a finite number, got nan"),
+        ("quadratic", math.inf, "quadratic must be a finite number, got inf"),
+        ("penalty", -math.inf, "penalty must be a finite number, got -inf"),
+        ("penalty", -5.0, "penalty must be >= 0"),
+    ],
+)
+def test_the_layer_and_the_config_refuse_the_same_qubo_weights_naming_the_key(key, value, message):
+    with pytest.raises(ValueError, match=message):
+        AnnealingMultiheadAttention(8, 2, solver="exact", **{key: value})
+    with pytest.raises(ConfigError, match=f"model.annealing.{key}: {message}"):
+        load_config(None, ["model.attention=annealing", f"model.annealing.{key}={value}"])
+
+
+def test_an_annealing_model_evaluates_to_the_same_loss_at_any_batch_size():
+    """Each QUBO's answer is its own (seed and coefficients), whatever shares its batch: batches of 16, 4
+    and 1 documents of different lengths (so different chunk counts in the global layer) agree exactly."""
+    from qattn.model import build_model
+    from qattn.trainer import EncodedSplit, evaluate
+
+    overrides = ["model.attention=annealing", "model.annealing.solver=batched", "model.embed_dim=8",
+                 "model.num_heads=2", "model.ff_dim=16", "model.chunk_size=8", "model.max_length=64"]
+    torch.manual_seed(0)
+    model = build_model(load_config(None, overrides).model, vocab_size=30, num_classes=3)
+    generator = torch.Generator().manual_seed(1)
+    lengths = torch.randint(3, 64, (16,), generator=generator).tolist()
+    split = EncodedSplit([torch.randint(1, 30, (n,), generator=generator).tolist() for n in lengths],
+                         torch.randint(0, 3, (16,), generator=generator).tolist())
+    runs = {size: evaluate(model, split, 3, batch_size=size) for size in (16, 4, 1)}
+    assert runs[16].predictions == runs[4].predictions == runs[1].predictions
+    # equal but for float rounding, which differs with the batch in a classical model too (~1e-7)
+    assert runs[4].loss == pytest.approx(runs[16].loss, rel=1e-6)
+    assert runs[1].loss == pytest.approx(runs[16].loss, rel=1e-6)

@@ -57,8 +57,8 @@ def test_p1_expectation_equals_a_statevector_built_by_hand():
 
 
 def test_optimised_angles_concentrate_on_the_optimum_and_find_it_with_few_shots():
-    """12 seeded problems of 8 variables (4 with 2 held at 0), 32 samples each. Measured: the exact
-    optimum in 12 of 12 at seed 0, 10 to 12 at seeds 0..5 (uniform sampling would find 2.5 of 12);
+    """12 seeded problems of 8 variables (4 with 2 held at 0), 32 samples each. Measured (samples drawn
+    per problem): the exact optimum in 9 to 12 of 12 at seeds 0..7 (uniform sampling would find 2.5 of 12);
     P(optimum) 5 to 45 times the uniform 2^-m."""
     Q = random_qubos(12, 8, seed=1)
     free = torch.ones(12, 8, dtype=torch.bool)
@@ -69,7 +69,7 @@ def test_optimised_angles_concentrate_on_the_optimum_and_find_it_with_few_shots(
     assert torch.all(found.x[~free] == 0)
     assert torch.allclose(found.energy, torch.einsum("pi,pij,pj->p", found.x, Q, found.x))
     assert torch.all(found.energy >= exact.energy - 1e-9)
-    assert int(torch.isclose(found.energy, exact.energy).sum()) >= 10
+    assert int(torch.isclose(found.energy, exact.energy).sum()) >= 9
     for run in solver.runs:
         variables = free[run.problem].nonzero().squeeze(1).numpy()
         ising = qubo_to_ising(Q[run.problem].numpy()[np.ix_(variables, variables)]).scaled(1 / run.scale)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from qattn.solvers import SOLVERS, resolve_solver
+from qattn.annealing import qama_qubo
+from qattn.solvers import SOLVERS, GroupedQubo, resolve_solver
 from qattn.solvers.exact import ExactSolver
 
 HEURISTICS = ["sa", "batched"]  # solvers measured against `exact`
@@ -121,11 +122,65 @@ def test_sa_rejects_bad_options_with_what_was_wrong(options, message):
         resolve_solver("sa", **options)
 
 
-def test_sa_rejects_non_finite_coefficients():
-    Q = torch.zeros(2, 3, 3)
-    Q[1, 0, 2] = float("nan")
-    with pytest.raises(ValueError, match="NaN or infinite coefficients"):
-        resolve_solver("sa").solve(Q)
+SMALL = {  # each solver's quick options
+    "exact": {}, "sa": {"num_sweeps": 20}, "batched": {"sweeps": 4, "restarts": 2}, "qaoa": {"maxiter": 5, "shots": 64},
+}
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_every_solver_refuses_non_finite_coefficients_naming_the_problem_and_the_fix(name, bad):
+    solver = resolve_solver(name, **SMALL[name])
+    Q = torch.zeros(3, 3, 3)
+    Q[1, 0, 2] = bad
+    with pytest.raises(ValueError, match=r"QUBO problem 1 \(of 3\) has NaN or infinite coefficients.*finite"):
+        solver.solve(Q)
+    grouped = GroupedQubo(torch.zeros(3, 2, 2, 2), torch.zeros(3, 2, 2), torch.zeros(3))  # a structured input too
+    grouped.penalty[2] = bad
+    with pytest.raises(ValueError, match=r"QUBO problem 2 \(of 3\) has NaN or infinite coefficients"):
+        solver.solve(grouped)
+
+
+def attention_qubos(problems: int, heads: int, tokens: int, seed: int) -> tuple[GroupedQubo, torch.Tensor]:
+    """Attention-shaped QUBOs whose last tokens are padding (held), as annealing attention builds them."""
+    generator = torch.Generator().manual_seed(seed)
+    J = torch.randn(problems, heads, tokens, tokens, generator=generator)
+    s = torch.randn(problems, heads, tokens, generator=generator)
+    real = torch.randint(1, tokens + 1, (problems,), generator=generator)
+    free = (torch.arange(tokens)[None, :] < real[:, None]).unsqueeze(1).expand(problems, heads, tokens)
+    return qama_qubo(J, s, free), free.reshape(problems, -1)
+
+
+def pick(qubo: GroupedQubo, free: torch.Tensor, rows: torch.Tensor) -> tuple[GroupedQubo, torch.Tensor]:
+    return GroupedQubo(qubo.coupling[rows], qubo.linear[rows], qubo.penalty[rows]), free[rows]
+
+
+@pytest.mark.parametrize("name", ["sa", "batched", "qaoa"])
+def test_a_problem_gets_the_same_answer_alone_or_in_any_batch_in_any_order(name):
+    few_shots = {"shots": 4} if name == "qaoa" else {}  # so that its samples, not the optimum, decide
+    solver = resolve_solver(name, seed=5, **{**SMALL[name], **few_shots})
+    tokens = 40 if name != "qaoa" else 5  # qaoa: at most 20 variables
+    qubo, free = attention_qubos(8, 2, tokens, seed=1)
+    alone = solver.solve(*pick(qubo, free, torch.arange(4))).x
+    order = torch.randperm(8, generator=torch.Generator().manual_seed(0))
+    mixed = solver.solve(*pick(qubo, free, order)).x
+    for row, problem in enumerate(order.tolist()):
+        if problem < 4:
+            assert torch.equal(mixed[row], alone[problem]), f"problem {problem} answered differently in the batch"
+
+
+def test_batched_answers_a_padded_problem_as_its_real_tokens_alone():
+    """The same sequence padded to another length (the global layer's chunk count follows the batch's
+    longest document) is the same problem: the same answer on its real tokens, padding held at 0."""
+    solver = resolve_solver("batched", seed=2)
+    qubo, free = attention_qubos(6, 3, 9, seed=4)
+    wide_free = torch.cat([free.view(6, 3, 9), torch.zeros(6, 3, 5, dtype=torch.bool)], -1)
+    wide = qama_qubo(torch.nn.functional.pad(torch.zeros(6, 3, 9, 9), (0, 5, 0, 5)), torch.zeros(6, 3, 14), wide_free)
+    wide.coupling[..., :9, :9], wide.linear[..., :9] = qubo.coupling, qubo.linear
+    wide.penalty.copy_(qubo.penalty)
+    narrow = solver.solve(qubo, free).x.view(6, 3, 9)
+    padded = solver.solve(wide, wide_free.view(6, -1)).x.view(6, 3, 14)
+    assert torch.equal(padded[..., :9], narrow) and not padded[..., 9:].any()
 
 
 def test_sa_is_registered_without_a_variable_limit():

@@ -5,6 +5,10 @@ energy ``E(x) = x^T Q x`` is minimised over ``x`` in ``{0, 1}^n``; the diagonal 
 (``x_i^2 = x_i``). ``free`` (bool ``(P, n)``, default all) marks the variables a solver may set: the
 others are held at 0 (annealing attention's padded tokens), whatever their coefficients say.
 
+A stochastic solver draws each problem's random numbers from :func:`problem_key` (its seed and the
+problem's own free variables), so a problem's answer does not depend on which others share its batch, in
+what order, or how far its padding reaches: a model evaluates the same at any batch size.
+
 Annealing attention's QUBOs have a structure worth keeping (:class:`GroupedQubo`: dense couplings
 within each head, heads coupled only through the same token); a solver that can use it says so
 (``structured = True``), the others get the dense matrix.
@@ -12,10 +16,12 @@ within each head, heads coupled only through the same token); a solver that can 
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import torch
 
 
@@ -70,6 +76,20 @@ class GroupedQubo:
         return pairs + linear + self.penalty.view(view) * same
 
 
+def problem_key(seed: int, free: np.ndarray | torch.Tensor) -> int:
+    """A 64-bit key for one problem's random numbers: sha256 of ``seed`` and the problem's free-variable
+    pattern ``free`` (bool, its shape included; e.g. ``(H, n)`` on its ``n`` live tokens), never its padding.
+
+    Not its coefficients: a model's scores differ in their last bits with the batch they are computed in
+    (float sums in another order), and a hash of those bits would draw other numbers, and so give another
+    answer, for what is the same problem. Problems of one pattern share their numbers, which is harmless:
+    each is annealed on its own."""
+    pattern = np.ascontiguousarray(free.detach().cpu().numpy() if isinstance(free, torch.Tensor) else free, dtype=bool)
+    digest = hashlib.sha256(f"{seed} {pattern.shape}".encode())
+    digest.update(pattern.tobytes())
+    return int.from_bytes(digest.digest()[:8], "little")
+
+
 def qubo_energy(Q: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """``x^T Q x`` per problem: ``Q`` ``(..., n, n)``, ``x`` ``(..., n)`` -> ``(...)``."""
     return torch.einsum("...n,...nm,...m->...", x, Q, x)
@@ -78,7 +98,8 @@ def qubo_energy(Q: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 class QuboSolver(ABC):
     """Base class. Subclasses implement :meth:`_solve`; :meth:`solve` checks the input and scores the result.
 
-    Constructors are keyword-only and seeded: the same seed and problems give the same solutions.
+    Constructors are keyword-only and seeded: the same seed and problem give the same solution, whatever
+    else is in the batch (:func:`problem_key`).
     """
 
     name: ClassVar[str]
@@ -97,6 +118,7 @@ class QuboSolver(ABC):
         if isinstance(Q, GroupedQubo):
             free = self.check_free(Q.linear, Q.shape, free)
             self.check_size(Q.shape[-1])
+            self.check_finite(Q.coupling, Q.linear, Q.penalty)
             if not self.structured:
                 return self.solve(Q.dense(), free)
             x = self.solutions(Q, free, Q.linear)
@@ -132,6 +154,26 @@ class QuboSolver(ABC):
             raise ValueError(f"free must be a bool tensor of shape {tuple(shape[:2])}, got {got}")
         return free
 
+    @staticmethod
+    def check_finite(*coefficients: torch.Tensor) -> None:
+        """Every problem's coefficients (tensors of ``P`` rows) finite: a NaN or infinite one leaves no
+        minimum to find, and solvers would answer it with arbitrary solutions or a library's traceback."""
+        problems = len(coefficients[0])
+        bad = torch.zeros(problems, dtype=torch.bool, device=coefficients[0].device)
+        for part in coefficients:
+            rows = part.detach().reshape(problems, -1)
+            suspect = ~torch.isfinite(rows.sum(dim=1))  # only finite terms have a finite sum (and it is fast)
+            if suspect.any():  # a NaN or inf, or finite terms whose sum overflowed
+                bad |= suspect & ~torch.isfinite(rows).all(dim=1)
+        if bad.any():
+            first, count = int(bad.nonzero()[0]), int(bad.sum())
+            more = f" (and {count - 1} more)" if count > 1 else ""
+            raise ValueError(
+                f"QUBO problem {first} (of {problems}) has NaN or infinite coefficients{more}; every solver needs "
+                "finite ones: give the annealing weights (quadratic, linear, penalty) finite values, and if a "
+                "model's scores overflowed, train with a smaller learning rate or gradient clipping"
+            )
+
     def check(self, Q: torch.Tensor, free: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         if not isinstance(Q, torch.Tensor) or Q.dim() != 3 or Q.shape[1] != Q.shape[2]:
             shape = tuple(Q.shape) if isinstance(Q, torch.Tensor) else type(Q).__name__
@@ -140,6 +182,7 @@ class QuboSolver(ABC):
             raise TypeError(f"Q must be floating point, got {Q.dtype}")
         self.check_size(Q.shape[-1])
         free = self.check_free(Q, Q.shape, free)
+        self.check_finite(Q)
         Q = Q.detach()
         return (Q + Q.transpose(1, 2)) / 2, free
 

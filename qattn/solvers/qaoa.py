@@ -14,7 +14,8 @@ Per problem, on its free variables only (``m`` of them; a held variable is 0 and
    from a linear ramp: ``gamma_l = t_l dt``, ``beta_l = -(1 - t_l) dt`` with ``t_l = (l + 1/2) / p``,
    a Trotterised adiabatic path from ``|+...+>`` (the ground state of ``-sum_i X_i``) to ``H``'s.
 3. **Solution.** The lowest-energy bitstring among ``shots`` samples of the optimised circuit:
-   ``mode="exact"`` draws them (seeded) from the exact output distribution; ``mode="sampled"`` takes
+   ``mode="exact"`` draws them from the exact output distribution, seeded per problem from ``seed`` and
+   its free-variable count (the same answer whatever shares its batch); ``mode="sampled"`` takes
    Aer's shots (seeded; with a fake device's noise model when ``noise`` names one), or those of the
    ``sampler`` it is handed (:class:`BitSampler`): an IBM device, for instance
    (:class:`qattn.runtime.sampling.DeviceSampler`, which also prices the work before anything is
@@ -40,7 +41,7 @@ from scipy.optimize import minimize
 from qattn.circuits import QAOA, Gate
 from qattn.circuits.qubit_order import z_signs
 from qattn.executors import AerExecutor, SampledAerExecutor
-from qattn.solvers.base import QuboSolver
+from qattn.solvers.base import QuboSolver, problem_key
 
 OPTIMIZERS = ("COBYLA", "COBYQA", "Nelder-Mead", "Powell", "L-BFGS-B", "BFGS", "SLSQP")  # scipy methods taking maxiter
 MODES = ("exact", "sampled")
@@ -247,9 +248,9 @@ class QaoaSolver(QuboSolver):
 
     def _solve(self, Q, free):
         x = np.zeros(free.shape)
-        rng = np.random.default_rng(self.seed)
         for group in self.prepare(Q, free):
-            bits = self.samples(group.variables, group.slots, rng)  # (M, shots, m)
+            rngs = [np.random.default_rng(problem_key(self.seed, np.ones(len(v), dtype=bool))) for v in group.free]
+            bits = self.samples(group.variables, group.slots, rngs)  # (M, shots, m)
             for i, variables, best in group.best(bits):
                 x[i, variables] = best
         return torch.as_tensor(x)
@@ -272,13 +273,14 @@ class QaoaSolver(QuboSolver):
             group.add(i, variables, sub, self.slot_values(scaled, angles))
         return [groups[m] for m in sorted(groups)]
 
-    def samples(self, m: int, slots: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """``shots`` bitstrings ``(M, shots, m)`` (wire order, float) of the circuits at ``slots`` ``(M, slots)``."""
+    def samples(self, m: int, slots: np.ndarray, rngs: list[np.random.Generator]) -> np.ndarray:
+        """``shots`` bitstrings ``(M, shots, m)`` (wire order, float) of the circuits at ``slots`` ``(M, slots)``;
+        exact draws come from each circuit's own generator of ``rngs``."""
         if self.sampler is not None:
             bits = self.sampler.bits(self.template(m), m, slots, self.shots)
         else:
             probabilities = np.abs(self.states(m, slots)) ** 2
-            drawn = [rng.choice(2**m, size=self.shots, p=row / row.sum()) for row in probabilities]
+            drawn = [rng.choice(2**m, size=self.shots, p=row / row.sum()) for rng, row in zip(rngs, probabilities)]
             bits = index_bits(np.stack(drawn), m)
         return bits.astype(float)
 
