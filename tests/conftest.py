@@ -44,6 +44,20 @@ def tiny_overrides(folder: Path) -> list[str]:
     ]
 
 
+def hardware_overrides(folder: Path) -> tuple[str, list[str]]:
+    """(store URI, overrides) of a quantum model small enough for the IBM cycle on a fake device, with every
+    file under ``folder``: 2 qubits, 2 heads, documents of <= 24 tokens, one epoch."""
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    return uri, [
+        "data.synthetic.train_docs=32", "data.synthetic.dev_docs=10", "data.synthetic.test_docs=10",
+        "data.synthetic.min_words=12", "data.synthetic.max_words=20", "data.synthetic.vocab=50",
+        "tokenizer.vocab_size=300", "model.embed_dim=8", "model.num_heads=2", "model.ff_dim=16", "model.n_qubits=2",
+        "model.chunk_size=12", "model.max_length=24", "train.epochs=1", "train.batch_size=8",
+        "tracking.system_metrics=false", "tracking.attention_maps=0", f"train.output_dir={folder / 'runs'}",
+        f"tokenizer.cache_dir={folder / 'tokenizers'}", f"tracking.uri={uri}",
+    ]
+
+
 @pytest.fixture
 def tiny(tmp_path, monkeypatch):
     """:func:`tiny_overrides` in tmp_path, the working directory too (MLflow puts a SQLite store's

@@ -31,7 +31,7 @@ from qattn.ibm.staged import Pending, StagedExecutor
 from qattn.kernels import QuantumKernel
 from qattn.runtime.devices import HardwareError, resolve_device
 from qattn.solvers.qaoa import QaoaSolver
-from tests.conftest import QUICKSTART, run_cli_light
+from tests.conftest import QUICKSTART, hardware_overrides, run_cli_light
 from tests.servers import free_port
 
 GUARD = Path(__file__).parent / "network_guard"
@@ -50,15 +50,7 @@ def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ibm")
     cwd = os.getcwd()
     os.chdir(folder)  # MLflow puts a SQLite store's artifacts under ./mlruns
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    overrides = [
-        "data.synthetic.train_docs=32", "data.synthetic.dev_docs=10", "data.synthetic.test_docs=10",
-        "data.synthetic.min_words=12", "data.synthetic.max_words=20", "data.synthetic.vocab=50",
-        "tokenizer.vocab_size=300", "model.embed_dim=8", "model.num_heads=2", "model.ff_dim=16", "model.n_qubits=2",
-        "model.chunk_size=12", "model.max_length=24", "train.epochs=1", "train.batch_size=8",
-        "tracking.system_metrics=false", "tracking.attention_maps=0", f"train.output_dir={folder / 'runs'}",
-        f"tokenizer.cache_dir={folder / 'tokenizers'}", f"tracking.uri={uri}",
-    ]
+    uri, overrides = hardware_overrides(folder)
     result = run_experiment(load_config(QUICKSTART, overrides), restart=True)
     GAUSSIAN.append(run_experiment(load_config(QUICKSTART, [*overrides, "model.kernel=gaussian"]), restart=True).run_id)
     annealing = [
@@ -153,7 +145,8 @@ def test_a_noisy_fake_device_is_reported(trained, tmp_path, no_network):
 
     lines = []
     assert lifecycle.retrieve(journal, echo=lines.append) is True  # nothing is fetched twice
-    assert lines == [f"already retrieved: MLflow run {Journal.load(journal).mlflow_run_id}"]
+    run_id = Journal.load(journal).mlflow_run_id
+    assert lines == [f"stage {stage} already retrieved into run {run_id}" for stage in (0, 1)]
     assert lifecycle.cancel(journal, echo=lines.append) == 0  # local jobs end inside submit
 
 

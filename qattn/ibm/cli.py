@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from qattn.runtime.devices import CALIBRATION_RESERVE
+from qattn.runtime.devices import CALIBRATION_RESERVE, HardwareError
 
 if TYPE_CHECKING:
     from .journal import Options
@@ -31,6 +33,23 @@ def parse_docs(ctx, param, value: str) -> list[int]:
     return docs
 
 
+class Fraction(click.ParamType):
+    """A number strictly between 0 and 1; NaN too is refused here (a ``click.FloatRange`` lets it through,
+    and pydantic would answer it with a traceback)."""
+
+    name = "fraction"
+
+    def convert(self, value, param, ctx) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if not 0 < number < 1:  # False for NaN as well
+            self.fail(f"{value} is not a number between 0 and 1 (exclusive); give the error you accept, e.g. 0.02",
+                      param, ctx)
+        return number
+
+
 def runtime_options(command):
     """The options of how circuits run, shared by plan and submit; passed on as ``options: Options``."""
     decorators = [
@@ -48,7 +67,7 @@ def runtime_options(command):
         click.option("--max-executions", type=click.IntRange(min=CALIBRATION_RESERVE + 1), default=10_000_000, show_default=True,
                      help="Per job (circuits x shots); IBM's documented limit."),
         click.option("--seed-simulator", type=int, help="Local testing mode: seed Aer's sampling."),
-        click.option("--target-error", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+        click.option("--target-error", type=Fraction(),
                      help="Shots from an error budget: the mean total-variation distance of a row of attention weights "
                           "to the exact one (e.g. 0.02). plan compares every estimator for it."),
         click.option("--adaptive", is_flag=True, help="With --target-error: a pilot pass, then shots where the weights are uncertain."),
@@ -158,8 +177,24 @@ def plan(target, backend, options, split, docs, tokens, overrides, write) -> Non
                  *lines, f"{summary}.", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(row) + " |" for row in rows]
         lines += ["", note, ""]
-        write.write_text("\n".join(lines))
+        write_plan(write, "\n".join(lines))
         click.echo(f"wrote {write}")
+
+
+def write_plan(path: Path, text: str) -> None:
+    """``text`` into ``path``, its missing folders made; where that fails, the folders made are removed again
+    and the error says why (a plan is written after planning succeeded, so a failed plan writes nothing)."""
+    missing = [folder for folder in [path.parent, *path.parent.parents] if not folder.exists()]  # deepest first
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    except OSError as err:
+        for folder in missing:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise HardwareError(
+            f"could not write the plan to {path} ({err.strerror or err}); give --write a file in a folder you can write"
+        ) from None
 
 
 def budget_table(target, backend, options: Options, evaluation, split, docs, tokens, overrides) -> list[str]:
@@ -228,7 +263,6 @@ def status(journal: Path) -> None:
     """Show each job's status, as the runtime reports it now.
 
     Reads the journal and asks the runtime; needs neither the model nor MLflow."""
-    from qattn.runtime.devices import HardwareError
     from .jobs import status as check
 
     record, problems = check(journal, echo=click.echo)

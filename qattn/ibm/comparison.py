@@ -7,10 +7,13 @@ all logged to the evaluation's MLflow run with the arrays behind them.
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from mlflow.entities import Metric, RunTag
+from mlflow.tracking import MlflowClient
 
 from qattn.circuits import FeatureMap
 from qattn.circuits.qubit_order import z_signs
@@ -20,9 +23,20 @@ from .evaluation import hardware_solver, quantum_kernels_of
 from .journal import Journal
 from .staged_solver import sampling_metrics
 
+LOGGED = "qattn.ibm.logged.stage-"  # + stage: a tag on the evaluation run, set with its metrics; value: the journal
+
+
+def logged_stages(client: MlflowClient, run_id: str) -> list[int]:
+    """The stages whose comparison the evaluation run ``run_id`` already holds. MLflow, not a journal, knows
+    this: a copy of a journal cannot know that another copy logged the evaluation."""
+    tags = client.get_run(run_id).data.tags
+    return sorted(int(key.removeprefix(LOGGED)) for key in tags if key.startswith(LOGGED))
+
 
 def log_comparison(folder, journal, evaluation, hardware, exact, results, client) -> dict[str, float]:
-    run_id = journal.mlflow_run_id
+    """Compare, and log the metrics with a :data:`LOGGED` tag per stage in one batch (so a second retrieve, of
+    this journal or of a copy, sees them logged and logs nothing), then the arrays and the journal."""
+    run_id, now = journal.mlflow_run_id, int(time.time() * 1000)
     metrics = {}
     for stage in journal.stages:
         arrays, values = results[stage.stage]
@@ -46,8 +60,8 @@ def log_comparison(folder, journal, evaluation, hardware, exact, results, client
         labels = torch.tensor(evaluation.labels)
         metrics["hardware/accuracy"] = float((predicted == labels).float().mean())
         metrics["exact/accuracy"] = float((expected == labels).float().mean())
-    for key, value in metrics.items():
-        client.log_metric(run_id, key, value)
+    logged = [RunTag(f"{LOGGED}{stage.stage}", str(Path(folder).resolve())) for stage in journal.stages]
+    client.log_batch(run_id, metrics=[Metric(key, value, now, 0) for key, value in metrics.items()], tags=logged)
     with tempfile.TemporaryDirectory() as scratch:
         arrays = {"hardware_logits": hardware.logits.numpy(), "exact_logits": exact.logits.numpy(), "docs": np.array(journal.docs)}
         for name in ("local_attention", "global_attention"):

@@ -13,8 +13,9 @@ import torch
 
 from qattn.annealing import AnnealingKernel
 from qattn.executors import Executor, PennyLaneExecutor
-from qattn.experiment import SavedModel
+from qattn.experiment import ExperimentError, SavedModel, load_saved
 from qattn.kernels import QuantumKernel
+from qattn.kinds import KINDS, AttentionKind
 from qattn.model import PAD_ID, ClassifierOutput, TextClassifier
 from qattn.runtime.devices import Device, HardwareError
 from qattn.solvers import ExactSolver, QuboSolver
@@ -122,6 +123,32 @@ def synthetic_document(model: TextClassifier, vocab_size: int, tokens: int, max_
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(PAD_ID + 1, vocab_size, (1, tokens), generator=generator)
     return Evaluation(model, ids, None, "synthetic", [0])
+
+
+def load_hardware_model(target: str, command: str) -> SavedModel:
+    """:func:`qattn.experiment.load_saved`, with a bag-of-words run (no network, no checkpoint) named as what it
+    is rather than as a run without a checkpoint. ``command``: what the user was doing (``plan``, ``submit``)."""
+    try:
+        return load_saved(target)
+    except ExperimentError:
+        kind = run_kind(target)
+        if kind is not None and not kind.network:
+            raise HardwareError(
+                f"run {target} is a bag-of-words baseline ({kind.name}); it runs no circuits: "
+                f"{command} a quantum kind's run"
+            ) from None
+        raise
+
+
+def run_kind(run_id: str) -> AttentionKind | None:
+    """The attention kind an MLflow run was trained with (None: no such run, or a kind not registered)."""
+    from mlflow.tracking import MlflowClient
+
+    try:
+        attention = MlflowClient().get_run(run_id).data.params.get("model.attention")
+    except Exception:  # noqa: BLE001 - not a run id, under any of MLflow's exception types
+        return None
+    return KINDS.get(attention) if attention in KINDS else None
 
 
 def require_quantum(model: TextClassifier) -> None:

@@ -29,12 +29,14 @@ from qattn.runtime.programs import Program
 from qattn.tracking import check_store
 from qattn.uris import absolute_uri, bare_uri, mask_uri
 
-from .comparison import log_comparison
-from .evaluation import documents, forward, quantum_kernels_of, reference, require_quantum, staged, hardware_solver
+from .comparison import log_comparison, logged_stages
+from .evaluation import (
+    documents, forward, hardware_solver, load_hardware_model, quantum_kernels_of, reference, require_quantum, staged,
+)
 from .jobs import poll
 from .journal import (
     FAILED, FINAL, SAMPLER_KINDS, Job, Journal, Options, Stage, damaged_stages, load_stage_arrays, load_values, locked,
-    now, save_stage,
+    now, save_stage, values_path,
 )
 from .planning import job_ranges, range_shots, request_levels, request_programs, row_executions
 from .staged import Pending, Request
@@ -48,7 +50,7 @@ def submit(
 ) -> Path:
     """Journal and submit the first stage; returns the journal folder."""
     device = resolve_device(device_name, ideal)
-    saved = load_saved(target)
+    saved = load_hardware_model(target, "submit")
     require_quantum(saved.model)
     evaluation = documents(saved, split, docs)
     if hardware_solver(saved.model) is not None:  # every stage's QUBOs fit the device, before anything runs
@@ -58,6 +60,7 @@ def submit(
         raise HardwareError("the model ran without asking for circuits")  # require_quantum rules this out
     except Pending as pending:
         request = pending.request
+    job_ranges(request.circuits, options, request.kind, request_levels(request))  # each circuit fits one job
     uri = check_store()
     client = MlflowClient(uri)
     model_run = find_model_run(client, saved)
@@ -104,14 +107,14 @@ def submit_stage(
     programs = request_programs(model, request, device, options)
     qubits = {} if request.qubits is None else {"qubits": request.qubits}
     shots = {} if request.shots is None else {"shots": request.shots}
-    save_stage(folder, request.stage, request.angles, request.rows, **qubits, **shots, **request.extra)
     levels = request_levels(request)
+    ranges = job_ranges(request.circuits, options, request.kind, levels)  # refuses oversized shots before journaling
+    save_stage(folder, request.stage, request.angles, request.rows, **qubits, **shots, **request.extra)
     journal.stages.append(Stage(
         stage=request.stage, kind=request.kind, circuits=request.circuits, depth=max(p.depth for p, _ in programs),
         two_qubit_gates=max(p.two_qubit_gates for p, _ in programs), levels=levels,
     ))  # fmt: skip
     journal.save(folder)
-    ranges = job_ranges(request.circuits, options, request.kind, levels)
     run_jobs(folder, journal, device, programs, request.angles, request.stage, ranges, client, levels)
     executions = int(row_executions(request, options).sum())
     shots = f"x {options.shots} shots" if request.shots is None else f"with {len(levels)} shot counts ({executions:,} executions)"
@@ -171,17 +174,54 @@ def refresh(folder: Path, journal: Journal, device: Device, keep_values: bool = 
     poll(folder, journal, device.service, keep_values, echo)
 
 
-def stage_results(folder: Path, journal: Journal) -> dict[int, tuple[dict[str, np.ndarray], np.ndarray]]:
-    """``stage -> (stage file arrays, values)`` for every stage whose row ranges all have a retrieved job."""
+def stage_results(
+    folder: Path, journal: Journal, model: TextClassifier,
+) -> dict[int, tuple[dict[str, np.ndarray], np.ndarray]]:
+    """``stage -> (stage file arrays, values)`` for every stage whose row ranges all have a retrieved job,
+    each job's values checked (:func:`checked_values`) before anything uses them."""
+    kernels = quantum_kernels_of(model)
+    n_qubits = kernels[0].feature_map.n_qubits if kernels else None  # None: QUBO sampling (widths in the stage file)
     results = {}
     for stage in journal.stages:
         ranges = journal.ranges(stage.stage)
         expected = job_ranges(stage.circuits, journal.options, stage.kind, stage.levels)
         retrieved = [next((j for j in ranges.get(rows, []) if j.status == "RETRIEVED"), None) for rows in expected]
         if all(retrieved):
-            values = stack_rows([load_values(folder, job.job_id) for job in retrieved])
-            results[stage.stage] = (load_stage_arrays(folder, stage.stage), values)
+            arrays = load_stage_arrays(folder, stage.stage)
+            values = stack_rows([checked_values(folder, journal, stage, arrays, job, n_qubits) for job in retrieved])
+            results[stage.stage] = (arrays, values)
     return results
+
+
+def checked_values(
+    folder: Path, journal: Journal, stage: Stage, arrays: dict[str, np.ndarray], job: Job, n_qubits: int | None,
+) -> np.ndarray:
+    """A retrieved job's values, once they have the shape its circuits give and are all finite. Otherwise
+    the job is marked failed (so ``resubmit`` sends its rows again) and a :class:`HardwareError` names the
+    file, the job and what is wrong; nothing has been logged to MLflow by then."""
+    values = load_values(folder, job.job_id)
+    count, shots = job.rows[1] - job.rows[0], range_shots(stage.levels, job.rows) or journal.options.shots
+    if stage.kind == "fidelity":
+        per_circuit, words = (), "1 value"
+    elif stage.kind == "z":
+        per_circuit, words = (n_qubits,), f"{n_qubits} values"  # <Z> of each qubit
+    else:  # bitstrings: a bits job's are padded to its widest QUBO
+        width = n_qubits if stage.kind == "randomized" else int(arrays["qubits"][job.rows[0] : job.rows[1]].max())
+        per_circuit, words = (shots, width), f"{shots} bitstrings of {width} bits"
+    expected = (count, *per_circuit)
+    if values.shape != expected:
+        problem = f"holds values of shape {values.shape}, expected {expected}: {count} circuits x {words}"
+    elif not (finite := np.isfinite(values)).all():
+        problem = f"holds {int((~finite).sum())} value(s) that are NaN or infinite"
+    else:
+        return values
+    job.status = "ERROR"
+    journal.save(folder)
+    raise HardwareError(
+        f"{values_path(folder, job.job_id)} (job {job.job_id}, stage {stage.stage} rows {job.rows[0]}:{job.rows[1]}) "
+        f"{problem}; nothing was logged to MLflow. The job is marked failed: `qattn ibm resubmit {folder}` sends its "
+        "circuits again"
+    )
 
 
 def holding_lock(command):
@@ -222,16 +262,22 @@ def journal_store(journal: Journal) -> str:
 def retrieve(folder: Path, echo: Echo = print) -> bool:
     """Collect finished jobs; submit the next stage, or finish the evaluation. True once finished."""
     journal, device = open_journal(folder)
-    if journal.finished:
-        echo(f"already retrieved: MLflow run {journal.mlflow_run_id}")
+    client = MlflowClient()  # the journal's store: open_journal points MLflow at it
+    # the evaluation run says whether it holds the comparison: a copy of this journal may have logged it
+    logged = [s.stage for s in journal.stages] if journal.finished else logged_stages(client, journal.mlflow_run_id)
+    if logged:
+        for stage in logged:
+            echo(f"stage {stage} already retrieved into run {journal.mlflow_run_id}")
+        if not journal.finished:
+            journal.finished = True
+            journal.save(folder)
         return True
     if problems := damaged_stages(folder, journal):  # before anything is fetched or loaded
         raise HardwareError("\n".join(problems))
     refresh(folder, journal, device, echo=echo)
     saved = load_saved(journal.model)
     evaluation = documents(saved, journal.split, journal.docs)
-    results = stage_results(folder, journal)
-    client = MlflowClient()  # the journal's store: open_journal points MLflow at it
+    results = stage_results(folder, journal, saved.model)
     try:
         hardware = forward(evaluation, staged(saved.model, journal.options, results, device=device))
     except Pending as pending:

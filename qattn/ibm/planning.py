@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from qattn.config import load_config
-from qattn.experiment import load_saved
 from qattn.kernels import quantum_kernels
 from qattn.kinds import KINDS
 from qattn.model import TextClassifier, build_model
@@ -26,8 +25,8 @@ from qattn.runtime.programs import Program, build_program
 from qattn.runtime.sampling import DeviceSampler
 
 from .evaluation import (
-    Evaluation, documents, forward, hardware_solver, model_label, quantum_kernels_of, require_quantum, staged,
-    synthetic_document,
+    Evaluation, documents, forward, hardware_solver, load_hardware_model, model_label, quantum_kernels_of,
+    require_quantum, staged, synthetic_document,
 )
 from .journal import Options
 from .staged import Request, StagedExecutor
@@ -120,7 +119,7 @@ def plan(
             raise HardwareError("a config has no trained tokenizer: give --tokens N to plan one document of N tokens")
         evaluation = synthetic_document(build_model(config.model, vocab, 2), vocab, tokens, config.model.max_length)
     else:
-        saved = load_saved(target)
+        saved = load_hardware_model(target, "plan")
         config, vocab, model_kernel = saved.config, saved.tokenizer.get_vocab_size(), model_label(saved.config.model)
         require_quantum(saved.model)
         if tokens is not None:
@@ -218,9 +217,35 @@ def job_ranges(
     runs one precision: Qiskit Runtime refuses mixed ones)."""
     ranges = []
     for first, stop, shots in levels or [(0, circuits, options.shots)]:
-        per_job = max(1, options.job_executions(kind) // options.circuit_executions(kind, shots))
+        require_one_job(options, kind, shots, budgeted=bool(levels))
+        per_job = options.job_executions(kind) // options.circuit_executions(kind, shots)
         ranges += [(start, min(start + per_job, stop)) for start in range(first, stop, per_job)]
     return ranges
+
+
+def require_one_job(options: Options, kind: str, shots: int, budgeted: bool = False) -> None:
+    """Refuse a circuit whose shots alone exceed a job's executions. A circuit's shots run in one job (one
+    pub), so they are not split over jobs; the message names both numbers and the most shots that fit."""
+    executions, limit = options.circuit_executions(kind, shots), options.job_executions(kind)
+    if executions <= limit:
+        return
+    low, high = 1, limit  # the most shots that fit: executions grow with shots
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if options.circuit_executions(kind, middle) <= limit else (low, middle - 1)
+    reserve = options.max_executions - limit
+    reserve = f", less {reserve:,} for readout mitigation's calibration" if reserve else ""
+    if not budgeted:
+        asked, fix = f"--shots {shots}", f"lower --shots to at most {low}"
+    elif options.adaptive and shots == options.pilot_shots:
+        asked, fix = f"--pilot-shots {shots}", f"lower --pilot-shots to at most {low}"
+    else:
+        asked, fix = f"the error budget's {shots} shots per circuit", "raise --target-error"
+    raise HardwareError(
+        f"{asked} costs {executions:,} executions per circuit; a job carries at most {limit:,} (--max-executions "
+        f"{options.max_executions:,}{reserve}), and a circuit's shots run in one job: {fix}, or raise --max-executions "
+        "where your IBM Quantum plan allows larger jobs"
+    )
 
 
 def range_shots(levels: list[tuple[int, int, int]], rows: tuple[int, int]) -> int | None:
