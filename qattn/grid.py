@@ -7,15 +7,26 @@ Every cell is the experiment config with ``model.attention`` / ``model.kernel`` 
 parent run; everything else (data, tokenizer, model size, optimiser, epochs) is the same for every
 cell. A grid is known by a hash of its config without the seeds, so running it again resumes it:
 cells whose run finished are found in MLflow and skipped, an interrupted cell resumes from its
-checkpoint, and more seeds extend the same grid. Started more than once side by side (once the parent
-run exists), each process takes the cells no other one holds: a cell is held by the lock of its
-checkpoint folder (:func:`qattn.experiment.folder_lock`, the one ``qattn train`` takes), which dies with
-its process. A cell's folder holding a checkpoint of another run (a ``qattn train`` of the same
-config, another grid) is never overwritten: the grid refuses to start and names the folders.
+checkpoint, and more seeds extend the same grid. Started more than once side by side, each process takes
+the cells no other one holds: a cell is held by the lock of its checkpoint folder
+(:func:`qattn.experiment.folder_lock`, the one ``qattn train`` takes), which dies with its process.
+Processes started at the same moment make one parent run: one at a time finds or creates the experiment
+and the parent run, under the lock ``<train.output_dir>/.grid-<grid id>.lock`` (:func:`grid_lock`), on
+the folder they share anyway for the cells' checkpoints, whatever the store (a SQLite file, a server).
+Machines that share a tracking server but not ``train.output_dir`` share no cells, and are not serialised.
+
+A cell's folder holding the checkpoint of a cell of the same grid under another of its parent runs (as
+processes started together made before that lock) is adopted: the run moves under this parent run (a
+run cannot leave its experiment: one in another one stays, and is named), and counts as the cell's if
+it finished, else resumes. A checkpoint of another run (a ``qattn train`` of the same config, another
+grid) is never overwritten: the grid refuses to start and names the folders.
 """
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,23 +104,61 @@ def mark_abandoned(parent_id: str, experiment_id: str, name: str) -> None:
         client.set_terminated(run.info.run_id, "KILLED")
 
 
-def foreign_checkpoint(folder: Path, parent_id: str | None) -> str | None:
-    """What is wrong when a cell's ``folder`` holds a checkpoint of a run that is not a cell of the grid
-    ``parent_id`` (None: a grid not started yet); None when there is no checkpoint, or it is the grid's."""
-    if not (folder / "last.pt").is_file():
+@contextmanager
+def grid_lock(config: ExperimentConfig) -> Iterator[None]:
+    """Hold ``<train.output_dir>/.grid-<grid id>.lock``, waiting for it: the processes of one grid find or
+    create its experiment and parent run one at a time (the lock dies with its process)."""
+    with open(Path(config.train.output_dir) / f".grid-{grid_id(config)}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def stored_run(run_id: str | None) -> Run | None:
+    """The run, or None when the store has none such (deleted, or logged to another store)."""
+    try:
+        return tracking.patiently(lambda: mlflow.get_run(run_id))
+    except tracking.TrackingError:  # the store is gone: say that, not something about the run
+        raise
+    except Exception:  # noqa: BLE001 - MLflow raises several kinds for "no such run"
         return None
+
+
+def checkpoint_run(folder: Path, grid: str) -> tuple[Run | None, str | None]:
+    """The MLflow run whose checkpoint a cell's ``folder`` holds, when it is a cell of the grid ``grid`` (a
+    child of any of its parent runs), else (None, what is wrong); (None, None) when there is no checkpoint."""
+    if not (folder / "last.pt").is_file():
+        return None, None
     fix = f"move {folder} away to keep it, or delete it, then run qattn compare again"
     run_id = load_checkpoint(folder / "last.pt", fix=fix)["mlflow_run_id"]
-    try:
-        parent = tracking.patiently(lambda: mlflow.get_run(run_id)).data.tags.get("mlflow.parentRunId")
-    except tracking.TrackingError:  # the store is gone: say that, not something about the checkpoint
-        raise
-    except Exception:  # noqa: BLE001 - a run deleted, or from another store
-        return f"{folder} holds the checkpoint of MLflow run {run_id}, which is not in this store"
-    if parent is not None and parent == parent_id:
-        return None
-    whose = "a `qattn train` run" if parent is None else f"a cell of another grid (parent run {parent})"
-    return f"{folder} holds the checkpoint of MLflow run {run_id}, {whose}"
+    run = stored_run(run_id)
+    if run is None:
+        return None, f"{folder} holds the checkpoint of MLflow run {run_id}, which is not in this store"
+    parent_id = run.data.tags.get("mlflow.parentRunId")
+    parent = stored_run(parent_id) if parent_id else None
+    if parent is not None and parent.data.tags.get(GRID_TAG) == grid:
+        return run, None
+    whose = "a `qattn train` run" if parent_id is None else f"a cell of another grid (parent run {parent_id})"
+    return None, f"{folder} holds the checkpoint of MLflow run {run_id}, {whose}"
+
+
+def adopt(cell: Run, parent: Run | mlflow.ActiveRun, folder: Path) -> str:
+    """Make ``cell``, a run of this grid under another of its parent runs, a child of ``parent``, so that the
+    grid's report has it; returns the words that say so. A run cannot leave its experiment: a finished one in
+    another experiment stays there (the words say how to report it), an unfinished one cannot resume here."""
+    other, experiment_id = cell.data.tags["mlflow.parentRunId"], cell.info.experiment_id
+    if experiment_id == parent.info.experiment_id:
+        client = mlflow.MlflowClient()
+        tracking.patiently(lambda: client.set_tag(cell.info.run_id, "mlflow.parentRunId", parent.info.run_id))
+        return f"of this grid's parent run {other}, adopted"
+    experiment = tracking.patiently(lambda: mlflow.get_experiment(experiment_id)).name
+    if cell.info.status != "FINISHED":
+        raise ExperimentError(
+            f"{folder} holds the checkpoint of MLflow run {cell.info.run_id}, an unfinished cell of this grid in "
+            f"experiment {experiment!r} (parent run {other}), which cannot continue in this grid's experiment; "
+            f"move {folder} away to keep it, or delete it, then run qattn compare again"
+        )
+    return (f"of this grid's parent run {other} in experiment {experiment!r}, adopted (a run stays in its "
+            f"experiment: `qattn report {parent.info.run_id} {other}` reports both)")
 
 
 def run_grid(config: ExperimentConfig, command: str, echo=print) -> tuple[str, list[RunResult | Run]]:
@@ -121,29 +170,31 @@ def run_grid(config: ExperimentConfig, command: str, echo=print) -> tuple[str, l
             "with `qattn train CONFIG --set model.attention=... --set train.seed=...`"
         )
     check_writable(config)
-    uri = tracking.connect(config)
-    parent = find_parent(config)
+    this_grid = grid_id(config)
     grid = []  # each cell's config and identity, computed once
     for cell in cells(config):
         cell_config = cell.config(config)
         grid.append((cell_config, run_identity(cell_config)))
-    parent_id = parent.info.run_id if parent else None
-    foreign = [problem for _, identity in grid if (problem := foreign_checkpoint(identity.folder, parent_id))]
-    if foreign:
-        raise ExperimentError(
-            "qattn compare would overwrite checkpoints that are not this grid's:\n"
-            + "".join(f"  - {problem}\n" for problem in foreign)
-            + "Move those folders away to keep them, or delete them, then run qattn compare again"
-        )
-    with tracking.recorded_run(
-        run_id=parent_id,
-        run_name=f"{config.name}-grid",
-        tags=None if parent else {GRID_TAG: grid_id(config), NAME_TAG: config.name},
-        log_system_metrics=False,
-    ) as run:
-        mlflow.set_tags({COMMAND_TAG: command, "qattn_cells": str(len(grid))})
-        if not parent:
-            tracking.log_run_metadata(config, {})
+    with ExitStack() as parent_run:
+        with grid_lock(config):  # one process at a time finds, or creates and records, the parent run
+            uri = tracking.connect(config)
+            parent = find_parent(config)
+            foreign = [problem for _, identity in grid if (problem := checkpoint_run(identity.folder, this_grid)[1])]
+            if foreign:
+                raise ExperimentError(
+                    "qattn compare would overwrite checkpoints that are not this grid's:\n"
+                    + "".join(f"  - {problem}\n" for problem in foreign)
+                    + "Move those folders away to keep them, or delete them, then run qattn compare again"
+                )
+            run = parent_run.enter_context(tracking.recorded_run(
+                run_id=parent.info.run_id if parent else None,
+                run_name=f"{config.name}-grid",
+                tags=None if parent else {GRID_TAG: this_grid, NAME_TAG: config.name},
+                log_system_metrics=False,
+            ))
+            mlflow.set_tags({COMMAND_TAG: command, "qattn_cells": str(len(grid))})
+            if not parent:
+                tracking.log_run_metadata(config, {})
         outcomes: list[RunResult | Run] = []
         for number, (cell_config, identity) in enumerate(grid, 1):
             name = identity.name
@@ -157,12 +208,18 @@ def run_grid(config: ExperimentConfig, command: str, echo=print) -> tuple[str, l
                 if holder:
                     echo(f"[{number}/{len(grid)}] {name}: another qattn process is training it ({holder}), skipped")
                     continue
-                problem = foreign_checkpoint(identity.folder, run.info.run_id)  # written since the check above
+                found, problem = checkpoint_run(identity.folder, this_grid)  # written since the check above
                 if problem:
                     raise ExperimentError(f"qattn compare would overwrite a checkpoint: {problem}; move or delete it")
+                if found and found.data.tags["mlflow.parentRunId"] != run.info.run_id:  # under another parent run
+                    adopted = adopt(found, run, identity.folder)
+                    if found.info.status == "FINISHED":
+                        echo(f"[{number}/{len(grid)}] {name}: finished in MLflow run {found.info.run_id} {adopted}")
+                        outcomes.append(found)
+                        continue
                 resume = (identity.folder / "last.pt").is_file()
                 if not resume:
-                    tracking.patiently(lambda: mark_abandoned(run.info.run_id, run.info.experiment_id, name))
+                    tracking.patiently(lambda name=name: mark_abandoned(run.info.run_id, run.info.experiment_id, name))
                 echo(f"[{number}/{len(grid)}] {name}: {'resuming from its checkpoint' if resume else 'training'}")
                 result = run_cell(cell_config, identity, uri, resume=resume, restart=not resume)
                 outcomes.append(result)

@@ -11,6 +11,7 @@ a notice on stderr (:func:`patiently`), for ``$QATTN_TRACKING_WAIT`` seconds at 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import subprocess
@@ -18,8 +19,8 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -37,6 +38,8 @@ EPOCH_TAG = "qattn_epochs_from"  # "1" on runs whose epoch metrics count epochs 
 WAIT_ENV = "QATTN_TRACKING_WAIT"  # seconds a run waits for a store that stopped answering
 DEFAULT_WAIT = 600.0
 OUTAGE_CODES = {"INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"}  # MLflow's codes for "not now"
+WRITE_REFUSED = {"INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "PERMISSION_DENIED"}  # and "not writable" (SQLite's too)
+VERSION_TAG = "qattn_version"  # on experiments: the qattn that last connected to write (that write checks the store)
 
 T = TypeVar("T")
 
@@ -56,23 +59,66 @@ def public_config(config: ExperimentConfig) -> ExperimentConfig:
 
 
 def connect(config: ExperimentConfig) -> str:
-    """Point MLflow at the configured store, check it answers, select the experiment (created with its
-    artifacts at ``tracking.artifacts`` if it does not exist yet); return the URI (to connect with;
-    :func:`mask_uri` it to show it)."""
+    """Point MLflow at the configured store, check it answers and takes writes, select the experiment
+    (created with its artifacts at ``tracking.artifacts`` if it does not exist yet); return the URI (to
+    connect with; :func:`mask_uri` it to show it). All of it before any run starts, so that a store that
+    cannot be written is one message and leaves no half-made run."""
     if config.tracking.uri:
         mlflow.set_tracking_uri(config.tracking.uri)
     uri = check_store()
-    name, artifacts = config.tracking.experiment, config.tracking.artifacts
+    with store_writes(uri):
+        experiment_id = find_or_create_experiment(config.tracking.experiment, config.tracking.artifacts)
+        MlflowClient().set_experiment_tag(experiment_id, VERSION_TAG, package_versions()["version.qattn"])
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return uri
+
+
+def find_or_create_experiment(name: str, artifacts: str | None) -> str:
+    """The id of the experiment ``name``, created (its artifacts at ``artifacts``, if set) when missing, also
+    when another process creates it at the same moment: MLflow's own ``set_experiment(name)`` then leaves
+    the experiment unselected, and the process's runs land in "Default"."""
+    client = MlflowClient()
+    location = None
     if artifacts is not None:
         location = artifacts if "://" in artifacts else Path(artifacts).expanduser().resolve().as_uri()
-        experiment = mlflow.get_experiment_by_name(name)
-        if experiment is None:
-            mlflow.create_experiment(name, artifact_location=location)
-        elif experiment.artifact_location.rstrip("/") != location.rstrip("/"):
-            notice(f"experiment {name!r} exists, with its artifacts at {experiment.artifact_location}: "
-                   f"tracking.artifacts = {artifacts!r} applies to experiments qattn creates")
-    mlflow.set_experiment(name)
-    return uri
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        try:
+            return client.create_experiment(name, artifact_location=location)
+        except MlflowException as err:
+            if err.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        experiment = client.get_experiment_by_name(name)  # another process created it just now
+    elif location is not None and experiment.artifact_location.rstrip("/") != location.rstrip("/"):
+        notice(f"experiment {name!r} exists, with its artifacts at {experiment.artifact_location}: "
+               f"tracking.artifacts = {artifacts!r} applies to experiments qattn creates")
+    return experiment.experiment_id
+
+
+@contextmanager
+def store_writes(uri: str) -> Iterator[None]:
+    """MLflow calls that write to the store at ``uri``: a store that answers but refuses writes (a read-only
+    SQLite file, a server without write access) is one :class:`TrackingError` naming the store and the fix,
+    and MLflow's log of the database error (a long traceback) stays unprinted."""
+    database_log = logging.getLogger("mlflow.store.db.utils")
+    level = database_log.level
+    database_log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    except MlflowException as err:
+        if err.error_code not in WRITE_REFUSED:
+            raise
+        said = re.search(r"\(\w+\.\w*Error\) ([^\n]+)", err.message)  # the database's own words, if MLflow has them
+        reason = said.group(1) if said else err.message.strip().split("\n")[0][:200]
+        database = uri.removeprefix("sqlite:///").split("?")[0].removeprefix("file:")  # a SQLite store's file
+        fix = (f"make {database} and its folder writable" if uri.startswith("sqlite:///")
+               else "give this user write access to the server's store")
+        raise TrackingError(
+            f"the MLflow tracking store at {mask_uri(uri)} takes no writes ({reason}): {fix}, or set tracking.uri "
+            "(or MLFLOW_TRACKING_URI) to a store qattn can write"
+        ) from None
+    finally:
+        database_log.setLevel(level)
 
 
 def check_store() -> str:

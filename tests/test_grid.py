@@ -21,7 +21,7 @@ from qattn.grid import COMMAND_TAG, GRID_TAG, NAME_TAG, Cell, cells, run_grid
 from qattn.identity import checkpoint_dir, grid_id
 from qattn.model import build_model
 from qattn.registry import quantum_kernels
-from tests.conftest import QUICKSTART
+from tests.conftest import QUICKSTART, tiny_overrides
 
 EXPERIMENTS = sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.toml"))
 
@@ -125,6 +125,94 @@ def test_side_by_side_grids_leave_each_other_the_cells_they_hold(tiny):
     assert again == parent_id
     assert lines[0] == "[1/2] synthetic-classical-dot-h2-s0: training"
     assert lines[1].startswith("[2/2] synthetic-classical-dot-h2-s1: finished in MLflow run")
+
+
+@pytest.mark.parametrize("where", ["same experiment", "Default"])
+def test_a_grid_split_between_two_parent_runs_is_finished_by_running_it_again(tiny, where):
+    """What two `qattn compare` racing on a new experiment left before the grid's lock: two parent runs of one
+    grid (the second in the same experiment, or in "Default"), each with a finished cell whose checkpoint is in
+    its folder. Run again alone, the grid adopts the other parent run's cell, naming it, instead of refusing."""
+    settings = [*tiny, "compare.kinds=['dot']", "train.epochs=1"]
+    config = load_config(QUICKSTART, [*settings, "compare.seeds=[0, 1]"])
+    client = mlflow.MlflowClient(config.tracking.uri)
+    first, (s0,) = run_grid(load_config(QUICKSTART, [*settings, "compare.seeds=[0]"]), "test")
+    if where == "same experiment":  # the second process did not see the first one's parent run yet
+        experiment = client.get_experiment_by_name("quickstart").experiment_id
+        client.create_run(experiment, "quickstart-grid", tags={GRID_TAG: grid_id(config), NAME_TAG: "quickstart"})
+        second_grid = load_config(QUICKSTART, [*settings, "compare.seeds=[1]"])
+    else:  # the second process lost the race to create the experiment, and MLflow put its runs in "Default"
+        second_grid = load_config(QUICKSTART, [*settings, "compare.seeds=[1]", "tracking.experiment=Default"])
+    second, (s1,) = run_grid(second_grid, "test")
+    assert second != first and client.get_run(second).data.tags[GRID_TAG] == grid_id(config)
+
+    lines = []
+    parent, outcomes = run_grid(config, "test", echo=lines.append)
+    assert [outcome.info.run_id for outcome in outcomes] == [s0.run_id, s1.run_id]
+    assert all(client.get_run(run_id).info.status == "FINISHED" for run_id in (s0.run_id, s1.run_id))  # not re-run
+    cell = "synthetic-classical-dot-h2-s"
+    if where == "same experiment":  # the latest parent run goes on, and takes the first one's cell
+        assert parent == second
+        assert lines == [
+            f"[1/2] {cell}0: finished in MLflow run {s0.run_id} of this grid's parent run {first}, adopted",
+            f"[2/2] {cell}1: finished in MLflow run {s1.run_id}, skipped",
+        ]
+        assert client.get_run(s0.run_id).data.tags["mlflow.parentRunId"] == second  # the grid's report has both
+    else:
+        assert parent == first
+        assert lines == [
+            f"[1/2] {cell}0: finished in MLflow run {s0.run_id}, skipped",
+            (f"[2/2] {cell}1: finished in MLflow run {s1.run_id} of this grid's parent run {second} in experiment "
+             f"'Default', adopted (a run stays in its experiment: `qattn report {first} {second}` reports both)"),
+        ]
+
+
+RACER = """
+import sys
+import mlflow.store.tracking.sqlalchemy_store  # imported before the start, so that both race from the same point
+from qattn.cli import main
+print("ready", flush=True)
+sys.stdin.read(1)
+main(sys.argv[1:], prog_name="qattn")
+"""
+RACE_ROUNDS = 5  # before compare took the grid's lock, 8 of 20 rounds measured went wrong
+
+
+def test_two_compares_started_together_on_a_new_experiment_make_one_grid(tmp_path, monkeypatch):
+    """`qattn compare` twice, in two real processes let go at the same instant (after their imports), each
+    round into a new experiment of one store: one parent run, none in "Default", every cell run once."""
+    monkeypatch.chdir(tmp_path)
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client.search_experiments()  # the store exists; each round's experiment does not
+    overrides = [*tiny_overrides(tmp_path), "compare.kinds=['nbsvm']", "compare.seeds=[0, 1]", "model.bow.c_grid=[1.0]"]
+    wrong, before = [], set()  # rounds that went wrong; the runs that earlier rounds left in "Default"
+    for round_ in range(RACE_ROUNDS):
+        experiment = f"race-{round_}"
+        sets = with_sets([*overrides, f"tracking.experiment={experiment}"])
+        logs = [tmp_path / f"{experiment}-{n}.log" for n in range(2)]
+        racers = []
+        for log in logs:
+            with log.open("w") as stderr:
+                racers.append(subprocess.Popen([sys.executable, "-c", RACER, "compare", str(QUICKSTART), *sets],
+                                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True))
+        for racer in racers:
+            assert racer.stdout.readline() == "ready\n"
+        for racer in racers:  # go
+            racer.stdin.write("g")
+            racer.stdin.flush()
+        for racer in racers:
+            racer.communicate(timeout=300)
+        codes = [racer.returncode for racer in racers]
+        strays = [run for run in client.search_runs(["0"]) if run.info.run_id not in before]  # none of qattn's
+        before |= {run.info.run_id for run in strays}
+        made = [*client.search_runs([client.get_experiment_by_name(experiment).experiment_id]), *strays]
+        parents = [run for run in made if GRID_TAG in run.data.tags]
+        finished = sorted(run.info.run_name for run in made
+                          if run.data.tags.get("mlflow.parentRunId") and run.info.status == "FINISHED")
+        if (codes, len(parents), len(strays), finished) != ([0, 0], 1, 0, ["synthetic-nbsvm-s0", "synthetic-nbsvm-s1"]):
+            errors = " | ".join(text.strip().splitlines()[-1] for text in map(Path.read_text, logs) if text.strip())
+            wrong.append(f"round {round_}: exit codes {codes}, {len(parents)} parent runs, {len(strays)} runs in "
+                         f"Default, finished cells {finished} ({errors})")
+    assert not wrong, f"{len(wrong)} of {RACE_ROUNDS} rounds went wrong:\n" + "\n".join(wrong)
 
 
 def test_reports_count_epochs_from_1_for_runs_of_either_numbering(tmp_path, monkeypatch):

@@ -4,6 +4,8 @@ waited for, with notices, and then named, with nothing lost."""
 
 import os
 import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -129,6 +131,30 @@ def test_a_server_gone_mid_run_is_waited_for_then_named_and_evaluate_says_so_at_
     assert evaluated.exit_code == 1 and "Traceback" not in evaluated.output
     assert f"Error: cannot reach the MLflow tracking store at {url}" in evaluated.output
     assert time.monotonic() - started < 30
+
+
+@pytest.mark.parametrize("store", ["read-only file", "read-only connection"])
+def test_a_store_that_takes_no_writes_is_named_before_anything_starts(tiny, tmp_path, store):
+    database = tmp_path / "mlflow.db"
+    mlflow.MlflowClient(f"sqlite:///{database}").create_experiment("quickstart")  # nothing left for qattn to create
+    if store == "read-only file":
+        if os.geteuid() == 0:
+            pytest.skip("root writes a read-only file anyway; the read-only connection is the same store for root")
+        database.chmod(0o444)
+        uri = f"sqlite:///{database}"
+    else:
+        uri = f"sqlite:///file:{database}?mode=ro&uri=true"  # SQLite opens it read-only, whoever runs
+    sets = [a for setting in [*tiny, f"tracking.uri={uri}", "model.attention=classical"] for a in ("--set", setting)]
+    out = subprocess.run([sys.executable, "-m", "qattn.cli", "train", str(QUICKSTART), *sets],
+                         check=False, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert out.stderr.count("\n") == 1, out.stderr  # one message, no traceback
+    assert out.stderr.startswith(f"Error: the MLflow tracking store at {uri} takes no writes (")
+    assert "attempt to write a readonly database" in out.stderr
+    assert f"make {database} and its folder writable, or set tracking.uri" in out.stderr
+    assert not [path for path in (tmp_path / "runs").iterdir() if path.is_dir()]  # no run folder (a lock file is none)
+    experiment = mlflow.MlflowClient(f"sqlite:///{database}").get_experiment_by_name("quickstart").experiment_id
+    assert mlflow.MlflowClient(f"sqlite:///{database}").search_runs([experiment]) == []
 
 
 def config_overrides(config):
