@@ -6,10 +6,10 @@ best and last checkpoints, and exact resumption: the batch order of an epoch is 
 (seed, epoch), and a checkpoint carries the optimiser, schedule and RNG states, so a run killed at
 any point and resumed from its last checkpoint ends where an uninterrupted run ends.
 
-Each epoch ends with one line on stderr (epoch k/K, train loss, dev accuracy and macro-F1, seconds, and
-whether it is the best so far), wherever output goes; progress bars show only on a terminal. Epochs
-count from 1 wherever a user sees them (these lines, MLflow's epoch metrics, reports); the state in
-a checkpoint keeps its 0-based epoch index.
+Each epoch ends with one line on stderr (epoch k/K, train loss, dev accuracy and macro-F1, seconds, the
+wait for the tracking store apart (:class:`Trainer`), and whether it is the best so far), wherever output
+goes; progress bars show only on a terminal. Epochs count from 1 wherever a user sees them (these lines,
+MLflow's epoch metrics, reports); the state in a checkpoint keeps its 0-based epoch index.
 
 Under torchrun (:mod:`qattn.distributed`) each rank computes its slice of every global batch, the
 model is wrapped in DistributedDataParallel, and rank 0 alone writes checkpoints; a checkpoint holds
@@ -158,9 +158,41 @@ def save_atomically(payload: dict[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
+class TimedLog:
+    """A ``log(metrics, step)`` callback that sums the seconds spent in it: handing metrics to the tracking
+    store, and waiting for it while it does not answer (:func:`qattn.tracking.patiently`)."""
+
+    def __init__(self, log: Callable[[dict[str, float], int], None]) -> None:
+        self.log, self.seconds = log, 0.0
+
+    def __call__(self, metrics: dict[str, float], step: int) -> None:
+        started = time.perf_counter()
+        try:
+            self.log(metrics, step)
+        finally:
+            self.seconds += time.perf_counter() - started
+
+
+def wait_note(seconds: float) -> str:
+    """The epoch line's mention of the time spent in the tracking store, when it is a second or more (a
+    store that answers at once takes hundredths)."""
+    return f" (+{seconds:.1f} s waiting for the tracking store)" if seconds >= 1 else ""
+
+
 class Trainer:
     """Trains ``model`` on ``train``, selects on ``dev``; ``log`` receives metrics as they happen, epoch
-    metrics at step ``first_epoch + epoch index`` (1, or 0 for an MLflow run begun before epochs counted from 1)."""
+    metrics at step ``first_epoch + epoch index`` (1, or 0 for an MLflow run begun before epochs counted from 1).
+
+    The time spent in ``log`` is no epoch's work, and no throughput's: each epoch's record holds
+
+    - ``epoch/seconds``: the epoch's training steps (after a resume, those left), less the time spent in
+      ``log`` meanwhile (dev evaluation is not in it, as it never was: speeds of earlier runs compare);
+    - ``epoch/docs_per_s``, ``epoch/tokens_per_s``: the training documents and tokens of those steps per
+      second of them;
+    - ``epoch/tracking_wait_s``: the seconds spent in ``log`` since the previous epoch's record was made:
+      this epoch's step metrics and the previous epoch's record (for the first epoch of a call to
+      :meth:`fit`, the metrics a stopped run had not logged). The last record's own logging is in none.
+    """
 
     def __init__(
         self,
@@ -180,7 +212,7 @@ class Trainer:
         # and starts every rank from rank 0's weights.
         self.step_model = DistributedDataParallel(model) if ranks.distributed else model
         self.num_classes, self.config, self.run_dir = num_classes, config, run_dir
-        self.checkpoint_extra, self.log = checkpoint_extra, log
+        self.checkpoint_extra, self.log = checkpoint_extra, TimedLog(log)
         self.lengths = [len(ids) for ids in train.ids]
         self.steps_per_epoch = math.ceil(len(train.ids) / config.batch_size)
         # No weight decay on norms, biases, or a quantum kernel's angles, input scales and temperatures.
@@ -208,14 +240,15 @@ class Trainer:
         return self.run_dir / "best.pt"
 
     def fit(self) -> TrainState:
-        state, config = self.state, self.config
+        state, config, logged = self.state, self.config, self.log
+        recorded = logged.seconds  # time in log when the previous epoch's record was made
         while state.unlogged:  # what the tracking store did not take before the run stopped (see record)
             self.log(*state.unlogged[0])
             state.unlogged.pop(0)
         while state.epoch < config.epochs and not state.stopped_early:
-            started = time.perf_counter()
+            started, waited = time.perf_counter(), logged.seconds
             train_loss, docs, tokens = self.train_epoch()
-            seconds = time.perf_counter() - started
+            seconds = time.perf_counter() - started - (logged.seconds - waited)
             dev = evaluate(self.model, self.dev, self.num_classes, config.batch_size, self.ranks)
             record = {
                 "epoch": state.epoch,
@@ -224,7 +257,9 @@ class Trainer:
                 "epoch/seconds": seconds,
                 "epoch/docs_per_s": docs / seconds,
                 "epoch/tokens_per_s": tokens / seconds,
+                "epoch/tracking_wait_s": logged.seconds - recorded,
             }
+            recorded = logged.seconds
             state.history.append(record)
             best = dev.macro_f1 > state.best_f1
             if best:
@@ -237,7 +272,7 @@ class Trainer:
                 print(
                     f"epoch {state.epoch + 1}/{config.epochs}: train loss {train_loss:.4f}, "
                     f"dev accuracy {dev.accuracy:.4f}, macro-F1 {dev.macro_f1:.4f}, "
-                    f"{time.perf_counter() - started:.1f} s"
+                    f"{seconds:.1f} s{wait_note(record['epoch/tracking_wait_s'])}"
                     f"{', best so far' if best else ''}{', stopping early' if state.stopped_early else ''}",
                     file=sys.stderr, flush=True,
                 )
