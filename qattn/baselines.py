@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import time
+from functools import partial
 
 import mlflow
 import numpy as np
@@ -31,8 +32,8 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.svm import LinearSVC
 
 from qattn import tracking
-from qattn.config import BagOfWordsConfig, ExperimentConfig
-from qattn.data import Split, load_dataset
+from qattn.config import BagOfWordsConfig, ConfigError, ExperimentConfig
+from qattn.data import DataError, Split, load_dataset
 from qattn.identity import run_name
 from qattn.run_result import RunResult
 from qattn.trainer import Metrics, metrics_of
@@ -111,7 +112,12 @@ def select_and_fit(kind: str, options: BagOfWordsConfig, train: Split, dev: Spli
     and its dev metrics. ``log(metrics, step)`` receives each C's dev figures."""
     model = make_model(kind, options, options.c_grid[0])
     features, classifier = model[:-1], model[-1]
-    train_x, dev_x = features.fit_transform(train.texts), features.transform(dev.texts)
+    try:
+        train_x = features.fit_transform(train.texts)
+    except ValueError:  # scikit-learn's "no terms remain": say which setting, and how far to change it
+        check_vocabulary(options, train)
+        raise
+    dev_x = features.transform(dev.texts)
     best = None
     for step, C in enumerate(options.c_grid, 1):
         classifier.set_params(C=C).fit(train_x, train.labels)
@@ -123,28 +129,55 @@ def select_and_fit(kind: str, options: BagOfWordsConfig, train: Split, dev: Spli
     return make_pipeline(*[step for _, step in features.steps], chosen), C, dev_metrics
 
 
+def check_vocabulary(options: BagOfWordsConfig, train: Split) -> None:
+    """Why ``train`` gave no n-gram, if that is why: a ``model.bow.min_df`` above every n-gram's document
+    count (a ConfigError with the largest count, the highest min_df that keeps one), or texts without a
+    word of two letters or digits, what scikit-learn counts (a DataError)."""
+    try:
+        counts = CountVectorizer(binary=True, ngram_range=(1, options.ngrams)).fit_transform(train.texts)
+    except ValueError:
+        raise DataError(
+            f"the {len(train)} training documents hold no word of two or more letters or digits: a bag of words "
+            "has nothing to count; check data.text_field"
+        ) from None
+    most = int(counts.sum(0).max())
+    if most < options.min_df:
+        raise ConfigError(
+            f"model.bow.min_df = {options.min_df} keeps no word n-gram: none occurs in {options.min_df} or more of "
+            f"the {len(train)} training documents (the most frequent in {most}); set model.bow.min_df to {most} or less"
+        )
+
+
 def run_baseline(config: ExperimentConfig, *, uri: str, nested: bool = False) -> RunResult:
-    """Fit, select on dev, test and record one bag-of-words run in the MLflow store at ``uri`` (connected)."""
+    """Fit, select on dev, test and record one bag-of-words run in the MLflow store at ``uri`` (connected).
+    The model is fitted, selected and tested before the MLflow run opens: data or ``model.bow`` settings it
+    cannot use (:func:`check_vocabulary`) stop it with no run left behind, and its time (``epoch/seconds``)
+    holds no wait for the store; the run then records the search and the results."""
     kind, options = config.model.attention, config.model.bow
     dataset = load_dataset(config.data)
+    tracking.notice_skipped_empty(dataset)
     name = run_name(config)
+    searched: list[tuple[dict[str, float], int]] = []
+    started = time.perf_counter()
+    model, C, dev = select_and_fit(kind, options, dataset.train, dataset.dev, dataset.num_classes,
+                                   lambda metrics, step: searched.append((metrics, step)))
+    seconds = time.perf_counter() - started
+    test = metrics_of(dataset.test.labels, model.predict(dataset.test.texts).tolist(), dataset.num_classes)
+    parameters = {"quantum": 0, "classical": parameter_count(model)}
+    words = sum(len(text.split()) for text in dataset.train.texts) * len(options.c_grid)
+    final = {
+        **dev.scalars("dev"), **test.scalars("test"), "best_epoch": 1, "bow/C": C,
+        "bow/features": model[-1].coef_.shape[1], "epoch/seconds": seconds,
+        "epoch/docs_per_s": len(dataset.train) * len(options.c_grid) / seconds, "epoch/tokens_per_s": words / seconds,
+    }
     with tracking.recorded_run(run_name=name, nested=nested, log_system_metrics=False) as run:
         tracking.patiently(lambda: mlflow.set_tag(tracking.EPOCH_TAG, "1"))
-        started = time.perf_counter()
-        log = lambda metrics, step: tracking.patiently(lambda: mlflow.log_metrics(metrics, step=step))  # noqa: E731
-        model, C, dev = select_and_fit(kind, options, dataset.train, dataset.dev, dataset.num_classes, log)
-        seconds = time.perf_counter() - started
-        test = metrics_of(dataset.test.labels, model.predict(dataset.test.texts).tolist(), dataset.num_classes)
-        parameters = {"quantum": 0, "classical": parameter_count(model)}
-        words = sum(len(text.split()) for text in dataset.train.texts) * len(options.c_grid)
-        final = {
-            **dev.scalars("dev"), **test.scalars("test"), "best_epoch": 1, "bow/C": C, "bow/features": model[-1].coef_.shape[1],
-            "epoch/seconds": seconds, "epoch/docs_per_s": len(dataset.train) * len(options.c_grid) / seconds,
-            "epoch/tokens_per_s": words / seconds,
-        }
-        tracking.patiently(lambda: tracking.log_run_metadata(config, parameters))
+        for metrics, step in searched:
+            tracking.patiently(partial(mlflow.log_metrics, metrics, step=step))
+        tracking.patiently(lambda: tracking.log_run_metadata(config, parameters, dataset))
+        tracking.patiently(lambda: tracking.log_skipped_empty(config, dataset))
         tracking.patiently(lambda: mlflow.log_metrics(final, step=1))
-        tracking.patiently(lambda: tracking.log_predictions(dataset.test.labels, test.predictions))
+        tracking.patiently(lambda: tracking.log_predictions(dataset.test, test.predictions))
     return RunResult(
         run_id=run.info.run_id, run_name=name, tracking_uri=mask_uri(uri), test=test, best_epoch=1, epochs_run=1,
         seconds_per_epoch=seconds, docs_per_s=final["epoch/docs_per_s"], tokens_per_s=final["epoch/tokens_per_s"],

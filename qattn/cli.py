@@ -128,10 +128,11 @@ def paired(run_a: str, run_b: str, tracking_uri: str | None) -> None:
     """McNemar and paired bootstrap tests of two runs' predictions.
 
     RUN_A and RUN_B are MLflow run ids of models tested on the same documents (any two runs, e.g. one
-    config at two settings; a report pairs its own rows)."""
+    config at two settings; a report pairs its own rows). Documents are matched by id and text; runs
+    tested on other documents are refused."""
     import mlflow
 
-    from qattn.report import ReportError, over_documents, test_answers
+    from qattn.report import ReportError, document_tests, test_answers
     from qattn.tracking import check_store
     from qattn.uris import mask_uri
 
@@ -147,9 +148,13 @@ def paired(run_a: str, run_b: str, tracking_uri: str | None) -> None:
         answers.append(test_answers(client, run))
         accuracy = run.data.metrics.get("test/accuracy", float("nan"))
         click.echo(f"{run_id} ({run.info.run_name}): test accuracy {100 * accuracy:.2f}%")
-    only, p_value, interval = over_documents(*answers)
-    click.echo(f"documents only A / only B gets right: {only}; McNemar exact p {p_value or 'n/a'}; "
-               f"accuracy A - B, paired bootstrap 95% interval [points]: {interval or 'n/a'}")
+    try:
+        only, p_value, interval = document_tests(*answers)
+    except ReportError as err:
+        raise ReportError(f"cannot pair {run_a} (A) with {run_b} (B): {err}; the paired tests need two runs "
+                          "tested on the same documents") from None
+    click.echo(f"documents only A / only B gets right: {only}; McNemar exact p {p_value}; "
+               f"accuracy A - B, paired bootstrap 95% interval [points]: {interval}")
 
 
 @main.command()

@@ -75,6 +75,9 @@ class DataConfig(Section):
     max_dev_docs: int | None = Field(None, ge=1, description="seeded subsample of dev (evaluated every epoch)")
     max_test_docs: int | None = Field(None, ge=1, description="seeded subsample of test; leave unset to report the full split")
     on_empty: Literal["error", "skip"] = Field("error", description="documents without text: stop, or skip and count")
+    on_overlap: Literal["warn", "error", "drop"] = Field(
+        "warn", description="dev or test documents also in train (the same text): say so, stop, or drop them"
+    )
     seed: int = 0
     synthetic: SyntheticConfig = SyntheticConfig()
 

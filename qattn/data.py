@@ -1,42 +1,71 @@
 """Text-classification data: the shared sets, a user's JSONL/CSV files, and a synthetic long-text task.
 
 Every loader returns a :class:`TextDataset` with train, dev and test splits of ``(text, label)``
-pairs and the label names. Bad data stops with a :class:`DataError` naming the file and line;
-documents without text are skipped and counted instead when ``data.on_empty = "skip"``.
+pairs, each document's id (the record's ``id`` field, else ``line N`` of its file), the label names,
+and the data's identity by content (:func:`data_hashes`: sha256 of its files' bytes, so the same path
+with other contents is other data). Bad data stops with a :class:`DataError` naming the file and line;
+documents without text are skipped and counted instead when ``data.on_empty = "skip"``. Documents
+that occur in two splits (the same text, :func:`text_hash`) are counted and warned of on stderr, or
+stop the load, or are dropped from dev and test (``data.on_overlap``).
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gzip
+import hashlib
 import io
 import json
 import os
 import random
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field as dataclass_field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from qattn.config import DataConfig, SyntheticConfig
 
 DEFAULT_DATA_DIR = Path("../shared/data")
+HASH_PARAM = "data.sha256."  # MLflow params: the content hash of each data file (data.sha256.train, ...)
+OVERLAP_PARAM = "data.overlap."  # MLflow params: the counts of TextDataset.overlap
+HASH_LENGTH = 16  # hex digits kept of a sha256: 64 bits, no accidental collision among any data sets
 
 
 class DataError(ValueError):
     """Data that cannot be used as it is; the message names the file and line."""
 
 
+def text_hash(text: str) -> str:
+    """A document's identity: the sha256 of its UTF-8 text without white space at either end (as a copy
+    pasted into another file may gain), :data:`HASH_LENGTH` hex digits."""
+    return hashlib.sha256(text.strip().encode("utf-8")).hexdigest()[:HASH_LENGTH]
+
+
 @dataclass(frozen=True)
 class Split:
     texts: list[str]
     labels: list[int]
+    ids: list[str] = dataclass_field(default_factory=list)
+    """Each document's id: the record's ``id`` field, else ``line N`` of its file (``test-N`` for generated
+    documents); ``0``, ``1``, ... when not given."""
+
+    def __post_init__(self) -> None:
+        if not self.ids:
+            object.__setattr__(self, "ids", [str(i) for i in range(len(self.texts))])
 
     def __len__(self) -> int:
         return len(self.texts)
 
+    @cached_property
+    def hashes(self) -> list[str]:
+        """Each document's :func:`text_hash`."""
+        return [text_hash(text) for text in self.texts]
+
     def subset(self, indices: list[int]) -> Split:
-        return Split([self.texts[i] for i in indices], [self.labels[i] for i in indices])
+        return Split(*([values[i] for i in indices] for values in (self.texts, self.labels, self.ids)))
 
 
 @dataclass(frozen=True)
@@ -49,21 +78,84 @@ class TextDataset:
     skipped_empty: dict[str, int] = dataclass_field(default_factory=dict)
     """Documents without text skipped per file's split (``{"train": 36, "test": 4}``; a dev split carved
     from train counts under train), with ``data.on_empty = "skip"``. Empty when none were skipped."""
+    overlap: dict[str, int] = dataclass_field(default_factory=dict)
+    """Documents in two splits, by :func:`text_hash` (``test_in_train``, ``dev_in_train``, ``test_in_dev``),
+    ids occurring twice within a split (``duplicate_ids``), and documents ``dropped`` from dev and test
+    (``data.on_overlap = "drop"``); counted before subsampling (:func:`check_overlap`)."""
+    hashes: dict[str, str] = dataclass_field(default_factory=dict)
+    """The data's identity by content (:func:`data_hashes`)."""
 
     @property
     def num_classes(self) -> int:
         return len(self.label_names)
 
+    def params(self) -> dict[str, str | int]:
+        """The MLflow params of its identity and overlap: ``data.sha256.<file>`` and ``data.overlap.<count>``."""
+        return {**hash_params(self.hashes), **{f"{OVERLAP_PARAM}{key}": count for key, count in self.overlap.items()}}
+
 
 def load_dataset(config: DataConfig) -> TextDataset:
-    """The data set a config names, with a dev split (carved from train if needed) and subsampling."""
+    """The data set a config names, with a dev split (carved from train if needed), its overlap between
+    splits checked (:func:`check_overlap`), its content hashes, and subsampling."""
     if config.source == "synthetic":
         dataset = synthetic_dataset(config.synthetic, seed=config.seed)
-    elif config.source == "shared":
-        dataset = load_shared(data_root(config) / config.name, config)
+        hashes = generated_hashes(dataset)
     else:
-        dataset = load_files(config)
-    return subsample(dataset, config)
+        shared = config.source == "shared"
+        dataset = load_shared(data_root(config) / config.name, config) if shared else load_files(config)
+        hashes = data_hashes(config)
+    return subsample(dataclasses.replace(dataset, hashes=hashes), config)
+
+
+# -- identity by content -------------------------------------------------------------------------------
+
+
+def data_hashes(config: DataConfig) -> dict[str, str]:
+    """What the data is, whatever its path: the sha256 (:data:`HASH_LENGTH` hex digits) of each file's bytes,
+    ``train``, ``test`` and ``dev`` if there is one (a shared set's split files, and its ``card``,
+    dataset.json); for generated documents, of their texts and labels per split (:func:`generated_hashes`).
+    Recorded with every run (:meth:`TextDataset.params`), compared by ``--resume``, a grid and a report."""
+    if config.source == "synthetic":
+        return generated_hashes(synthetic_dataset(config.synthetic, seed=config.seed))
+    if config.source == "shared":
+        folder = data_root(config) / config.name
+        files = {"card": folder / "dataset.json"}
+        files.update({name: folder / f"{name}.jsonl.gz" for name in ("train", "dev", "test")})
+    else:
+        files = {name: Path(path) for name, path in
+                 (("train", config.train_file), ("dev", config.dev_file), ("test", config.test_file)) if path}
+    return {name: file_hash(path) for name, path in files.items() if path.is_file()}
+
+
+def file_hash(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:HASH_LENGTH]
+    except OSError as err:
+        raise DataError(f"{path}: cannot read it ({err})") from None
+
+
+def generated_hashes(dataset: TextDataset) -> dict[str, str]:
+    """Generated documents have no file: the hash of each split's texts and labels stands for it."""
+    return {name: hashlib.sha256(json.dumps([split.texts, split.labels]).encode()).hexdigest()[:HASH_LENGTH]
+            for name, split in (("train", dataset.train), ("dev", dataset.dev), ("test", dataset.test))}
+
+
+def hash_params(hashes: dict[str, str]) -> dict[str, str]:
+    return {f"{HASH_PARAM}{name}": value for name, value in hashes.items()}
+
+
+def check_unchanged(recorded: dict[str, str], hashes: dict[str, str], what: str, fix: str) -> None:
+    """Refuse to continue ``what`` (a run, a grid) on data other than the data it recorded: ``recorded`` (its
+    MLflow params) and the current :func:`data_hashes` differ. A run recorded before qattn hashed its data
+    holds no hashes, and is not checked."""
+    before = {key.removeprefix(HASH_PARAM): value for key, value in recorded.items() if key.startswith(HASH_PARAM)}
+    if not before:
+        return
+    changed = [f"{name} ({HASH_PARAM}{name}) was {before.get(name, 'absent')}, is now {hashes.get(name, 'absent')}"
+               for name in sorted(set(before) | set(hashes)) if before.get(name) != hashes.get(name)]
+    if changed:
+        raise DataError(f"{what} was run on other data: {'; '.join(changed)}. Continuing would mix two data sets; "
+                        f"restore the data it was run on, or {fix}")
 
 
 def data_root(config: DataConfig) -> Path:
@@ -154,6 +246,13 @@ def document_text(path: Path, number: int, record: dict[str, Any], name: str, on
     return text
 
 
+def document_id(number: int, record: dict[str, Any]) -> str:
+    """The record's ``id`` field (the shared sets have one), else ``line N``: what pairs two runs' answers on
+    a test document (with its :func:`text_hash`)."""
+    value = record.get("id")
+    return f"line {number}" if value is None or value == "" else str(value)
+
+
 # -- the shared layout ------------------------------------------------------------------------------
 
 
@@ -173,18 +272,19 @@ def load_shared(folder: Path, config: DataConfig) -> TextDataset:
 
     def split(name: str) -> Split:
         path = folder / f"{name}.jsonl.gz"
-        texts, labels = [], []
+        texts, labels, ids = [], [], []
         for number, record in read_records(path):
             text = document_text(path, number, record, "text", config.on_empty)
             if text is None:
                 skipped[name] = skipped.get(name, 0) + 1
                 continue
             texts.append(text)
+            ids.append(document_id(number, record))
             label = field(path, number, record, "label")
             if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < len(label_names):
                 raise DataError(f"{path}:{number}: label {label!r} out of range 0..{len(label_names) - 1} ({card_path})")
             labels.append(label)
-        return Split(texts, labels)
+        return Split(texts, labels, ids)
 
     train, test = split("train"), split("test")
     dev = split("dev") if (folder / "dev.jsonl.gz").is_file() else None
@@ -204,18 +304,18 @@ def load_files(config: DataConfig) -> TextDataset:
     train_path, train_rows = raw["train"]
     if not train_rows:
         raise DataError(f"{train_path}: all {skipped.get('train', 0)} documents are empty; nothing to train on")
-    names = sorted({label for _, _, label in train_rows}, key=lambda v: (isinstance(v, str), v))
+    names = sorted({label for _, _, label, _ in train_rows}, key=lambda v: (isinstance(v, str), v))
     index = {label: i for i, label in enumerate(names)}
     label_names = [str(name) for name in names]
 
-    def to_split(path: Path, rows: list[tuple[int, str, Any]]) -> Split:
-        for number, _, label in rows:
+    def to_split(path: Path, rows: list[tuple[int, str, Any, str]]) -> Split:
+        for number, _, label, _ in rows:
             if label not in index:
                 raise DataError(
                     f"{path}:{number}: label {label!r} does not occur in the training file {train_path} "
                     f"(its classes: {', '.join(label_names)}); the splits' classes must match"
                 )
-        return Split([text for _, text, _ in rows], [index[label] for _, _, label in rows])
+        return Split([row[1] for row in rows], [index[row[2]] for row in rows], [row[3] for row in rows])
 
     if len(label_names) < 2:
         raise DataError(f"{train_path}: only one class ({label_names[0]}); a classifier needs at least two")
@@ -223,8 +323,8 @@ def load_files(config: DataConfig) -> TextDataset:
     return finish(config.name, label_names, splits["train"], splits.get("dev"), splits["test"], config, skipped)
 
 
-def read_labelled(path: Path, config: DataConfig) -> tuple[Path, list[tuple[int, str, Any]], int]:
-    """``(path, [(line, text, label)], empty documents skipped)``."""
+def read_labelled(path: Path, config: DataConfig) -> tuple[Path, list[tuple[int, str, Any, str]], int]:
+    """``(path, [(line, text, label, id)], empty documents skipped)``."""
     rows, skipped = [], 0
     for number, record in read_records(path):
         text = document_text(path, number, record, config.text_field, config.on_empty)
@@ -236,15 +336,15 @@ def read_labelled(path: Path, config: DataConfig) -> tuple[Path, list[tuple[int,
             label = int(label)  # CSV gives every field as text
         if not isinstance(label, (int, str)) or isinstance(label, bool):
             raise DataError(f"{path}:{number}: label must be an integer or a name, got {label!r}")
-        rows.append((number, text, label))
+        rows.append((number, text, label, document_id(number, record)))
     return path, rows, skipped
 
 
-def check_label_kinds(files: Iterable[tuple[Path, list[tuple[int, str, Any]]]]) -> None:
+def check_label_kinds(files: Iterable[tuple[Path, list[tuple[int, str, Any, str]]]]) -> None:
     """Labels are all numbers or all names: a mix (``1`` here, ``"pos"`` there) would become extra classes."""
     first: dict[type, str] = {}
     for path, rows in files:
-        for number, _, label in rows:
+        for number, _, label, _ in rows:
             first.setdefault(type(label), f"{path}:{number} has {label!r}")
     if len(first) > 1:
         raise DataError(
@@ -260,12 +360,17 @@ def finish(
     name: str, label_names: list[str], train: Split, dev: Split | None, test: Split, config: DataConfig,
     skipped_empty: dict[str, int],
 ) -> TextDataset:
-    """Carve a dev split from train when there is none; check the splits' classes agree."""
+    """Carve a dev split from train when there is none; count (and drop) documents in two splits; check the
+    splits' classes agree."""
     if dev is None:
         train, dev = stratified_split(train, config.dev_fraction, config.seed)
+    dev, test, overlap, dropped = check_overlap(name, train, dev, test, config.on_overlap)
     for split_name, split in (("train", train), ("dev", dev), ("test", test)):
         if not len(split):
             empty = f" ({skipped_empty[split_name]} empty documents skipped)" if skipped_empty.get(split_name) else ""
+            if dropped.get(split_name):
+                where = "train" if split_name == "dev" else "train or dev"
+                empty = f" ({dropped[split_name]} documents dropped: also in {where})"
             raise DataError(f"{name}: the {split_name} split is empty{empty}; give more documents (or a dev_file)")
     seen = set(train.labels)
     for split_name, split in (("dev", dev), ("test", test)):
@@ -273,7 +378,55 @@ def finish(
         if missing:
             names = ", ".join(label_names[i] for i in missing)
             raise DataError(f"{name}: classes {names} occur in {split_name} but not in train; the splits' classes must match")
-    return TextDataset(name, label_names, train, dev, test, skipped_empty)
+    return TextDataset(name, label_names, train, dev, test, skipped_empty, overlap)
+
+
+def check_overlap(name: str, train: Split, dev: Split, test: Split, on_overlap: str
+                  ) -> tuple[Split, Split, dict[str, int], dict[str, int]]:
+    """Documents of dev or test whose text (:func:`text_hash`) is a training document's, test documents in
+    dev, and ids occurring twice within a split, counted (:attr:`TextDataset.overlap`). ``on_overlap``:
+    "warn" (a notice on stderr), "error" (a :class:`DataError` with the counts and the fix), or "drop"
+    (such documents leave dev and test). Returns dev, test, the counts and the documents dropped per split.
+    A dev split carved from train overlaps it only where train holds one text twice. Duplicate ids are
+    only said: paired tests tell such documents apart by their text."""
+    in_train, in_dev = set(train.hashes), set(dev.hashes)
+    seen_dev = [h in in_train for h in dev.hashes]
+    seen_test = [h in in_train or h in in_dev for h in test.hashes]
+    counts = {
+        "test_in_train": sum(h in in_train for h in test.hashes),
+        "dev_in_train": sum(seen_dev),
+        "test_in_dev": sum(h in in_dev for h in test.hashes),
+    }
+    sizes = {"test_in_train": len(test), "dev_in_train": len(dev), "test_in_dev": len(test)}
+    found = [f"{count} of {sizes[key]} {key.replace('_in_', ' documents are also in ')}"
+             for key, count in counts.items() if count]
+    if found and on_overlap == "error":
+        raise DataError(
+            f"{name}: {', '.join(found)} (the same text): a model tested on documents it trained on scores too high. "
+            'Remove them from the test split (and dev), or set data.on_overlap = "drop" to drop them (counted), '
+            'or "warn" to go on'
+        )
+    dropped = {}
+    if found and on_overlap == "drop":
+        dropped = {"dev": sum(seen_dev), "test": sum(seen_test)}
+        dev = dev.subset([i for i, seen in enumerate(seen_dev) if not seen])
+        test = test.subset([i for i, seen in enumerate(seen_test) if not seen])
+        notice(f"{name}: {', '.join(found)} (the same text); dropped {sum(dropped.values())} documents from dev and "
+               'test (data.on_overlap = "drop")')
+    elif found:
+        notice(f"{name}: {', '.join(found)} (the same text); data.on_overlap = \"warn\" (\"drop\" drops them from "
+               'dev and test, "error" stops)')
+    duplicates = {split_name: len(split.ids) - len(set(split.ids))
+                  for split_name, split in (("train", train), ("dev", dev), ("test", test))}
+    if sum(duplicates.values()):
+        where = ", ".join(f"{split_name} {count}" for split_name, count in duplicates.items() if count)
+        notice(f"{name}: {sum(duplicates.values())} duplicate document ids within a split ({where})")
+    return dev, test, {**counts, "duplicate_ids": sum(duplicates.values()), "dropped": sum(dropped.values())}, dropped
+
+
+def notice(message: str) -> None:
+    """A warning on stderr, as :func:`qattn.tracking.notice` gives them (this module imports no MLflow)."""
+    print(f"qattn: {message}", file=sys.stderr, flush=True)
 
 
 def stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
@@ -292,18 +445,43 @@ def stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, S
 
 
 def subsample(dataset: TextDataset, config: DataConfig) -> TextDataset:
+    """Seeded subsamples of the splits (``data.max_*_docs``); the training split must keep two classes or
+    more (:func:`check_two_classes`), whatever kind of model reads it."""
+
     def cut(split: Split, limit: int | None, salt: int) -> Split:
         if limit is None or len(split) <= limit:
             return split
         return split.subset(sorted(random.Random(config.seed * 1000 + salt).sample(range(len(split)), limit)))
 
-    return TextDataset(
-        dataset.name,
-        dataset.label_names,
-        cut(dataset.train, config.max_train_docs, 1),
-        cut(dataset.dev, config.max_dev_docs, 2),
-        cut(dataset.test, config.max_test_docs, 3),
-        dataset.skipped_empty,
+    train = cut(dataset.train, config.max_train_docs, 1)
+    check_two_classes(dataset, train, config)
+    return dataclasses.replace(
+        dataset,
+        train=train,
+        dev=cut(dataset.dev, config.max_dev_docs, 2),
+        test=cut(dataset.test, config.max_test_docs, 3),
+    )
+
+
+def check_two_classes(dataset: TextDataset, train: Split, config: DataConfig) -> None:
+    """A classifier trained on one class learns nothing (and scikit-learn's refuse to fit): a DataError naming
+    the class, the counts and the fix, raised while loading, before any run starts. ``train`` is
+    ``dataset.train`` after the ``data.max_train_docs`` cut."""
+    if len(set(train.labels)) != 1:
+        return
+    names, full = dataset.label_names, dataset.train
+    one = f"{names[train.labels[0]]}: {len(train)} document{'' if len(train) == 1 else 's'}"
+    classes = sorted(set(full.labels))
+    if len(classes) > 1:  # the cut left one
+        before = ", ".join(f"{names[c]} {full.labels.count(c)}" for c in classes)
+        raise DataError(
+            f"{dataset.name}: data.max_train_docs = {config.max_train_docs} leaves the training split one class "
+            f"({one}; of the {len(full)} before the cut: {before}); a classifier needs two or more: raise "
+            "data.max_train_docs (or change data.seed)"
+        )
+    raise DataError(
+        f"{dataset.name}: the training split holds one class only ({one}); a classifier needs two or more: "
+        "give it documents of another class"
     )
 
 
@@ -338,8 +516,9 @@ def synthetic_dataset(config: SyntheticConfig, seed: int) -> TextDataset:
             words[position] = colours[colour]
         return " ".join(words), shared
 
-    def split(n: int) -> Split:
+    def split(name: str, n: int) -> Split:
         docs = [document() for _ in range(n)]
-        return Split([text for text, _ in docs], [label for _, label in docs])
+        return Split([text for text, _ in docs], [label for _, label in docs], [f"{name}-{i}" for i in range(n)])
 
-    return TextDataset("synthetic", colours, split(config.train_docs), split(config.dev_docs), split(config.test_docs))
+    sizes = {"train": config.train_docs, "dev": config.dev_docs, "test": config.test_docs}
+    return TextDataset("synthetic", colours, *(split(name, n) for name, n in sizes.items()))

@@ -26,7 +26,7 @@ from qattn import tracking
 from qattn.artifacts import attention_figure, circuit_files, confusion_figure, learning_curves_figure
 from qattn.attention import parameter_counts
 from qattn.config import ConfigError, ExperimentConfig, config_from_toml, dump_config
-from qattn.data import TextDataset, load_dataset
+from qattn.data import TextDataset, check_unchanged, load_dataset
 from qattn.distributed import Ranks, process_group
 from qattn.identity import RunIdentity, run_identity
 from qattn.kinds import KINDS
@@ -172,9 +172,8 @@ def train_and_test(config: ExperimentConfig, identity: RunIdentity, uri: str, ra
         torch.set_num_threads(config.train.threads)
 
     dataset = load_dataset(config.data)
-    if dataset.skipped_empty and ranks.main:
-        counts = ", ".join(f"{count} in {split}" for split, count in dataset.skipped_empty.items())
-        tracking.notice(f"skipped {sum(dataset.skipped_empty.values())} empty documents ({counts}): data.on_empty = 'skip'")
+    if ranks.main:
+        tracking.notice_skipped_empty(dataset)
     # One tokenizer for all ranks: rank 0 trains (or loads) it, the others receive it.
     tokenizer = Tokenizer.from_str(ranks.from_main(build_tokenizer(dataset.train.texts, config.tokenizer).to_str() if ranks.main else None))
     train, dev, test = (
@@ -198,7 +197,9 @@ def train_and_test(config: ExperimentConfig, identity: RunIdentity, uri: str, ra
         checkpoint = load_checkpoint(last, RESUME_KEYS, map_location=ranks.device)
         if not isinstance(checkpoint["mlflow_run_id"], str):
             raise unusable(last, "it names no MLflow run")
-        first_epoch = ranks.from_main(resumed_run_numbering(checkpoint["mlflow_run_id"], last) if ranks.main else None)
+        first_epoch = ranks.from_main(
+            resumed_run_numbering(checkpoint["mlflow_run_id"], last, dataset.hashes) if ranks.main else None
+        )
 
     def log(metrics: dict[str, float], step: int) -> None:
         if ranks.main:
@@ -233,7 +234,7 @@ def train_and_test(config: ExperimentConfig, identity: RunIdentity, uri: str, ra
             if ranks.main:
                 final = {**test_metrics.scalars("test"), "best_epoch": state.best_epoch + first_epoch}
                 tracking.patiently(lambda: mlflow.log_metrics(final))
-                tracking.patiently(lambda: tracking.log_predictions(test.labels, test_metrics.predictions))
+                tracking.patiently(lambda: tracking.log_predictions(dataset.test, test_metrics.predictions))
                 history = state.history
                 tracking.patiently(lambda: log_artifacts(config, model, tokenizer, dataset, dev, test_metrics, history))
                 tracking.patiently(lambda: mlflow.log_artifact(str(trainer.best_path), "checkpoints"))
@@ -265,16 +266,16 @@ def train_and_test(config: ExperimentConfig, identity: RunIdentity, uri: str, ra
 
 
 def log_run_start(config: ExperimentConfig, model: TextClassifier, resolved: str, dataset: TextDataset) -> None:
-    tracking.log_run_metadata(config, parameter_counts(model))
-    if config.data.on_empty == "skip":  # how many documents the run never saw, per split file
-        mlflow.log_params({f"data.skipped_empty.{split}": dataset.skipped_empty.get(split, 0) for split in ("train", "dev", "test")})
+    tracking.log_run_metadata(config, parameter_counts(model), dataset)
+    tracking.log_skipped_empty(config, dataset)
     mlflow.log_text(resolved, "config.toml")
     mlflow.set_tag(tracking.EPOCH_TAG, "1")
 
 
-def resumed_run_numbering(run_id: str, last: Path) -> int:
+def resumed_run_numbering(run_id: str, last: Path, hashes: dict[str, str]) -> int:
     """The number the resumed MLflow run gives its first epoch (1; 0 for runs logged before epochs counted
-    from 1), after checking that the store holds the run."""
+    from 1), after checking that the store holds the run and that the data's content ``hashes`` are the ones
+    the run recorded (:func:`qattn.data.check_unchanged`)."""
     try:
         run = mlflow.MlflowClient().get_run(run_id)
     except MlflowException:
@@ -282,6 +283,8 @@ def resumed_run_numbering(run_id: str, last: Path) -> int:
             f"the MLflow run {run_id} of {last} is not in {mask_uri(mlflow.get_tracking_uri())} (deleted, or "
             "logged to another store); resume against the store it was logged to, or pass --restart"
         ) from None
+    check_unchanged(run.data.params, hashes, f"MLflow run {run_id} (checkpoint {last})",
+                    "pass --restart to train it afresh on the data as it is now")
     return 1 if run.data.tags.get(tracking.EPOCH_TAG) == "1" else 0
 
 

@@ -35,6 +35,7 @@ from mlflow.entities import Run
 
 from qattn import tracking
 from qattn.config import ExperimentConfig, validate_config
+from qattn.data import check_unchanged, data_hashes
 from qattn.distributed import torchrun_world
 from qattn.experiment import ExperimentError, check_writable, folder_lock, load_checkpoint, run_cell
 from qattn.identity import grid_id, run_identity
@@ -72,7 +73,9 @@ def cells(config: ExperimentConfig) -> list[Cell]:
 
 
 def find_parent(config: ExperimentConfig) -> Run | None:
-    """The most recent parent run of this grid in the configured experiment, if any."""
+    """The most recent parent run of this grid in the configured experiment, if any; refused (a
+    :class:`qattn.data.DataError`) when the data's content changed since the grid started: a grid's identity
+    is its config, and its cells must not continue on other data."""
     runs = mlflow.search_runs(
         experiment_names=[config.tracking.experiment],
         filter_string=f"tags.{GRID_TAG} = '{grid_id(config)}'",
@@ -80,7 +83,11 @@ def find_parent(config: ExperimentConfig) -> Run | None:
         max_results=1,
         output_format="list",
     )
-    return runs[0] if runs else None
+    if not runs:
+        return None
+    check_unchanged(runs[0].data.params, data_hashes(config.data), f"grid parent run {runs[0].info.run_id}",
+                    "run the grid on this data in another MLflow experiment (--set tracking.experiment=NAME)")
+    return runs[0]
 
 
 def finished_children(parent_id: str, experiment_id: str) -> dict[str, Run]:

@@ -63,7 +63,9 @@ PLACEMENT = {"train": {"device": True}, "model": {"aer": {"cluster": True, "max_
 another cluster (``max_job_size`` only regroups a sampled run's shots into other seeded sub-jobs)."""
 
 
-LATER_DEFAULTS = {"data": {"on_empty": "error"}, "model": {"qk_dim": None}, "train": {"label_smoothing": 0.0}}
+LATER_DEFAULTS = {
+    "data": {"on_empty": "error", "on_overlap": "warn"}, "model": {"qk_dim": None}, "train": {"label_smoothing": 0.0},
+}
 """Settings added after grids and checkpoints existed, with the default that behaves as before they did:
 left out of identities while at that default, so those grids resume and their checkpoints are found."""
 

@@ -8,7 +8,9 @@
 Several grids make one report when one config's kinds ran as separate grids (a grid's id includes its
 kinds, so a kind added later is its own grid: ``qattn compare CONFIG --set 'compare.kinds=["annealing"]'``).
 Before merging, :func:`check_comparable` refuses grids whose runs differ in anything but the attention
-kind and the seed: data, tokenizer, model size, training budget and optimiser must be the same.
+kind and the seed: data, tokenizer, model size, training budget and optimiser must be the same. Every
+report first checks that its runs read data of the same content (:func:`check_same_data`: the files'
+hashes, not their paths), and pairs two runs' test answers by document (:func:`paired_correct`).
 
 Writes ``results/<name>.md`` (mean +- std over seeds per attention kind of test accuracy and
 macro-F1, and of dev accuracy at the chosen checkpoint, the figure hyper-parameters are chosen on;
@@ -35,11 +37,13 @@ matplotlib.use("Agg")
 import matplotlib.image as mpimg  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import mlflow  # noqa: E402
+import numpy as np  # noqa: E402
 from mlflow.entities import Run  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from qattn.config import CHOICE_SECTIONS, dotted  # noqa: E402
+from qattn.data import HASH_PARAM, OVERLAP_PARAM  # noqa: E402
 from qattn.grid import COMMAND_TAG, GRID_TAG, NAME_TAG, finished_children  # noqa: E402
 from qattn.identity import LATER_DEFAULTS, PLACEMENT  # noqa: E402
 from qattn.kinds import kind_of, owner_reads  # noqa: E402
@@ -165,8 +169,10 @@ RECORD_KEYS = frozenset({
 })
 """Where and how a run computed and was recorded, not what it learnt: the config's name (``data`` names the
 data), folders, checkpoint and logging intervals, threads and placement."""
-RECORD_SECTIONS = ("tracking.", "compare.", "version.", "parameters.")
-"""The MLflow store, the grid's own kinds and seeds, package versions, and parameter counts (a result of the kind)."""
+RECORD_SECTIONS = ("tracking.", "compare.", "version.", "parameters.", HASH_PARAM, OVERLAP_PARAM)
+"""The MLflow store, the grid's own kinds and seeds, package versions, parameter counts (a result of the kind),
+and the data's content hashes and overlap counts (compared by :func:`check_same_data`, which knows that runs
+logged before them have none)."""
 NOT_LOGGED = "(not logged)"
 
 
@@ -205,13 +211,9 @@ def check_comparable(grids: list[Grid]) -> None:
     })
     differing = []
     for key in keys:
-        values: dict[str, list[str]] = {}  # value -> the grids whose runs logged it
-        for grid, run in runs:
-            if reads(run.data.params, key):
-                holders = values.setdefault(logged(run.data.params, key), [])
-                holders += [] if grid.id in holders else [grid.id]
-        if len(values) > 1:
-            found = "; ".join(f"{value} in grid {', '.join(ids)}" for value, ids in values.items())
+        found = differences([(grid, logged(run.data.params, key) if reads(run.data.params, key) else None)
+                             for grid, run in runs])
+        if found:
             differing.append(f"  - {key}: {found}")
     if differing:
         raise ReportError(
@@ -228,6 +230,45 @@ def check_comparable(grids: list[Grid]) -> None:
                 f"grids {cells[cell]} and {grid.id} both hold {cell[0]}, seed {cell[1]}: a report counts each seed "
                 "once; report the grids one by one"
             )
+
+
+def differences(values_of_runs: list[tuple[Grid, str | None]]) -> str | None:
+    """``"<value> in grid <ids>; ..."`` when the runs' values of a param (None: not compared) differ, else None."""
+    values: dict[str, list[str]] = {}  # value -> the grids whose runs logged it
+    for grid, found in values_of_runs:
+        if found is not None:
+            holders = values.setdefault(found, [])
+            holders += [] if grid.id in holders else [grid.id]
+    if len(values) < 2:
+        return None
+    return "; ".join(f"{found} in grid {', '.join(ids)}" for found, ids in values.items())
+
+
+def check_same_data(grids: list[Grid]) -> list[str]:
+    """Refuse runs that read data of other content: their ``data.sha256.*`` params (:func:`qattn.data.data_hashes`)
+    differ, whatever the paths. Returns the report's warning for runs logged before qattn recorded those hashes,
+    whose data can be told apart by their path only (none when every run has them)."""
+    runs = [(grid, run) for grid in grids for run in grid.runs]
+    keys = sorted({key for _, run in runs for key in run.data.params if key.startswith(HASH_PARAM)})
+    differing = []
+    for key in keys:
+        found = differences([(grid, run.data.params.get(key)) for grid, run in runs])
+        if found:
+            differing.append(f"  - {key.removeprefix(HASH_PARAM)} ({key}): {found}")
+    ids = ", ".join(grid.id for grid in grids)
+    if differing:
+        raise ReportError(
+            f"the runs of grid{'s' if len(grids) > 1 else ''} {ids} were trained on different data:\n"
+            + "\n".join(differing)
+            + "\nA report compares models on the same data (the same file contents, whatever their paths): report "
+            "the grids one by one, or run the missing kinds on the data the first grid read"
+        )
+    unknown = sorted({grid.id for grid, run in runs if not any(key.startswith(HASH_PARAM) for key in run.data.params)})
+    if not unknown:
+        return []
+    return [(f"**Data identity unknown** for runs of grid {', '.join(unknown)}: logged before qattn recorded the "
+             f"content hashes of their data ({HASH_PARAM}*), so this report could not check that every row read the "
+             "same data.")]
 
 
 def mean_and_std(values: list[float]) -> tuple[float, float]:
@@ -267,6 +308,7 @@ def write_report(targets: str | Sequence[str], results: Path = Path("results"), 
     ``name`` or else by the first grid's config."""
     client = MlflowClient(check_store())
     grids = load_grids(client, [targets] if isinstance(targets, str) else targets)
+    unknown_data = check_same_data(grids)  # a grid extended after its data changed holds runs of other data
     if len(grids) > 1:  # one grid's cells share its config by construction
         check_comparable(grids)
     children = [run for grid in grids for run in grid.runs]
@@ -301,6 +343,7 @@ def write_report(targets: str | Sequence[str], results: Path = Path("results"), 
         f"{SUMMARY}Test accuracy, mean ± std over seeds: {summary}.",
         "",
         generated_by(grids),
+        *unknown_data,
         ("Mean ± std over seeds; every model trained from scratch; checkpoints chosen on dev macro-F1. "
          "Dev accuracy is at that checkpoint: it is what hyper-parameters are chosen on, never the test columns."),
         "",
@@ -340,30 +383,83 @@ def write_report(targets: str | Sequence[str], results: Path = Path("results"), 
     return report
 
 
-def test_answers(client: MlflowClient, run: Run) -> tuple[list[int], list[int]] | None:
-    """The run's test labels and predictions (:data:`qattn.tracking.PREDICTIONS`); None for a run that logged none."""
+@dataclass(frozen=True)
+class Answers:
+    """A run's test answers (:data:`qattn.tracking.PREDICTIONS`): label and prediction per document, and each
+    document's id and text hash (:func:`qattn.data.text_hash`); None for runs logged before qattn recorded them."""
+
+    labels: list[int]
+    predictions: list[int]
+    ids: list[str] | None = None
+    sha256: list[str] | None = None
+
+
+def test_answers(client: MlflowClient, run: Run) -> Answers | None:
+    """The run's test answers; None for a run that logged none."""
     with tempfile.TemporaryDirectory() as scratch:
         try:
             path = client.download_artifacts(run.info.run_id, PREDICTIONS, scratch)
         except (MlflowException, OSError):
             return None
         answers = json.loads(Path(path).read_text())
-    return answers["labels"], answers["predictions"]
+    return Answers(answers["labels"], answers["predictions"], answers.get("ids"), answers.get("sha256"))
 
 
 def points(value: float) -> str:
     return f"{100 * value:+.2f}"
 
 
-def over_documents(a: tuple[list[int], list[int]] | None, b: tuple[list[int], list[int]] | None) -> list[str]:
-    """McNemar's only-A / only-B counts and p, and the paired bootstrap interval, of two runs' test answers."""
-    if a is None or b is None:
-        return ["n/a (no predictions logged)", "", ""]
-    if a[0] != b[0]:
-        return ["n/a (different test documents)", "", ""]
-    right_a, right_b = correct(*a), correct(*b)
+def paired_correct(a: Answers | None, b: Answers | None) -> tuple[np.ndarray, np.ndarray]:
+    """Whether A and B got each test document right, in A's order, the documents matched by id and text hash
+    (the k-th document of an id with the k-th: ids may repeat). A :class:`ReportError` says why when they cannot
+    be paired: a run logged no predictions, or no ids (before qattn recorded them: pairing by the order and the
+    labels alone would pair other texts), or the two runs were tested on different documents."""
+    for name, answers in (("A", a), ("B", b)):
+        if answers is None:
+            raise ReportError(f"{name} logged no predictions")
+        if answers.ids is None or answers.sha256 is None:
+            raise ReportError(f"{name} was logged before qattn recorded document ids; rerun it")
+    documents_a, documents_b = by_document(a), by_document(b)
+    common = documents_a.keys() & documents_b.keys()
+    same_text = [key for key in common if documents_a[key][0] == documents_b[key][0]]
+    counts = {
+        "only in A": len(documents_a.keys() - common),
+        "only in B": len(documents_b.keys() - common),
+        "with the same id and another text": len(common) - len(same_text),
+        "with the same text and another label": sum(
+            a.labels[documents_a[key][1]] != b.labels[documents_b[key][1]] for key in same_text
+        ),
+    }
+    if any(counts.values()):
+        raise ReportError("different test documents: " + ", ".join(f"{n} {what}" for what, n in counts.items() if n))
+    order = [documents_b[key][1] for key in documents_a]
+    return correct(a.labels, a.predictions), correct(b.labels, b.predictions)[order]
+
+
+def by_document(answers: Answers) -> dict[tuple[str, int], tuple[str, int]]:
+    """``(id, k) -> (text hash, position)`` of the k-th document (from 0) with that id, in the run's order."""
+    seen: dict[str, int] = {}
+    documents = {}
+    for position, (document, text) in enumerate(zip(answers.ids, answers.sha256)):
+        documents[(document, seen.get(document, 0))] = (text, position)
+        seen[document] = seen.get(document, 0) + 1
+    return documents
+
+
+def document_tests(a: Answers | None, b: Answers | None) -> list[str]:
+    """McNemar's only-A / only-B counts and p, and the paired bootstrap interval, of two runs' test answers
+    matched by document (:func:`paired_correct`, whose :class:`ReportError` says why they cannot be)."""
+    right_a, right_b = paired_correct(a, b)
     test, boot = mcnemar(right_a, right_b), bootstrap_difference(right_a, right_b)
     return [f"{test.a_only} / {test.b_only}", f"{test.p_value:.3g}", f"[{points(boot.low)}, {points(boot.high)}]"]
+
+
+def over_documents(a: Answers | None, b: Answers | None) -> list[str]:
+    """A report's cells of :func:`document_tests`: "n/a (why)" when the runs cannot be paired."""
+    try:
+        return document_tests(a, b)
+    except ReportError as err:
+        return [f"n/a ({err})", "", ""]
 
 
 def paired_comparisons(client: MlflowClient, kinds: dict[str, Kind]) -> list[str]:
@@ -373,15 +469,15 @@ def paired_comparisons(client: MlflowClient, kinds: dict[str, Kind]) -> list[str
         "## Paired comparisons", "",
         "Test accuracy of A minus B in points. Over seeds: the mean difference of runs paired by seed, with the 95% "
         "confidence interval of the paired t-test (n - 1 degrees of freedom; a zero-width interval when every seed "
-        "gives the same difference). Over test documents, for the first seed both ran: McNemar's exact test (documents "
-        "only A / only B gets right, two-sided p) and the paired bootstrap's 95% interval (10,000 resamples of the "
-        "documents). Computed by `qattn.stats` (scipy).", "",
+        "gives the same difference). Over test documents (matched by id and text), for the first seed both ran: "
+        "McNemar's exact test (documents only A / only B gets right, two-sided p) and the paired bootstrap's 95% "
+        "interval (10,000 resamples of the documents). Computed by `qattn.stats` (scipy).", "",
         "| A | B | seeds | mean difference | 95% CI over seeds | seed | only A / only B right | McNemar p | bootstrap 95% CI |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    answers: dict[str, tuple[list[int], list[int]] | None] = {}  # downloaded once, for the runs a pair tests
+    answers: dict[str, Answers | None] = {}  # downloaded once, for the runs a pair tests
 
-    def answers_of(run: Run) -> tuple[list[int], list[int]] | None:
+    def answers_of(run: Run) -> Answers | None:
         if run.info.run_id not in answers:
             answers[run.info.run_id] = test_answers(client, run)
         return answers[run.info.run_id]

@@ -30,6 +30,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from qattn.config import ExperimentConfig, flatten
+from qattn.data import Split, TextDataset, data_hashes, hash_params
 from qattn.uris import bare_uri, mask_uri
 
 PACKAGES = ("qattn", "torch", "pennylane", "qiskit", "qiskit-aer", "mlflow", "tokenizers", "numpy")
@@ -238,9 +239,12 @@ def end_run(run_id: str, status: str) -> None:
 PREDICTIONS = "predictions/test.json"  # a run's test labels and predictions, per document in the split's order
 
 
-def log_predictions(labels: list[int], predictions: list[int]) -> None:
-    """The test split's labels and the model's predictions, for paired tests between models (:mod:`qattn.stats`)."""
-    mlflow.log_dict({"labels": list(labels), "predictions": list(predictions)}, PREDICTIONS)
+def log_predictions(test: Split, predictions: list[int]) -> None:
+    """The test split's labels, the model's predictions, and each document's id and text hash
+    (:func:`qattn.data.text_hash`): paired tests between models (:mod:`qattn.stats`) match two runs'
+    answers by document, and refuse runs tested on other documents."""
+    answers = {"labels": list(test.labels), "predictions": list(predictions), "ids": list(test.ids)}
+    mlflow.log_dict({**answers, "sha256": test.hashes}, PREDICTIONS)
 
 
 def git_commit() -> str:
@@ -263,12 +267,34 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def log_run_metadata(config: ExperimentConfig, parameter_counts: dict[str, int]) -> None:
-    """Resolved config as flattened params, parameter counts, git commit and package versions."""
+def log_run_metadata(config: ExperimentConfig, parameter_counts: dict[str, int],
+                     dataset: TextDataset | None = None) -> None:
+    """Resolved config as flattened params, parameter counts, git commit and package versions, and the data's
+    identity by content: the ``dataset``'s hashes and overlap counts (:meth:`qattn.data.TextDataset.params`),
+    else (a grid's parent run, which loads no data) the hashes of the data files (:func:`qattn.data.data_hashes`)."""
     flat = flatten(public_config(config))
     params: dict[str, Any] = {key: str(value)[:MAX_PARAM_LENGTH] for key, value in flat.items()}
     params.update({f"parameters.{kind}": count for kind, count in parameter_counts.items()})
+    params.update(dataset.params() if dataset else hash_params(data_hashes(config.data)))
     params.update(package_versions())
     mlflow.log_params(params)
     commit = git_commit()
     mlflow.set_tags({"mlflow.source.git.commit": commit, "git_commit": commit, "attention": config.model.attention})
+
+
+# Documents without text that data.on_empty = "skip" skipped: said and logged alike by every kind of run.
+
+
+def notice_skipped_empty(dataset: TextDataset) -> None:
+    """Say on stderr how many documents without text the run skips, per split file, if any."""
+    if dataset.skipped_empty:
+        counts = ", ".join(f"{count} in {split}" for split, count in dataset.skipped_empty.items())
+        notice(f"skipped {sum(dataset.skipped_empty.values())} empty documents ({counts}): data.on_empty = 'skip'")
+
+
+def log_skipped_empty(config: ExperimentConfig, dataset: TextDataset) -> None:
+    """With ``data.on_empty = "skip"``, how many documents the run never saw, per split file: the params
+    ``data.skipped_empty.train``, ``.dev`` and ``.test`` (0 where none)."""
+    if config.data.on_empty == "skip":
+        mlflow.log_params({f"data.skipped_empty.{split}": dataset.skipped_empty.get(split, 0)
+                           for split in ("train", "dev", "test")})

@@ -3,6 +3,7 @@ the paired statistics and a report that holds them all."""
 
 import json
 import math
+import re
 from pathlib import Path
 
 import mlflow
@@ -16,7 +17,7 @@ from sklearn.svm import LinearSVC
 from qattn.attention import ClassicalMultiheadAttention
 from qattn.baselines import NBSVM, make_model
 from qattn.cli import main
-from qattn.config import BagOfWordsConfig, load_config
+from qattn.config import BagOfWordsConfig, DataConfig, load_config
 from qattn.experiment import ExperimentError, run_experiment
 from qattn.grid import cells
 from qattn.stats import bootstrap_difference, mcnemar, seed_difference
@@ -66,6 +67,74 @@ def test_a_bag_of_words_run_is_an_mlflow_run_with_predictions(tiny, kind):
     assert run.data.metrics["dev/macro_f1"] == chosen.value and [m.step for m in searched] == [1, 2]
     with pytest.raises(ExperimentError, match="keeps no checkpoint"):
         run_experiment(config, resume=True)
+
+
+def train_cli(overrides: list[str]):
+    return CliRunner().invoke(main, ["train", str(QUICKSTART), *[a for o in overrides for a in ("--set", o)]])
+
+
+def runs_and_run_folders(tmp_path: Path) -> tuple[list, list[Path]]:
+    """Every run in the tiny store (if it was made), and every folder under its ``train.output_dir``."""
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiments = [e.experiment_id for e in client.search_experiments()] if (tmp_path / "mlflow.db").exists() else []
+    runs = client.search_runs(experiments) if experiments else []
+    return runs, [p for p in (tmp_path / "runs").glob("*") if p.is_dir()]
+
+
+@pytest.mark.parametrize("kind, min_df", [("tfidf-lr", 60), ("nbsvm", 1000)])  # above every n-gram's count; above all
+def test_a_min_df_that_keeps_no_ngram_is_named_before_any_run_starts(tiny, tmp_path, kind, min_df):
+    out = train_cli([*tiny, f"model.attention={kind}", f"model.bow.min_df={min_df}"])
+    assert out.exit_code == 1 and out.output.count("Error") == 1 and out.output.endswith(
+        f"\nError: model.bow.min_df = {min_df} keeps no word n-gram: none occurs in {min_df} or more of the 64 "
+        "training documents (the most frequent in 50); set model.bow.min_df to 50 or less\n"
+    ), out.output
+    assert runs_and_run_folders(tmp_path) == ([], [])  # no FAILED run, no folder
+
+
+@pytest.mark.parametrize("kind", ["tfidf-lr", "classical"])
+def test_a_training_subsample_of_one_class_is_refused_before_any_run_starts(tiny, tmp_path, kind):
+    out = train_cli([*tiny, f"model.attention={kind}", "data.max_train_docs=1"])
+    assert out.exit_code == 1 and out.output.count("Error") == 1, out.output
+    assert re.search(
+        r"\nError: synthetic: data.max_train_docs = 1 leaves the training split one class \((\w+): 1 document; of the "
+        r"64 before the cut: (\w+ \d+, ){5}\w+ \d+\); a classifier needs two or more: raise data.max_train_docs "
+        r"\(or change data.seed\)\n\Z", out.output,
+    ), out.output
+    assert runs_and_run_folders(tmp_path) == ([], [])
+
+
+def test_training_data_of_one_class_and_documents_without_a_word_are_named(tmp_path):
+    from qattn.baselines import select_and_fit
+    from qattn.data import DataError, Split, load_dataset
+    from tests.test_data import docs, write_jsonl
+
+    folder = tmp_path / "shared" / "positive"
+    folder.mkdir(parents=True)
+    (folder / "dataset.json").write_text('{"label_names": ["neg", "pos"]}')
+    for split in ("train", "dev", "test"):
+        write_jsonl(folder / f"{split}.jsonl.gz", docs([1, 1, 1]), gz=True)
+    with pytest.raises(DataError, match=r"^positive: the training split holds one class only \(pos: 3 documents\); a "
+                                        "classifier needs two or more: give it documents of another class$"):
+        load_dataset(DataConfig(source="shared", name="positive", data_dir=str(tmp_path / "shared")))
+
+    letters = Split(["a b", "c d"], [0, 1])  # scikit-learn counts words of two letters or more
+    with pytest.raises(DataError, match="^the 2 training documents hold no word of two or more letters or digits"):
+        select_and_fit("tfidf-lr", BagOfWordsConfig(), letters, letters, 2)
+
+
+def test_a_bag_of_words_run_says_how_many_empty_documents_it_skipped_and_logs_them(tiny, tmp_path, capsys):
+    from tests.test_data import write_jsonl
+
+    rows = [{"text": f"{['good', 'bad'][i % 2]} film number {i}", "label": ["pos", "neg"][i % 2]} for i in range(24)]
+    empty = [{"text": "", "label": "pos"}, {"text": " ", "label": "neg"}]
+    train = write_jsonl(tmp_path / "reviews_train.jsonl", [*rows[:20], *empty])
+    test = write_jsonl(tmp_path / "reviews_test.jsonl", [*rows[20:], {"text": None, "label": "pos"}])
+    config = load_config(QUICKSTART, [*tiny, "model.attention=tfidf-lr", "data.source=files",
+                                      f"data.train_file={train}", f"data.test_file={test}", "data.on_empty=skip"])
+    result = run_experiment(config)
+    assert "skipped 3 empty documents (2 in train, 1 in test): data.on_empty = 'skip'" in capsys.readouterr().err
+    params = mlflow.get_run(result.run_id).data.params
+    assert [params[f"data.skipped_empty.{split}"] for split in ("train", "dev", "test")] == ["2", "0", "1"]
 
 
 # -- uniform attention and classical heads at the quantum width -----------------------------------------
@@ -174,3 +243,48 @@ def test_baseline_settings_leave_other_kinds_identities_alone():
     assert grid_id(load_config(QUICKSTART, ["model.attention=nbsvm", "model.bow.ngrams=3"])) != grid_id(nbsvm)
     with_nbsvm = load_config(QUICKSTART, ["compare.kinds=['dot', 'nbsvm']"])  # a grid holding a kind that reads it
     assert grid_id(load_config(QUICKSTART, ["compare.kinds=['dot', 'nbsvm']", "model.bow.ngrams=3"])) != grid_id(with_nbsvm)
+
+
+# -- pairing runs by test document ----------------------------------------------------------------------
+
+
+def test_runs_tested_on_other_texts_with_the_same_labels_are_not_paired(tiny, tmp_path):
+    """The issue's case: two test files, other texts, the same label sequence; and a run logged before ids."""
+    from tests.test_data import review_rows, write_jsonl
+
+    rows = review_rows(56)
+    train = write_jsonl(tmp_path / "train.jsonl", rows[:40])
+    runs = {}
+    for name, test_rows in (("a", rows[40:48]), ("b", rows[48:56]), ("a, shuffled", rows[44:48] + rows[40:44])):
+        test = write_jsonl(tmp_path / f"test-{name}.jsonl", test_rows)
+        config = load_config(QUICKSTART, [*tiny, "data.source=files", f"data.train_file={train}", f"data.test_file={test}",
+                                          "model.attention=nbsvm", "model.bow.c_grid=[1.0]"])
+        runs[name] = run_experiment(config).run_id
+    assert [row["label"] for row in rows[40:48]] == [row["label"] for row in rows[48:56]]
+    runner = CliRunner()
+    out = runner.invoke(main, ["paired", runs["a"], runs["b"]])
+    assert out.exit_code == 1, out.output
+    assert (f"Error: cannot pair {runs['a']} (A) with {runs['b']} (B): different test documents: 8 with the same id and "
+            "another text; the paired tests need two runs tested on the same documents") in out.output
+    answers = json.loads(Path(mlflow.artifacts.download_artifacts(run_id=runs["a"], artifact_path=PREDICTIONS)).read_text())
+    assert answers["ids"] == [f"line {n}" for n in range(1, 9)] and len(answers["sha256"][0]) == 16
+    # the same documents in another order (other line numbers): the ids differ, so no pairing either
+    out = runner.invoke(main, ["paired", runs["a"], runs["a, shuffled"]])
+    assert out.exit_code == 1 and "8 with the same id and another text" in out.output
+
+
+def test_paired_tests_match_documents_by_id_and_text_whatever_their_order():
+    from qattn.report import Answers, over_documents
+
+    a = Answers(labels=[0, 1, 0, 1], predictions=[0, 1, 1, 1], ids=["a", "b", "c", "d"], sha256=["1", "2", "3", "4"])
+    b = Answers(labels=[1, 0, 0, 1], predictions=[1, 1, 0, 0], ids=["d", "c", "a", "b"], sha256=["4", "3", "1", "2"])
+    aligned = Answers(labels=[0, 1, 0, 1], predictions=[0, 0, 1, 1], ids=["a", "b", "c", "d"], sha256=["1", "2", "3", "4"])
+    assert over_documents(a, b) == over_documents(a, aligned)
+    assert over_documents(a, b)[0] == "1 / 0"  # document b: only A gets it right
+    other = Answers(labels=[0, 1, 0], predictions=[0, 1, 0], ids=["a", "b", "e"], sha256=["1", "9", "5"])
+    assert over_documents(a, other)[0] == ("n/a (different test documents: 2 only in A, 1 only in B, "
+                                           "1 with the same id and another text)")
+    relabelled = Answers(labels=[1, 1, 0, 1], predictions=[0, 1, 1, 1], ids=a.ids, sha256=a.sha256)
+    assert over_documents(a, relabelled)[0] == "n/a (different test documents: 1 with the same text and another label)"
+    old = Answers(labels=a.labels, predictions=a.predictions, ids=None, sha256=None)
+    assert over_documents(a, old)[0] == "n/a (B was logged before qattn recorded document ids; rerun it)"

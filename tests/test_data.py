@@ -1,6 +1,7 @@
 """Data loaders against fixture files written here (and the shared sets when present); bad data is named."""
 
 import gzip
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -252,3 +253,146 @@ def test_a_run_says_how_many_empty_documents_it_skipped_and_logs_them(tiny, tmp_
     params = mlflow.get_run(result.run_id).data.params
     assert result.run_name.startswith("reviews-")  # named after the training file
     assert [params[f"data.skipped_empty.{split}"] for split in ("train", "dev", "test")] == ["2", "0", "1"]
+
+
+# -- identity by content, document ids, overlap between splits ------------------------------------------
+
+
+def test_documents_carry_ids_from_their_record_else_their_line(tmp_path):
+    root = shared_layout(tmp_path)
+    rows = [{**row, "id": f"tiny-{i}"} for i, row in enumerate(docs((0, 1)))]
+    write_jsonl(root / "tiny" / "test.jsonl.gz", rows, gz=True)
+    data = load_dataset(DataConfig(source="shared", name="tiny", data_dir=str(root)))
+    assert data.test.ids == ["tiny-0", "tiny-1"] and sorted(data.train.ids + data.dev.ids) == [f"line {n}" for n in range(1, 7)]
+    synthetic = load_dataset(DataConfig(synthetic=SyntheticConfig(train_docs=10, dev_docs=10, test_docs=10, min_words=40, max_words=60)))
+    assert synthetic.test.ids == [f"test-{i}" for i in range(10)]
+
+
+def test_a_data_set_is_identified_by_its_content_not_its_path(tmp_path):
+    from qattn.data import data_hashes
+
+    train = write_jsonl(tmp_path / "train.jsonl", docs(["pos", "neg"] * 20))
+    test = write_jsonl(tmp_path / "test.jsonl", docs(["neg", "pos"]))
+    config = files_config(tmp_path, train, test)
+    before = load_dataset(config).hashes
+    assert before == data_hashes(config) and set(before) == {"train", "test"} and len(before["train"]) == 16
+    (tmp_path / "copy").mkdir()
+    copy = write_jsonl(tmp_path / "copy" / "train.jsonl", docs(["pos", "neg"] * 20))
+    assert data_hashes(files_config(tmp_path, copy, test)) == before  # the same bytes elsewhere: the same data
+    write_jsonl(train, docs(["neg", "pos"] * 20))  # the same path, the labels changed
+    after = data_hashes(config)
+    assert after["train"] != before["train"] and after["test"] == before["test"]
+    root = shared_layout(tmp_path / "shared", dev=(0, 1, 2))
+    assert set(data_hashes(DataConfig(source="shared", name="tiny", data_dir=str(root)))) == {"card", "train", "dev", "test"}
+    synthetic = DataConfig(synthetic=SyntheticConfig(train_docs=10, dev_docs=10, test_docs=10, min_words=40, max_words=60))
+    assert data_hashes(synthetic) == load_dataset(synthetic).hashes != data_hashes(synthetic.model_copy(update={"seed": 1}))
+
+
+def test_test_documents_that_are_training_documents_warn_stop_or_are_dropped(tmp_path, capsys):
+    rows = docs(["pos", "neg"] * 20)
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    seen = [*rows[:6], {"text": "  " + rows[6]["text"] + "\n", "label": "pos"}]  # white space around a text: the same text
+    test = write_jsonl(tmp_path / "test.jsonl", [*seen, {"text": "new one", "label": "pos"}, {"text": "new two", "label": "neg"}])
+    dev = write_jsonl(tmp_path / "dev.jsonl", [{"text": f"held out {i}", "label": label} for i, label in enumerate(["pos", "neg"])])
+    data = load_dataset(files_config(tmp_path, train, test, dev))  # warn, the default
+    assert data.overlap == {"test_in_train": 7, "dev_in_train": 0, "test_in_dev": 0, "duplicate_ids": 0, "dropped": 0}
+    assert len(data.test) == 9
+    assert "qattn: mine: 7 of 9 test documents are also in train (the same text); data.on_overlap" in capsys.readouterr().err
+    with pytest.raises(DataError, match=r"mine: 7 of 9 test documents are also in train .*Remove them from the test split \(and dev\), "
+                                        r"or set data.on_overlap = \"drop\""):
+        load_dataset(files_config(tmp_path, train, test, dev, on_overlap="error"))
+    dropped = load_dataset(files_config(tmp_path, train, test, dev, on_overlap="drop"))
+    assert dropped.test.texts == ["new one", "new two"] and dropped.test.ids == ["line 8", "line 9"]
+    assert dropped.overlap["dropped"] == 7 and dropped.overlap["test_in_train"] == 7
+    all_seen = write_jsonl(tmp_path / "seen.jsonl", rows[:30])  # the issue's test file of 30 training documents
+    with pytest.raises(DataError, match=r"the test split is empty \(30 documents dropped: also in train or dev\)"):
+        load_dataset(files_config(tmp_path, train, all_seen, dev, on_overlap="drop"))
+
+
+def test_dev_overlap_and_duplicate_ids_are_counted(tmp_path, capsys):
+    root = shared_layout(tmp_path, dev=(0, 1, 2))  # docs() gives dev the texts of train's first three documents
+    data = load_dataset(DataConfig(source="shared", name="tiny", data_dir=str(root)))
+    assert (data.overlap["dev_in_train"], data.overlap["test_in_train"], data.overlap["test_in_dev"]) == (3, 2, 2)
+    rows = docs((0, 1, 2, 0, 1, 2))
+    write_jsonl(root / "tiny" / "train.jsonl.gz", [{**row, "id": "same"} for row in rows], gz=True)
+    (root / "tiny" / "dev.jsonl.gz").unlink()
+    carved = load_dataset(DataConfig(source="shared", name="tiny", data_dir=str(root)))  # dev carved from train
+    assert carved.overlap["dev_in_train"] == 0 and carved.overlap["duplicate_ids"] == 4
+    assert "4 duplicate document ids within a split (train 2, dev 2)" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not (SHARED / "bbc").is_dir(), reason="../shared/data/bbc is not present on this machine")
+def test_shared_overlap_counts_are_the_documented_ones():
+    data = load_dataset(DataConfig(source="shared", name="bbc", data_dir=str(SHARED)))
+    table = (Path(__file__).resolve().parents[1] / "docs" / "data.md").read_text()
+    counts = data.overlap
+    assert f"| bbc | {counts['test_in_train']} | {counts['dev_in_train']} | {counts['test_in_dev']} |" in table
+
+
+# -- data identity in runs, grids and reports ------------------------------------------------------------
+
+
+def review_rows(count: int, start: int = 0) -> list[dict]:
+    """Documents of 20 words out of 400, labels alternating pos / neg: a bag of words learns them in a second."""
+    words = [f"w{i}" for i in range(400)]
+    return [{"text": " ".join(words[(7 * i) % 380: (7 * i) % 380 + 20]), "label": ["pos", "neg"][i % 2]}
+            for i in range(start, start + count)]
+
+
+def test_a_run_logs_its_data_hashes_and_overlap(tiny, tmp_path):
+    import mlflow
+
+    from qattn.config import load_config
+    from qattn.experiment import run_experiment
+    from tests.conftest import QUICKSTART
+
+    rows = review_rows(40)
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    test = write_jsonl(tmp_path / "test.jsonl", rows[:30])  # the issue's test file of 30 training documents
+    config = load_config(QUICKSTART, [*tiny, "data.source=files", f"data.train_file={train}", f"data.test_file={test}",
+                                      "model.attention=nbsvm", "model.bow.c_grid=[1.0]"])
+    params = mlflow.get_run(run_experiment(config).run_id).data.params
+    assert params["data.sha256.train"] == hashlib.sha256(train.read_bytes()).hexdigest()[:16]
+    assert params["data.sha256.test"] == hashlib.sha256(test.read_bytes()).hexdigest()[:16]
+    assert int(params["data.overlap.test_in_train"]) + int(params["data.overlap.test_in_dev"]) == 30
+
+
+def test_grids_on_a_file_whose_labels_changed_neither_resume_nor_share_a_report(tiny, tmp_path):
+    from qattn.config import load_config
+    from qattn.grid import run_grid
+    from qattn.report import ReportError, write_report
+    from tests.conftest import QUICKSTART
+
+    rows = review_rows(48)
+    train = write_jsonl(tmp_path / "train.jsonl", rows[:40])
+    test = write_jsonl(tmp_path / "test.jsonl", rows[40:])
+    base = [*tiny, "data.source=files", f"data.train_file={train}", f"data.test_file={test}", "model.bow.c_grid=[1.0]",
+            "compare.seeds=[0]"]
+    nbsvm = load_config(QUICKSTART, [*base, "compare.kinds=['nbsvm']"])
+    first, _ = run_grid(nbsvm, "first", echo=lambda line: None)
+    write_jsonl(train, [{**row, "label": {"pos": "neg", "neg": "pos"}[row["label"]]} for row in rows[:40]])  # same path
+    with pytest.raises(DataError, match=rf"grid parent run {first} was run on other data: train "
+                                        r"\(data.sha256.train\) was [0-9a-f]{16}, is now [0-9a-f]{16}"):
+        run_grid(nbsvm, "first again", echo=lambda line: None)
+    second, _ = run_grid(load_config(QUICKSTART, [*base, "compare.kinds=['tfidf-lr']"]), "second", echo=lambda line: None)
+    with pytest.raises(ReportError, match=r"trained on different data:\n  - train \(data.sha256.train\): [0-9a-f]{16} "
+                                          rf"in grid {first}; [0-9a-f]{{16}} in grid {second}"):
+        write_report([first, second], tmp_path / "results")
+    assert not (tmp_path / "results").exists()
+
+
+def test_resume_refuses_data_that_changed_since_the_checkpoint(tiny, tmp_path):
+    from qattn.config import load_config
+    from qattn.experiment import run_experiment
+    from tests.conftest import QUICKSTART
+
+    rows = review_rows(48)
+    train = write_jsonl(tmp_path / "train.jsonl", rows[:40])
+    test = write_jsonl(tmp_path / "test.jsonl", rows[40:])
+    config = load_config(QUICKSTART, [*tiny, "data.source=files", f"data.train_file={train}", f"data.test_file={test}",
+                                      "train.epochs=1", "model.attention=classical"])
+    result = run_experiment(config)
+    write_jsonl(test, rows[40:46])
+    with pytest.raises(DataError, match=rf"MLflow run {result.run_id} \(checkpoint .*\) was run on other data: test \(data.sha256.test\) "
+                                        r"was [0-9a-f]{16}, is now [0-9a-f]{16}.*--restart"):
+        run_experiment(config, resume=True)
