@@ -128,8 +128,8 @@ def paired(run_a: str, run_b: str, tracking_uri: str | None) -> None:
     """McNemar and paired bootstrap tests of two runs' predictions.
 
     RUN_A and RUN_B are MLflow run ids of models tested on the same documents (any two runs, e.g. one
-    config at two settings; a report pairs its own rows). Documents are matched by id and text; runs
-    tested on other documents are refused."""
+    config at two settings; a report pairs its own rows). Documents are matched by id and text (a document
+    without an id by its text alone), whatever their order; runs tested on other documents are refused."""
     import mlflow
 
     from qattn.report import ReportError, document_tests, test_answers

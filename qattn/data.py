@@ -1,7 +1,7 @@
 """Text-classification data: the shared sets, a user's JSONL/CSV files, and a synthetic long-text task.
 
 Every loader returns a :class:`TextDataset` with train, dev and test splits of ``(text, label)``
-pairs, each document's id (the record's ``id`` field, else ``line N`` of its file), the label names,
+pairs, each document's id (the record's ``id`` field, else None: known by its text), the label names,
 and the data's identity by content (:func:`data_hashes`: sha256 of its files' bytes, so the same path
 with other contents is other data). Bad data stops with a :class:`DataError` naming the file and line;
 documents without text are skipped and counted instead when ``data.on_empty = "skip"``. Documents
@@ -20,6 +20,7 @@ import json
 import os
 import random
 import sys
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field as dataclass_field
 from functools import cached_property
@@ -48,13 +49,14 @@ def text_hash(text: str) -> str:
 class Split:
     texts: list[str]
     labels: list[int]
-    ids: list[str] = dataclass_field(default_factory=list)
-    """Each document's id: the record's ``id`` field, else ``line N`` of its file (``test-N`` for generated
-    documents); ``0``, ``1``, ... when not given."""
+    ids: list[str | None] = dataclass_field(default_factory=list)
+    """Each document's id: the record's ``id`` field (``test-N`` for generated documents), else None: such a
+    document is known by its text alone (paired tests match it by :func:`text_hash`, whatever its line or
+    file format); all None when not given."""
 
     def __post_init__(self) -> None:
         if not self.ids:
-            object.__setattr__(self, "ids", [str(i) for i in range(len(self.texts))])
+            object.__setattr__(self, "ids", [None] * len(self.texts))
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -149,13 +151,19 @@ def check_unchanged(recorded: dict[str, str], hashes: dict[str, str], what: str,
     MLflow params) and the current :func:`data_hashes` differ. A run recorded before qattn hashed its data
     holds no hashes, and is not checked."""
     before = {key.removeprefix(HASH_PARAM): value for key, value in recorded.items() if key.startswith(HASH_PARAM)}
-    if not before:
-        return
-    changed = [f"{name} ({HASH_PARAM}{name}) was {before.get(name, 'absent')}, is now {hashes.get(name, 'absent')}"
-               for name in sorted(set(before) | set(hashes)) if before.get(name) != hashes.get(name)]
-    if changed:
-        raise DataError(f"{what} was run on other data: {'; '.join(changed)}. Continuing would mix two data sets; "
+    if changed := data_changes(before, hashes):
+        raise DataError(f"{what} was run on other data: {changed}. Continuing would mix two data sets; "
                         f"restore the data it was run on, or {fix}")
+
+
+def data_changes(before: dict[str, str], hashes: dict[str, str]) -> str:
+    """Each file whose hash in ``before`` (recorded with a run, a checkpoint) is not its hash in ``hashes`` (the
+    data now), with both hashes; "" when none differs, or when nothing was recorded (runs and checkpoints
+    made before qattn hashed its data are not checked)."""
+    if not before:
+        return ""
+    return "; ".join(f"{name} ({HASH_PARAM}{name}) was {before.get(name, 'absent')}, is now {hashes.get(name, 'absent')}"
+                     for name in sorted(set(before) | set(hashes)) if before.get(name) != hashes.get(name))
 
 
 def data_root(config: DataConfig) -> Path:
@@ -246,11 +254,12 @@ def document_text(path: Path, number: int, record: dict[str, Any], name: str, on
     return text
 
 
-def document_id(number: int, record: dict[str, Any]) -> str:
-    """The record's ``id`` field (the shared sets have one), else ``line N``: what pairs two runs' answers on
-    a test document (with its :func:`text_hash`)."""
+def document_id(record: dict[str, Any]) -> str | None:
+    """The record's ``id`` field (the shared sets have one), else None: what pairs two runs' answers on a test
+    document, with its :func:`text_hash`. Not the line number: the same documents reordered, or converted
+    to CSV (whose lines count the header), are the same documents."""
     value = record.get("id")
-    return f"line {number}" if value is None or value == "" else str(value)
+    return None if value is None or value == "" else str(value)
 
 
 # -- the shared layout ------------------------------------------------------------------------------
@@ -279,7 +288,7 @@ def load_shared(folder: Path, config: DataConfig) -> TextDataset:
                 skipped[name] = skipped.get(name, 0) + 1
                 continue
             texts.append(text)
-            ids.append(document_id(number, record))
+            ids.append(document_id(record))
             label = field(path, number, record, "label")
             if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < len(label_names):
                 raise DataError(f"{path}:{number}: label {label!r} out of range 0..{len(label_names) - 1} ({card_path})")
@@ -308,7 +317,7 @@ def load_files(config: DataConfig) -> TextDataset:
     index = {label: i for i, label in enumerate(names)}
     label_names = [str(name) for name in names]
 
-    def to_split(path: Path, rows: list[tuple[int, str, Any, str]]) -> Split:
+    def to_split(path: Path, rows: list[tuple[int, str, Any, str | None]]) -> Split:
         for number, _, label, _ in rows:
             if label not in index:
                 raise DataError(
@@ -323,7 +332,7 @@ def load_files(config: DataConfig) -> TextDataset:
     return finish(config.name, label_names, splits["train"], splits.get("dev"), splits["test"], config, skipped)
 
 
-def read_labelled(path: Path, config: DataConfig) -> tuple[Path, list[tuple[int, str, Any, str]], int]:
+def read_labelled(path: Path, config: DataConfig) -> tuple[Path, list[tuple[int, str, Any, str | None]], int]:
     """``(path, [(line, text, label, id)], empty documents skipped)``."""
     rows, skipped = [], 0
     for number, record in read_records(path):
@@ -336,11 +345,11 @@ def read_labelled(path: Path, config: DataConfig) -> tuple[Path, list[tuple[int,
             label = int(label)  # CSV gives every field as text
         if not isinstance(label, (int, str)) or isinstance(label, bool):
             raise DataError(f"{path}:{number}: label must be an integer or a name, got {label!r}")
-        rows.append((number, text, label, document_id(number, record)))
+        rows.append((number, text, label, document_id(record)))
     return path, rows, skipped
 
 
-def check_label_kinds(files: Iterable[tuple[Path, list[tuple[int, str, Any, str]]]]) -> None:
+def check_label_kinds(files: Iterable[tuple[Path, list[tuple[int, str, Any, str | None]]]]) -> None:
     """Labels are all numbers or all names: a mix (``1`` here, ``"pos"`` there) would become extra classes."""
     first: dict[type, str] = {}
     for path, rows in files:
@@ -368,10 +377,12 @@ def finish(
     for split_name, split in (("train", train), ("dev", dev), ("test", test)):
         if not len(split):
             empty = f" ({skipped_empty[split_name]} empty documents skipped)" if skipped_empty.get(split_name) else ""
+            fix = "give more documents (or a dev_file)"
             if dropped.get(split_name):
                 where = "train" if split_name == "dev" else "train or dev"
                 empty = f" ({dropped[split_name]} documents dropped: also in {where})"
-            raise DataError(f"{name}: the {split_name} split is empty{empty}; give more documents (or a dev_file)")
+                fix = f"give it documents that are not in {where} (data.on_overlap = \"drop\" drops the others)"
+            raise DataError(f"{name}: the {split_name} split is empty{empty}; {fix}")
     seen = set(train.labels)
     for split_name, split in (("dev", dev), ("test", test)):
         missing = sorted(set(split.labels) - seen)
@@ -384,7 +395,8 @@ def finish(
 def check_overlap(name: str, train: Split, dev: Split, test: Split, on_overlap: str
                   ) -> tuple[Split, Split, dict[str, int], dict[str, int]]:
     """Documents of dev or test whose text (:func:`text_hash`) is a training document's, test documents in
-    dev, and ids occurring twice within a split, counted (:attr:`TextDataset.overlap`). ``on_overlap``:
+    dev, and ids occurring twice within a split (documents without one aside), counted
+    (:attr:`TextDataset.overlap`). ``on_overlap``:
     "warn" (a notice on stderr), "error" (a :class:`DataError` with the counts and the fix), or "drop"
     (such documents leave dev and test). Returns dev, test, the counts and the documents dropped per split.
     A dev split carved from train overlaps it only where train holds one text twice. Duplicate ids are
@@ -416,7 +428,7 @@ def check_overlap(name: str, train: Split, dev: Split, test: Split, on_overlap: 
     elif found:
         notice(f"{name}: {', '.join(found)} (the same text); data.on_overlap = \"warn\" (\"drop\" drops them from "
                'dev and test, "error" stops)')
-    duplicates = {split_name: len(split.ids) - len(set(split.ids))
+    duplicates = {split_name: sum(n - 1 for document, n in Counter(split.ids).items() if document is not None)
                   for split_name, split in (("train", train), ("dev", dev), ("test", test))}
     if sum(duplicates.values()):
         where = ", ".join(f"{split_name} {count}" for split_name, count in duplicates.items() if count)

@@ -26,10 +26,10 @@ from qattn import tracking
 from qattn.artifacts import attention_figure, circuit_files, confusion_figure, learning_curves_figure
 from qattn.attention import parameter_counts
 from qattn.config import ConfigError, ExperimentConfig, config_from_toml, dump_config
-from qattn.data import TextDataset, check_unchanged, load_dataset
+from qattn.data import TextDataset, check_unchanged, data_changes, load_dataset
 from qattn.distributed import Ranks, process_group
 from qattn.identity import RunIdentity, run_identity
-from qattn.kinds import KINDS
+from qattn.kinds import KINDS, AttentionKind
 from qattn.model import TextClassifier, build_model
 from qattn.run_result import RunResult
 from qattn.tokenizer import build_tokenizer, encode
@@ -191,6 +191,7 @@ def train_and_test(config: ExperimentConfig, identity: RunIdentity, uri: str, ra
         "tokenizer": tokenizer.to_str(),
         "label_names": dataset.label_names,
         "mlflow_run_id": None,  # once the MLflow run is open
+        "data_sha256": dataset.hashes,  # what it was trained on: load_saved compares it (not in older checkpoints)
     }
     checkpoint, first_epoch = None, 1
     if resume:  # everything about the checkpoint is checked before the MLflow run opens
@@ -329,12 +330,26 @@ class SavedModel:
         return EncodedSplit(encode(self.tokenizer, data.texts, self.config.model.max_length), data.labels)
 
 
+class BagOfWordsRun(ExperimentError):
+    """An MLflow run of a bag-of-words kind (no network): it keeps no checkpoint to load."""
+
+    def __init__(self, run_id: str, kind: AttentionKind) -> None:
+        super().__init__(f"run {run_id} is a bag-of-words baseline ({kind.name}): it keeps no checkpoint to evaluate; "
+                         "its test figures are in the run's metrics")
+        self.run_id, self.kind = run_id, kind
+
+
 def load_saved(target: str) -> SavedModel:
     """A best checkpoint, given as a file or as the MLflow run id that holds it (downloaded to a
-    temporary folder that is gone afterwards)."""
+    temporary folder that is gone afterwards); a bag-of-words run is a :class:`BagOfWordsRun`. Data
+    whose hashes differ from those the checkpoint recorded is used as it is now, with a notice on stderr
+    naming the files and both hashes: evaluating on edited data is a fair question, but its figures are
+    not the run's."""
     path = Path(target)
     if path.is_file():
         source, payload = str(path), load_checkpoint(path)
+        run = payload.get("mlflow_run_id")
+        what = f"checkpoint {source}" + (f" (MLflow run {run})" if isinstance(run, str) else "")
     elif path.suffix == ".pt" or os.sep in target:
         raise ExperimentError(f"{target!r} is neither a checkpoint file nor an MLflow run id: no file {path.resolve()}")
     else:
@@ -344,14 +359,20 @@ def load_saved(target: str) -> SavedModel:
             try:
                 downloaded = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=scratch)
             except Exception as err:  # noqa: BLE001 - MLflow raises several kinds for "not there"
+                if (kind := run_kind(target)) is not None and not kind.network:
+                    raise BagOfWordsRun(target, kind) from None
                 store = mask_uri(mlflow.get_tracking_uri())
                 raise ExperimentError(
                     f"{target!r} is neither a checkpoint file nor an MLflow run (at {store}) holding "
                     f"checkpoints/best.pt: {str(err)[:200]}"
                 ) from None
             payload = load_checkpoint(Path(downloaded), name=source)
+        what = f"MLflow run {target}"
     config = config_from_toml(payload["config"], source=f"the config saved in {source}")
     dataset = load_dataset(config.data)
+    if changed := data_changes(payload.get("data_sha256") or {}, dataset.hashes):
+        tracking.notice(f"{what} was trained and tested on other data: {changed}. What follows is on the data as it "
+                        "is now, not the data the run was trained and tested on (the run's own figures are its metrics)")
     if dataset.label_names != payload["label_names"]:
         raise ExperimentError(
             f"the data now gives classes {dataset.label_names}, the checkpoint was trained on {payload['label_names']}"
@@ -364,6 +385,15 @@ def load_saved(target: str) -> SavedModel:
         raise unusable(source, f"it does not fit its own config: {first_lines(err)}") from None
     model.eval()
     return SavedModel(model, config, tokenizer, dataset, source, payload.get("mlflow_run_id"))
+
+
+def run_kind(run_id: str) -> AttentionKind | None:
+    """The attention kind an MLflow run was trained with (None: no such run, or a kind not registered)."""
+    try:
+        attention = mlflow.MlflowClient().get_run(run_id).data.params.get("model.attention")
+    except Exception:  # noqa: BLE001 - not a run id, under any of MLflow's exception types
+        return None
+    return KINDS.get(attention) if attention in KINDS else None
 
 
 def evaluate_saved(target: str, split: str = "test") -> tuple[Metrics, ExperimentConfig, str]:

@@ -35,7 +35,7 @@ from mlflow.entities import Run
 
 from qattn import tracking
 from qattn.config import ExperimentConfig, validate_config
-from qattn.data import check_unchanged, data_hashes
+from qattn.data import DataError, check_unchanged, data_hashes
 from qattn.distributed import torchrun_world
 from qattn.experiment import ExperimentError, check_writable, folder_lock, load_checkpoint, run_cell
 from qattn.identity import grid_id, run_identity
@@ -86,7 +86,8 @@ def find_parent(config: ExperimentConfig) -> Run | None:
     if not runs:
         return None
     check_unchanged(runs[0].data.params, data_hashes(config.data), f"grid parent run {runs[0].info.run_id}",
-                    "run the grid on this data in another MLflow experiment (--set tracking.experiment=NAME)")
+                    "run the grid on this data in another MLflow experiment and output folder "
+                    "(--set tracking.experiment=NAME --set train.output_dir=DIR)")
     return runs[0]
 
 
@@ -130,9 +131,10 @@ def stored_run(run_id: str | None) -> Run | None:
         return None
 
 
-def checkpoint_run(folder: Path, grid: str) -> tuple[Run | None, str | None]:
+def checkpoint_run(folder: Path, grid: str, hashes: dict[str, str]) -> tuple[Run | None, str | None]:
     """The MLflow run whose checkpoint a cell's ``folder`` holds, when it is a cell of the grid ``grid`` (a
-    child of any of its parent runs), else (None, what is wrong); (None, None) when there is no checkpoint."""
+    child of any of its parent runs) trained on the data whose content ``hashes`` are now
+    (:func:`qattn.data.data_hashes`), else (None, what is wrong); (None, None) when there is no checkpoint."""
     if not (folder / "last.pt").is_file():
         return None, None
     fix = f"move {folder} away to keep it, or delete it, then run qattn compare again"
@@ -143,6 +145,11 @@ def checkpoint_run(folder: Path, grid: str) -> tuple[Run | None, str | None]:
     parent_id = run.data.tags.get("mlflow.parentRunId")
     parent = stored_run(parent_id) if parent_id else None
     if parent is not None and parent.data.tags.get(GRID_TAG) == grid:
+        try:  # a folder's name is its config's hash: the same cell on other data has the same folder
+            check_unchanged(run.data.params, hashes, f"the checkpoint in {folder} (MLflow run {run_id}, a cell of this "
+                            f"grid under parent run {parent_id})", fix)
+        except DataError as err:
+            return None, str(err)
         return run, None
     whose = "a `qattn train` run" if parent_id is None else f"a cell of another grid (parent run {parent_id})"
     return None, f"{folder} holds the checkpoint of MLflow run {run_id}, {whose}"
@@ -186,7 +193,9 @@ def run_grid(config: ExperimentConfig, command: str, echo=print) -> tuple[str, l
         with grid_lock(config):  # one process at a time finds, or creates and records, the parent run
             uri = tracking.connect(config)
             parent = find_parent(config)
-            foreign = [problem for _, identity in grid if (problem := checkpoint_run(identity.folder, this_grid)[1])]
+            hashes = data_hashes(config.data)
+            foreign = [problem for _, identity in grid
+                       if (problem := checkpoint_run(identity.folder, this_grid, hashes)[1])]
             if foreign:
                 raise ExperimentError(
                     "qattn compare would overwrite checkpoints that are not this grid's:\n"
@@ -215,7 +224,7 @@ def run_grid(config: ExperimentConfig, command: str, echo=print) -> tuple[str, l
                 if holder:
                     echo(f"[{number}/{len(grid)}] {name}: another qattn process is training it ({holder}), skipped")
                     continue
-                found, problem = checkpoint_run(identity.folder, this_grid)  # written since the check above
+                found, problem = checkpoint_run(identity.folder, this_grid, hashes)  # written since the check above
                 if problem:
                     raise ExperimentError(f"qattn compare would overwrite a checkpoint: {problem}; move or delete it")
                 if found and found.data.tags["mlflow.parentRunId"] != run.info.run_id:  # under another parent run

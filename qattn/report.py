@@ -27,6 +27,7 @@ import json
 import math
 import statistics
 import tempfile
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +43,7 @@ from mlflow.entities import Run  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
-from qattn.config import CHOICE_SECTIONS, dotted  # noqa: E402
+from qattn.config import CHOICE_SECTIONS, PATH_KEYS, dotted  # noqa: E402
 from qattn.data import HASH_PARAM, OVERLAP_PARAM  # noqa: E402
 from qattn.grid import COMMAND_TAG, GRID_TAG, NAME_TAG, finished_children  # noqa: E402
 from qattn.identity import LATER_DEFAULTS, PLACEMENT  # noqa: E402
@@ -203,11 +204,15 @@ def check_comparable(grids: list[Grid]) -> None:
     """Refuse grids whose rows would not compare like with like: runs differing in a param other than their
     cell's (:data:`CELL_KEYS`), the record's (:data:`RECORD_KEYS`, :data:`RECORD_SECTIONS`) and other kinds'
     settings (:func:`reads`), so the same data, tokenizer, model size, budget and optimiser; or two grids
-    holding the same row and seed (a report counts each seed once)."""
+    holding the same row and seed (a report counts each seed once). Where every run recorded its data's
+    content hashes, the data's name and paths (:data:`qattn.config.PATH_KEYS`) are not compared: the same files
+    copied elsewhere are the same data (:func:`check_same_data` compares the content)."""
     runs = [(grid, run) for grid in grids for run in grid.runs]
+    hashed = all(any(key.startswith(HASH_PARAM) for key in run.data.params) for _, run in runs)
+    paths = {f"data.{key}" for key in ("name", *PATH_KEYS)} if hashed else set()  # content: check_same_data
     keys = sorted({
         key for _, run in runs for key in run.data.params
-        if key not in CELL_KEYS and key not in RECORD_KEYS and not key.startswith(RECORD_SECTIONS)
+        if key not in CELL_KEYS | RECORD_KEYS | paths and not key.startswith(RECORD_SECTIONS)
     })
     differing = []
     for key in keys:
@@ -386,11 +391,12 @@ def write_report(targets: str | Sequence[str], results: Path = Path("results"), 
 @dataclass(frozen=True)
 class Answers:
     """A run's test answers (:data:`qattn.tracking.PREDICTIONS`): label and prediction per document, and each
-    document's id and text hash (:func:`qattn.data.text_hash`); None for runs logged before qattn recorded them."""
+    document's id (None in the list: its record had none) and text hash (:func:`qattn.data.text_hash`); None
+    for runs logged before qattn recorded them."""
 
     labels: list[int]
     predictions: list[int]
-    ids: list[str] | None = None
+    ids: list[str | None] | None = None
     sha256: list[str] | None = None
 
 
@@ -410,10 +416,12 @@ def points(value: float) -> str:
 
 
 def paired_correct(a: Answers | None, b: Answers | None) -> tuple[np.ndarray, np.ndarray]:
-    """Whether A and B got each test document right, in A's order, the documents matched by id and text hash
-    (the k-th document of an id with the k-th: ids may repeat). A :class:`ReportError` says why when they cannot
-    be paired: a run logged no predictions, or no ids (before qattn recorded them: pairing by the order and the
-    labels alone would pair other texts), or the two runs were tested on different documents."""
+    """Whether A and B got each test document right, in A's order, the documents matched by id and text hash,
+    whatever their order (:func:`by_document`; a document without an id by its text alone). A
+    :class:`ReportError` says why when they cannot be paired: a run logged no predictions, or no ids (before
+    qattn recorded them: pairing by the order and the labels alone would pair other texts), or the two runs
+    were tested on different documents (counted: only in A, only in B, the same id with another text, the
+    same text with another id, the same text with another label)."""
     for name, answers in (("A", a), ("B", b)):
         if answers is None:
             raise ReportError(f"{name} logged no predictions")
@@ -421,29 +429,49 @@ def paired_correct(a: Answers | None, b: Answers | None) -> tuple[np.ndarray, np
             raise ReportError(f"{name} was logged before qattn recorded document ids; rerun it")
     documents_a, documents_b = by_document(a), by_document(b)
     common = documents_a.keys() & documents_b.keys()
-    same_text = [key for key in common if documents_a[key][0] == documents_b[key][0]]
+    left_a = [key[:2] for key in documents_a.keys() - common]  # (id, text hash) of the unmatched documents
+    left_b = [key[:2] for key in documents_b.keys() - common]
+    same_id, left_a, left_b = pair_off(left_a, left_b, lambda document: document[0])  # real ids only: None is none
+    same_text, left_a, left_b = pair_off(left_a, left_b, lambda document: document[1])
     counts = {
-        "only in A": len(documents_a.keys() - common),
-        "only in B": len(documents_b.keys() - common),
-        "with the same id and another text": len(common) - len(same_text),
+        "only in A": len(left_a),
+        "only in B": len(left_b),
+        "with the same id and another text": same_id,
+        "with the same text and another id": same_text,
         "with the same text and another label": sum(
-            a.labels[documents_a[key][1]] != b.labels[documents_b[key][1]] for key in same_text
+            a.labels[documents_a[key]] != b.labels[documents_b[key]] for key in common
         ),
     }
     if any(counts.values()):
         raise ReportError("different test documents: " + ", ".join(f"{n} {what}" for what, n in counts.items() if n))
-    order = [documents_b[key][1] for key in documents_a]
+    order = [documents_b[key] for key in documents_a]
     return correct(a.labels, a.predictions), correct(b.labels, b.predictions)[order]
 
 
-def by_document(answers: Answers) -> dict[tuple[str, int], tuple[str, int]]:
-    """``(id, k) -> (text hash, position)`` of the k-th document (from 0) with that id, in the run's order."""
-    seen: dict[str, int] = {}
+def by_document(answers: Answers) -> dict[tuple[str | None, str, int], int]:
+    """``(id, text hash, k) -> position`` of the k-th document (from 0) with that id and text, in the run's order.
+    A document without an id (None: its record had none) is known by its text alone, so the same id-less
+    documents pair in any order or file format; ids and texts may repeat."""
+    seen: Counter[tuple[str | None, str]] = Counter()
     documents = {}
-    for position, (document, text) in enumerate(zip(answers.ids, answers.sha256)):
-        documents[(document, seen.get(document, 0))] = (text, position)
-        seen[document] = seen.get(document, 0) + 1
+    for position, document in enumerate(zip(answers.ids, answers.sha256)):
+        documents[(*document, seen[document])] = position
+        seen[document] += 1
     return documents
+
+
+def pair_off(left_a: list[tuple[str | None, str]], left_b: list[tuple[str | None, str]], key
+             ) -> tuple[int, list[tuple[str | None, str]], list[tuple[str | None, str]]]:
+    """How many unmatched documents of A pair with one of B by ``key`` (an id, or a text hash; None pairs
+    nothing), and the documents of A and of B left after those pairs."""
+    groups: dict[str, list[list[tuple[str | None, str]]]] = {}
+    for side, documents in enumerate((left_a, left_b)):
+        for document in documents:
+            if key(document) is not None:
+                groups.setdefault(key(document), [[], []])[side].append(document)
+    paired = [pair for in_a, in_b in groups.values() for pair in zip(in_a, in_b)]
+    done_a, done_b = Counter(a for a, _ in paired), Counter(b for _, b in paired)
+    return len(paired), list((Counter(left_a) - done_a).elements()), list((Counter(left_b) - done_b).elements())
 
 
 def document_tests(a: Answers | None, b: Answers | None) -> list[str]:

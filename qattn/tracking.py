@@ -240,7 +240,7 @@ PREDICTIONS = "predictions/test.json"  # a run's test labels and predictions, pe
 
 
 def log_predictions(test: Split, predictions: list[int]) -> None:
-    """The test split's labels, the model's predictions, and each document's id and text hash
+    """The test split's labels, the model's predictions, and each document's id (null without one) and text hash
     (:func:`qattn.data.text_hash`): paired tests between models (:mod:`qattn.stats`) match two runs'
     answers by document, and refuse runs tested on other documents."""
     answers = {"labels": list(test.labels), "predictions": list(predictions), "ids": list(test.ids)}

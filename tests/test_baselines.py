@@ -249,14 +249,25 @@ def test_baseline_settings_leave_other_kinds_identities_alone():
 
 
 def test_runs_tested_on_other_texts_with_the_same_labels_are_not_paired(tiny, tmp_path):
-    """The issue's case: two test files, other texts, the same label sequence; and a run logged before ids."""
+    """The issue's case: two test files, other texts, the same label sequence. Documents without an id are known
+    by their text: the same file in another order, as CSV (whose line numbers count the header), pairs; a file
+    with one text changed does not."""
+    import csv
+
     from tests.test_data import review_rows, write_jsonl
 
     rows = review_rows(56)
     train = write_jsonl(tmp_path / "train.jsonl", rows[:40])
+    csv_test = tmp_path / "test-a-reordered.csv"
+    with csv_test.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["text", "label"])
+        writer.writeheader()
+        writer.writerows(rows[44:48] + rows[40:44])
+    changed = [*rows[40:47], {**rows[47], "text": rows[47]["text"] + " changed"}]
+    tests = {"a": write_jsonl(tmp_path / "test-a.jsonl", rows[40:48]), "b": write_jsonl(tmp_path / "test-b.jsonl", rows[48:56]),
+             "a, reordered CSV": csv_test, "a, one text changed": write_jsonl(tmp_path / "test-changed.jsonl", changed)}
     runs = {}
-    for name, test_rows in (("a", rows[40:48]), ("b", rows[48:56]), ("a, shuffled", rows[44:48] + rows[40:44])):
-        test = write_jsonl(tmp_path / f"test-{name}.jsonl", test_rows)
+    for name, test in tests.items():
         config = load_config(QUICKSTART, [*tiny, "data.source=files", f"data.train_file={train}", f"data.test_file={test}",
                                           "model.attention=nbsvm", "model.bow.c_grid=[1.0]"])
         runs[name] = run_experiment(config).run_id
@@ -264,13 +275,14 @@ def test_runs_tested_on_other_texts_with_the_same_labels_are_not_paired(tiny, tm
     runner = CliRunner()
     out = runner.invoke(main, ["paired", runs["a"], runs["b"]])
     assert out.exit_code == 1, out.output
-    assert (f"Error: cannot pair {runs['a']} (A) with {runs['b']} (B): different test documents: 8 with the same id and "
-            "another text; the paired tests need two runs tested on the same documents") in out.output
+    assert (f"Error: cannot pair {runs['a']} (A) with {runs['b']} (B): different test documents: 8 only in A, 8 only in B; "
+            "the paired tests need two runs tested on the same documents") in out.output
     answers = json.loads(Path(mlflow.artifacts.download_artifacts(run_id=runs["a"], artifact_path=PREDICTIONS)).read_text())
-    assert answers["ids"] == [f"line {n}" for n in range(1, 9)] and len(answers["sha256"][0]) == 16
-    # the same documents in another order (other line numbers): the ids differ, so no pairing either
-    out = runner.invoke(main, ["paired", runs["a"], runs["a, shuffled"]])
-    assert out.exit_code == 1 and "8 with the same id and another text" in out.output
+    assert answers["ids"] == [None] * 8 and len(answers["sha256"][0]) == 16  # no id field: no id, the text tells
+    out = runner.invoke(main, ["paired", runs["a"], runs["a, reordered CSV"]])
+    assert out.exit_code == 0 and "only A / only B gets right: 0 / 0; McNemar exact p 1" in out.output, out.output
+    out = runner.invoke(main, ["paired", runs["a"], runs["a, one text changed"]])
+    assert out.exit_code == 1 and "different test documents: 1 only in A, 1 only in B;" in out.output, out.output
 
 
 def test_paired_tests_match_documents_by_id_and_text_whatever_their_order():
@@ -288,3 +300,20 @@ def test_paired_tests_match_documents_by_id_and_text_whatever_their_order():
     assert over_documents(a, relabelled)[0] == "n/a (different test documents: 1 with the same text and another label)"
     old = Answers(labels=a.labels, predictions=a.predictions, ids=None, sha256=None)
     assert over_documents(a, old)[0] == "n/a (B was logged before qattn recorded document ids; rerun it)"
+    # documents without an id (None) are known by their text: reordered they pair, a repeated text k-th with k-th
+    no_ids = Answers(labels=[0, 1, 0, 1], predictions=[0, 1, 1, 1], ids=[None] * 4, sha256=["1", "2", "1", "4"])
+    moved = Answers(labels=[1, 0, 0, 1], predictions=[1, 0, 1, 0], ids=[None] * 4, sha256=["4", "1", "1", "2"])
+    assert over_documents(no_ids, moved)[0] == "1 / 0"  # the text "2": only A gets it right
+    one_changed = Answers(labels=no_ids.labels, predictions=no_ids.predictions, ids=[None] * 4, sha256=["1", "2", "1", "5"])
+    assert over_documents(no_ids, one_changed)[0] == "n/a (different test documents: 1 only in A, 1 only in B)"
+    lines = Answers(labels=no_ids.labels, predictions=no_ids.predictions, ids=[f"line {n}" for n in range(1, 5)],
+                    sha256=no_ids.sha256)  # logged when a document without an id had the id "line N"
+    assert over_documents(lines, no_ids)[0] == "n/a (different test documents: 4 with the same text and another id)"
+
+
+def test_evaluate_names_a_bag_of_words_run_as_one_without_a_checkpoint(tiny, tmp_path):
+    run_id = run_experiment(load_config(QUICKSTART, [*tiny, "model.attention=tfidf-lr", "model.bow.c_grid=[1.0]"])).run_id
+    result = CliRunner().invoke(main, ["evaluate", run_id, "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"])
+    assert result.exit_code == 1 and "neither" not in result.stderr, result.output
+    assert (f"Error: run {run_id} is a bag-of-words baseline (tfidf-lr): it keeps no checkpoint to evaluate; its "
+            "test figures are in the run's metrics") in result.stderr

@@ -20,6 +20,15 @@ def write_jsonl(path: Path, rows, gz=False):
     return path
 
 
+def review_files(tiny: list[str], folder: Path) -> tuple[list[dict], Path, Path, list[str]]:
+    """48 review rows, the first 40 as ``train.jsonl`` and the rest as ``test.jsonl`` under ``folder``, and the
+    ``tiny`` overrides that read them."""
+    rows = review_rows(48)
+    train = write_jsonl(folder / "train.jsonl", rows[:40])
+    test = write_jsonl(folder / "test.jsonl", rows[40:])
+    return rows, train, test, [*tiny, "data.source=files", f"data.train_file={train}", f"data.test_file={test}"]
+
+
 def docs(labels, field="label"):
     return [{"text": f"document {i} about {label}", field: label} for i, label in enumerate(labels)]
 
@@ -258,12 +267,17 @@ def test_a_run_says_how_many_empty_documents_it_skipped_and_logs_them(tiny, tmp_
 # -- identity by content, document ids, overlap between splits ------------------------------------------
 
 
-def test_documents_carry_ids_from_their_record_else_their_line(tmp_path):
+def test_documents_carry_ids_from_their_record_else_none(tmp_path):
+    """A document without an id field has none (paired tests know it by its text), whatever its line."""
+    from qattn.data import Split
+
     root = shared_layout(tmp_path)
     rows = [{**row, "id": f"tiny-{i}"} for i, row in enumerate(docs((0, 1)))]
     write_jsonl(root / "tiny" / "test.jsonl.gz", rows, gz=True)
     data = load_dataset(DataConfig(source="shared", name="tiny", data_dir=str(root)))
-    assert data.test.ids == ["tiny-0", "tiny-1"] and sorted(data.train.ids + data.dev.ids) == [f"line {n}" for n in range(1, 7)]
+    assert data.test.ids == ["tiny-0", "tiny-1"] and data.train.ids + data.dev.ids == [None] * 6
+    assert data.overlap["duplicate_ids"] == 0  # documents without an id are no duplicates of each other
+    assert Split(["a", "b"], [0, 1]).ids == [None, None] and Split(["a", "b"], [0, 1]).subset([1]).ids == [None]
     synthetic = load_dataset(DataConfig(synthetic=SyntheticConfig(train_docs=10, dev_docs=10, test_docs=10, min_words=40, max_words=60)))
     assert synthetic.test.ids == [f"test-{i}" for i in range(10)]
 
@@ -302,10 +316,11 @@ def test_test_documents_that_are_training_documents_warn_stop_or_are_dropped(tmp
                                         r"or set data.on_overlap = \"drop\""):
         load_dataset(files_config(tmp_path, train, test, dev, on_overlap="error"))
     dropped = load_dataset(files_config(tmp_path, train, test, dev, on_overlap="drop"))
-    assert dropped.test.texts == ["new one", "new two"] and dropped.test.ids == ["line 8", "line 9"]
+    assert dropped.test.texts == ["new one", "new two"] and dropped.test.ids == [None, None]
     assert dropped.overlap["dropped"] == 7 and dropped.overlap["test_in_train"] == 7
     all_seen = write_jsonl(tmp_path / "seen.jsonl", rows[:30])  # the issue's test file of 30 training documents
-    with pytest.raises(DataError, match=r"the test split is empty \(30 documents dropped: also in train or dev\)"):
+    with pytest.raises(DataError, match=r"the test split is empty \(30 documents dropped: also in train or dev\); "
+                                        r"give it documents that are not in train or dev"):
         load_dataset(files_config(tmp_path, train, all_seen, dev, on_overlap="drop"))
 
 
@@ -363,11 +378,8 @@ def test_grids_on_a_file_whose_labels_changed_neither_resume_nor_share_a_report(
     from qattn.report import ReportError, write_report
     from tests.conftest import QUICKSTART
 
-    rows = review_rows(48)
-    train = write_jsonl(tmp_path / "train.jsonl", rows[:40])
-    test = write_jsonl(tmp_path / "test.jsonl", rows[40:])
-    base = [*tiny, "data.source=files", f"data.train_file={train}", f"data.test_file={test}", "model.bow.c_grid=[1.0]",
-            "compare.seeds=[0]"]
+    rows, train, test, files = review_files(tiny, tmp_path)
+    base = [*files, "model.bow.c_grid=[1.0]", "compare.seeds=[0]"]
     nbsvm = load_config(QUICKSTART, [*base, "compare.kinds=['nbsvm']"])
     first, _ = run_grid(nbsvm, "first", echo=lambda line: None)
     write_jsonl(train, [{**row, "label": {"pos": "neg", "neg": "pos"}[row["label"]]} for row in rows[:40]])  # same path
@@ -386,13 +398,74 @@ def test_resume_refuses_data_that_changed_since_the_checkpoint(tiny, tmp_path):
     from qattn.experiment import run_experiment
     from tests.conftest import QUICKSTART
 
-    rows = review_rows(48)
-    train = write_jsonl(tmp_path / "train.jsonl", rows[:40])
-    test = write_jsonl(tmp_path / "test.jsonl", rows[40:])
-    config = load_config(QUICKSTART, [*tiny, "data.source=files", f"data.train_file={train}", f"data.test_file={test}",
-                                      "train.epochs=1", "model.attention=classical"])
+    rows, train, test, files = review_files(tiny, tmp_path)
+    config = load_config(QUICKSTART, [*files, "train.epochs=1", "model.attention=classical"])
     result = run_experiment(config)
     write_jsonl(test, rows[40:46])
     with pytest.raises(DataError, match=rf"MLflow run {result.run_id} \(checkpoint .*\) was run on other data: test \(data.sha256.test\) "
                                         r"was [0-9a-f]{16}, is now [0-9a-f]{16}.*--restart"):
         run_experiment(config, resume=True)
+
+
+def test_a_grid_in_another_experiment_does_not_adopt_a_cell_trained_on_other_data(tiny, tmp_path):
+    """The refusal above says: run the grid on the new data in another experiment (and output folder). Doing
+    that with the same output folder finds the old data's checkpoint where the cell's folder is (a folder's
+    name is its config's hash): it is named, not adopted as this grid's."""
+    from qattn.config import load_config
+    from qattn.experiment import ExperimentError
+    from qattn.grid import run_grid
+    from tests.conftest import QUICKSTART
+
+    rows, train, test, files = review_files(tiny, tmp_path)
+    base = [*files, "compare.seeds=[0]", "compare.kinds=['dot']", "train.epochs=1"]
+    first, _ = run_grid(load_config(QUICKSTART, base), "first", echo=lambda line: None)
+    write_jsonl(train, [{**row, "label": {"pos": "neg", "neg": "pos"}[row["label"]]} for row in rows[:40]])
+    elsewhere = load_config(QUICKSTART, [*base, "tracking.experiment=relabelled"])
+    with pytest.raises(ExperimentError, match=r"the checkpoint in .* a cell of this grid under parent run "
+                                              rf"{first}\) was run on other data: train"):
+        run_grid(elsewhere, "second", echo=lambda line: None)
+
+
+def test_evaluate_on_data_changed_since_training_says_the_figures_are_not_the_runs(tiny, tmp_path):
+    from click.testing import CliRunner
+
+    from qattn.cli import main
+    from qattn.config import load_config
+    from qattn.experiment import run_experiment
+    from tests.conftest import QUICKSTART
+
+    rows, train, test, files = review_files(tiny, tmp_path)
+    config = load_config(QUICKSTART, [*files, "train.epochs=1", "model.attention=classical"])
+    run_id = run_experiment(config).run_id
+    uri = ["--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
+    unchanged = CliRunner().invoke(main, ["evaluate", run_id, *uri])
+    assert unchanged.exit_code == 0 and "other data" not in unchanged.stderr, unchanged.output
+    before = hashlib.sha256(test.read_bytes()).hexdigest()[:16]
+    write_jsonl(test, [{**rows[40], "label": "neg" if rows[40]["label"] == "pos" else "pos"}, *rows[41:]])
+    now = hashlib.sha256(test.read_bytes()).hexdigest()[:16]
+    best = next((tmp_path / "runs").glob("*/best.pt"))
+    for target in (run_id, str(best)):
+        changed = CliRunner().invoke(main, ["evaluate", target, *uri])
+        assert changed.exit_code == 0 and "accuracy" in changed.stdout, changed.output
+        assert re.search(rf"{re.escape(target)}.* was trained and tested on other data: test \(data.sha256.test\) was "
+                         rf"{before}, is now {now}.*the data as it is now, not the data the run was trained", changed.stderr), changed.stderr
+
+
+def test_grids_on_copies_of_the_same_files_at_two_paths_share_a_report(tiny, tmp_path):
+    from qattn.config import load_config
+    from qattn.grid import run_grid
+    from qattn.report import write_report
+    from tests.conftest import QUICKSTART
+
+    rows = review_rows(48)
+    grids = []
+    for copy, kind in (("one", "nbsvm"), ("two", "tfidf-lr")):
+        (tmp_path / copy).mkdir()
+        train = write_jsonl(tmp_path / copy / "train.jsonl", rows[:40])
+        test = write_jsonl(tmp_path / copy / "test.jsonl", rows[40:])
+        config = load_config(QUICKSTART, [*tiny, "data.source=files", f"data.train_file={train}",
+                                          f"data.test_file={test}", "model.bow.c_grid=[1.0]", "compare.seeds=[0]",
+                                          f"compare.kinds=['{kind}']"])
+        grids.append(run_grid(config, copy, echo=lambda line: None)[0])
+    report = write_report(grids, tmp_path / "results").read_text()
+    assert "NBSVM" in report and "TF-IDF" in report, report[:600]

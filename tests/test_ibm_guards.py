@@ -124,6 +124,22 @@ def test_shots_beyond_a_jobs_executions_are_refused_before_anything_is_made(runs
     assert len(client.search_runs([experiment])) == before and not (tmp_path / "big").exists()
 
 
+@pytest.mark.parametrize("options, message", [
+    (["--max-executions", "100001"],  # TREX's reserve leaves 1; twirling rounds one shot up to 64 executions
+     ("not even one shot fits a job: it costs 64 executions per circuit; a job carries at most 1 (--max-executions "
+      "100,001, less 100,000 for readout mitigation's calibration), and a circuit's shots run in one job: raise "
+      "--max-executions to at least 100,064")),
+    (["--max-executions", "100100", "--resilience-level", "2"],  # zero-noise extrapolation: three noise factors
+     "not even one shot fits a job: it costs 192 executions per circuit; a job carries at most 100 "),
+])
+def test_a_job_too_small_for_one_shot_says_so_and_how_much_it_needs(runs, no_network, options, message):
+    gaussian, _, uri = runs
+    mlflow.set_tracking_uri(uri)
+    out = CliRunner().invoke(main, ["ibm", "plan", gaussian, "--backend", "fake_manila", "--docs", "0", "--shots", "1", *options])
+    assert out.exit_code == 1 and "Traceback" not in out.output, out.output
+    assert message in out.output and "lower --shots" not in out.output, out.output
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "-0.1", "0"])
 def test_a_target_error_that_is_no_fraction_is_refused_by_the_cli(value, no_network):
     out = CliRunner().invoke(main, ["ibm", "plan", str(QUICKSTART), "--backend", "fake_manila", "--tokens", "10",

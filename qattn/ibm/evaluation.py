@@ -13,9 +13,8 @@ import torch
 
 from qattn.annealing import AnnealingKernel
 from qattn.executors import Executor, PennyLaneExecutor
-from qattn.experiment import ExperimentError, SavedModel, load_saved
+from qattn.experiment import BagOfWordsRun, SavedModel, load_saved
 from qattn.kernels import QuantumKernel
-from qattn.kinds import KINDS, AttentionKind
 from qattn.model import PAD_ID, ClassifierOutput, TextClassifier
 from qattn.runtime.devices import Device, HardwareError
 from qattn.solvers import ExactSolver, QuboSolver
@@ -130,25 +129,11 @@ def load_hardware_model(target: str, command: str) -> SavedModel:
     is rather than as a run without a checkpoint. ``command``: what the user was doing (``plan``, ``submit``)."""
     try:
         return load_saved(target)
-    except ExperimentError:
-        kind = run_kind(target)
-        if kind is not None and not kind.network:
-            raise HardwareError(
-                f"run {target} is a bag-of-words baseline ({kind.name}); it runs no circuits: "
-                f"{command} a quantum kind's run"
-            ) from None
-        raise
-
-
-def run_kind(run_id: str) -> AttentionKind | None:
-    """The attention kind an MLflow run was trained with (None: no such run, or a kind not registered)."""
-    from mlflow.tracking import MlflowClient
-
-    try:
-        attention = MlflowClient().get_run(run_id).data.params.get("model.attention")
-    except Exception:  # noqa: BLE001 - not a run id, under any of MLflow's exception types
-        return None
-    return KINDS.get(attention) if attention in KINDS else None
+    except BagOfWordsRun as err:
+        raise HardwareError(
+            f"run {err.run_id} is a bag-of-words baseline ({err.kind.name}); it runs no circuits: "
+            f"{command} a quantum kind's run"
+        ) from None
 
 
 def require_quantum(model: TextClassifier) -> None:

@@ -225,16 +225,24 @@ def job_ranges(
 
 def require_one_job(options: Options, kind: str, shots: int, budgeted: bool = False) -> None:
     """Refuse a circuit whose shots alone exceed a job's executions. A circuit's shots run in one job (one
-    pub), so they are not split over jobs; the message names both numbers and the most shots that fit."""
+    pub), so they are not split over jobs; the message names both numbers and the most shots that fit, or,
+    when not even one shot fits (twirling rounds shots up, a small --max-executions less TREX's reserve),
+    the --max-executions that one shot needs."""
     executions, limit = options.circuit_executions(kind, shots), options.job_executions(kind)
     if executions <= limit:
         return
+    reserve = options.max_executions - limit
+    mitigation = f", less {reserve:,} for readout mitigation's calibration" if reserve else ""
+    carries = (f"a job carries at most {limit:,} (--max-executions {options.max_executions:,}{mitigation}), "
+               "and a circuit's shots run in one job")
+    one_shot = options.circuit_executions(kind, 1)
+    if one_shot > limit:
+        raise HardwareError(f"not even one shot fits a job: it costs {one_shot:,} executions per circuit; {carries}: "
+                            f"raise --max-executions to at least {one_shot + reserve:,}")
     low, high = 1, limit  # the most shots that fit: executions grow with shots
     while low < high:
         middle = (low + high + 1) // 2
         low, high = (middle, high) if options.circuit_executions(kind, middle) <= limit else (low, middle - 1)
-    reserve = options.max_executions - limit
-    reserve = f", less {reserve:,} for readout mitigation's calibration" if reserve else ""
     if not budgeted:
         asked, fix = f"--shots {shots}", f"lower --shots to at most {low}"
     elif options.adaptive and shots == options.pilot_shots:
@@ -242,8 +250,7 @@ def require_one_job(options: Options, kind: str, shots: int, budgeted: bool = Fa
     else:
         asked, fix = f"the error budget's {shots} shots per circuit", "raise --target-error"
     raise HardwareError(
-        f"{asked} costs {executions:,} executions per circuit; a job carries at most {limit:,} (--max-executions "
-        f"{options.max_executions:,}{reserve}), and a circuit's shots run in one job: {fix}, or raise --max-executions "
+        f"{asked} costs {executions:,} executions per circuit; {carries}: {fix}, or raise --max-executions "
         "where your IBM Quantum plan allows larger jobs"
     )
 
