@@ -72,10 +72,11 @@ def cells(config: ExperimentConfig) -> list[Cell]:
     ]
 
 
-def find_parent(config: ExperimentConfig) -> Run | None:
+def find_parent(config: ExperimentConfig, hashes: dict[str, str]) -> Run | None:
     """The most recent parent run of this grid in the configured experiment, if any; refused (a
-    :class:`qattn.data.DataError`) when the data's content changed since the grid started: a grid's identity
-    is its config, and its cells must not continue on other data."""
+    :class:`qattn.data.DataError`) when the data's content changed since the grid started (``hashes``: the
+    data's now, :func:`qattn.data.data_hashes`): a grid's identity is its config, and its cells must not
+    continue on other data."""
     runs = mlflow.search_runs(
         experiment_names=[config.tracking.experiment],
         filter_string=f"tags.{GRID_TAG} = '{grid_id(config)}'",
@@ -85,7 +86,7 @@ def find_parent(config: ExperimentConfig) -> Run | None:
     )
     if not runs:
         return None
-    check_unchanged(runs[0].data.params, data_hashes(config.data), f"grid parent run {runs[0].info.run_id}",
+    check_unchanged(runs[0].data.params, hashes, f"grid parent run {runs[0].info.run_id}",
                     "run the grid on this data in another MLflow experiment and output folder "
                     "(--set tracking.experiment=NAME --set train.output_dir=DIR)")
     return runs[0]
@@ -192,8 +193,8 @@ def run_grid(config: ExperimentConfig, command: str, echo=print) -> tuple[str, l
     with ExitStack() as parent_run:
         with grid_lock(config):  # one process at a time finds, or creates and records, the parent run
             uri = tracking.connect(config)
-            parent = find_parent(config)
             hashes = data_hashes(config.data)
+            parent = find_parent(config, hashes)
             foreign = [problem for _, identity in grid
                        if (problem := checkpoint_run(identity.folder, this_grid, hashes)[1])]
             if foreign:
@@ -210,7 +211,7 @@ def run_grid(config: ExperimentConfig, command: str, echo=print) -> tuple[str, l
             ))
             mlflow.set_tags({COMMAND_TAG: command, "qattn_cells": str(len(grid))})
             if not parent:
-                tracking.log_run_metadata(config, {})
+                tracking.log_run_metadata(config, {}, hashes)
         outcomes: list[RunResult | Run] = []
         for number, (cell_config, identity) in enumerate(grid, 1):
             name = identity.name

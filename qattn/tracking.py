@@ -30,7 +30,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from qattn.config import ExperimentConfig, flatten
-from qattn.data import Split, TextDataset, data_hashes, hash_params
+from qattn.data import Split, TextDataset, hash_params
 from qattn.uris import bare_uri, mask_uri
 
 PACKAGES = ("qattn", "torch", "pennylane", "qiskit", "qiskit-aer", "mlflow", "tokenizers", "numpy")
@@ -268,14 +268,14 @@ def package_versions() -> dict[str, str]:
 
 
 def log_run_metadata(config: ExperimentConfig, parameter_counts: dict[str, int],
-                     dataset: TextDataset | None = None) -> None:
+                     data: TextDataset | dict[str, str]) -> None:
     """Resolved config as flattened params, parameter counts, git commit and package versions, and the data's
-    identity by content: the ``dataset``'s hashes and overlap counts (:meth:`qattn.data.TextDataset.params`),
-    else (a grid's parent run, which loads no data) the hashes of the data files (:func:`qattn.data.data_hashes`)."""
+    identity by content: a run's ``data`` set, its hashes and overlap counts (:meth:`qattn.data.TextDataset.params`);
+    a grid's parent run, which loads no data, gives the hashes of the data files (:func:`qattn.data.data_hashes`)."""
     flat = flatten(public_config(config))
     params: dict[str, Any] = {key: str(value)[:MAX_PARAM_LENGTH] for key, value in flat.items()}
     params.update({f"parameters.{kind}": count for kind, count in parameter_counts.items()})
-    params.update(dataset.params() if dataset else hash_params(data_hashes(config.data)))
+    params.update(data.params() if isinstance(data, TextDataset) else hash_params(data))
     params.update(package_versions())
     mlflow.log_params(params)
     commit = git_commit()
