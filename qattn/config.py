@@ -16,6 +16,7 @@ This module imports no torch, PennyLane, Qiskit or MLflow: a config error costs 
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -155,8 +156,8 @@ class SaSolverConfig(Section):
     @field_validator("beta_range")
     @classmethod
     def _range(cls, beta_range: list[float] | None) -> list[float] | None:
-        if beta_range is not None and not (len(beta_range) == 2 and 0 < beta_range[0] <= beta_range[1]):
-            raise ValueError(f"beta_range must be [hot, cold] with 0 < hot <= cold, got {beta_range}")
+        if beta_range is not None and not (len(beta_range) == 2 and 0 < beta_range[0] <= beta_range[1] < math.inf):
+            raise ValueError(f"beta_range must be [hot, cold] with 0 < hot <= cold, both finite, got {beta_range}")
         return beta_range
 
 

@@ -44,6 +44,7 @@ def test_resolved_config_round_trips_through_toml():
         ("model..n_qubits=3", "override 'model..n_qubits=3' has an empty key between dots; write section.key=value"),
         ("model.n_qubits.=3", "override 'model.n_qubits.=3' has an empty key between dots"),
         ("data.on_empty=drop", "data.on_empty: Input should be 'error' or 'skip'"),
+        ("model.annealing.sa.beta_range=[1.0, inf]", "model.annealing.sa.beta_range: .*both finite, got \\[1.0, inf\\]"),
         ("model.embed_dim=30", "embed_dim \\(30\\) must be divisible by num_heads \\(4\\)"),
         ("data.source=files", "source = 'files' needs train_file and test_file"),
         ("train", "override 'train' must look like section.key=value"),
