@@ -437,7 +437,8 @@ def check_overlap(name: str, train: Split, dev: Split, test: Split, on_overlap: 
 
 
 def notice(message: str) -> None:
-    """A warning on stderr, as :func:`qattn.tracking.notice` gives them (this module imports no MLflow)."""
+    """A warning on stderr, ``qattn: <message>``: qattn's one way to give them (``qattn.tracking.notice`` is this
+    function; it lives here because this module imports no MLflow)."""
     print(f"qattn: {message}", file=sys.stderr, flush=True)
 
 

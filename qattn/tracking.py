@@ -15,7 +15,6 @@ import logging
 import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,7 +29,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from qattn.config import ExperimentConfig, flatten
-from qattn.data import Split, TextDataset, hash_params
+from qattn.data import Split, TextDataset, hash_params, notice
 from qattn.uris import bare_uri, mask_uri
 
 PACKAGES = ("qattn", "torch", "pennylane", "qiskit", "qiskit-aer", "mlflow", "tokenizers", "numpy")
@@ -204,10 +203,6 @@ def why(err: Exception) -> str:
     """The operating system's reason when there is one (``Connection refused``), else the error's start."""
     reason = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(err))
     return reason.group(1).strip() if reason else f"{type(err).__name__}: {str(err)[:160]}"
-
-
-def notice(message: str) -> None:
-    print(f"qattn: {message}", file=sys.stderr, flush=True)
 
 
 @contextmanager
