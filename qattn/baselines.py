@@ -8,7 +8,10 @@
   their liblinear), and its weights interpolated with their mean magnitude, ``w' = (1 - beta) mean|w| +
   beta w``. Several classes: one such classifier per class against the rest, each with its own ``r``.
 
-Both read the data the attention models read (:func:`qattn.data.load_dataset`: the same dev split carved
+``probe`` (:func:`run_probe`), the rung of a pretrained encoder's footing, is here too: the frozen
+encoder's mean-pooled features and logistic regression.
+
+All read the data the attention models read (:func:`qattn.data.load_dataset`: the same dev split carved
 by ``data.seed``, the same subsampling) and choose their C from ``model.bow.c_grid`` on dev macro-F1, the
 rule that picks the attention models' checkpoints; they are fitted on the training split only. They are
 deterministic (the seed changes nothing) and keep no checkpoint: they retrain in seconds to minutes. A
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import time
+from dataclasses import dataclass
 from functools import partial
 
 import mlflow
@@ -29,12 +33,14 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
 from qattn import tracking
 from qattn.config import BagOfWordsConfig, ConfigError, ExperimentConfig
-from qattn.data import DataError, Split, load_dataset
+from qattn.data import DataError, Split, TextDataset, load_dataset
 from qattn.identity import run_name
+from qattn.inputs import encoded_data
 from qattn.run_result import RunResult
 from qattn.trainer import Metrics, metrics_of
 from qattn.uris import mask_uri
@@ -148,6 +154,20 @@ def check_vocabulary(options: BagOfWordsConfig, train: Split) -> None:
         )
 
 
+@dataclass
+class Fitted:
+    """A classifier fitted and selected on dev, before its run is recorded."""
+
+    dev: Metrics
+    test: Metrics
+    parameters: dict[str, int]
+    metrics: dict[str, float]  # its own final figures (the C chosen, feature counts), besides dev and test
+    searched: list[tuple[dict[str, float], int]]  # each C's dev figures, by step
+    seconds: float  # fitting and selection (the epoch time of a report)
+    docs: int  # training documents seen, over the C grid
+    words: int  # training words seen, over the C grid
+
+
 def run_baseline(config: ExperimentConfig, *, uri: str, nested: bool = False) -> RunResult:
     """Fit, select on dev, test and record one bag-of-words run in the MLflow store at ``uri`` (connected).
     The model is fitted, selected and tested before the MLflow run opens: data or ``model.bow`` settings it
@@ -156,30 +176,68 @@ def run_baseline(config: ExperimentConfig, *, uri: str, nested: bool = False) ->
     kind, options = config.model.attention, config.model.bow
     dataset = load_dataset(config.data)
     tracking.notice_skipped_empty(dataset)
-    name = run_name(config)
     searched: list[tuple[dict[str, float], int]] = []
     started = time.perf_counter()
     model, C, dev = select_and_fit(kind, options, dataset.train, dataset.dev, dataset.num_classes,
                                    lambda metrics, step: searched.append((metrics, step)))
     seconds = time.perf_counter() - started
     test = metrics_of(dataset.test.labels, model.predict(dataset.test.texts).tolist(), dataset.num_classes)
-    parameters = {"quantum": 0, "classical": parameter_count(model)}
     words = sum(len(text.split()) for text in dataset.train.texts) * len(options.c_grid)
+    fitted = Fitted(dev, test, {"quantum": 0, "classical": parameter_count(model)},
+                    {"bow/C": C, "bow/features": model[-1].coef_.shape[1]}, searched, seconds,
+                    len(dataset.train) * len(options.c_grid), words)
+    return record(config, dataset, fitted, uri=uri, nested=nested)
+
+
+def run_probe(config: ExperimentConfig, *, uri: str, nested: bool = False) -> RunResult:
+    """The linear probe of ``model.backbone``: each document's mean token feature (the frozen encoder's, from
+    the feature cache, over its real tokens), standardised, and a logistic regression whose C from
+    ``model.probe.c_grid`` has the best dev macro-F1; fitted before its MLflow run opens, as the bag of words."""
+    dataset = load_dataset(config.data)
+    tracking.notice_skipped_empty(dataset)
+    data = encoded_data(config, dataset)
+    pooled = {name: data.cached[name].pooled() for name in ("train", "dev", "test")}
+    grid, searched, best = config.model.probe.c_grid, [], None
+    started = time.perf_counter()
+    scaler = StandardScaler().fit(pooled["train"])
+    train, dev_x = scaler.transform(pooled["train"]), scaler.transform(pooled["dev"])
+    for step, C in enumerate(grid, 1):
+        classifier = LogisticRegression(C=C, max_iter=2000).fit(train, dataset.train.labels)
+        dev = metrics_of(dataset.dev.labels, classifier.predict(dev_x).tolist(), dataset.num_classes)
+        searched.append(({"search/C": C, "search/dev_accuracy": dev.accuracy, "search/dev_macro_f1": dev.macro_f1}, step))
+        if best is None or dev.macro_f1 > best[2].macro_f1:
+            best = (classifier, C, dev)
+    seconds = time.perf_counter() - started
+    classifier, C, dev = best
+    test = metrics_of(dataset.test.labels, classifier.predict(scaler.transform(pooled["test"])).tolist(),
+                      dataset.num_classes)
+    tokens = sum(len(doc) for doc in data.tokens["train"]) * len(grid)
+    fitted = Fitted(dev, test, {"quantum": 0, "classical": int(classifier.coef_.size + classifier.intercept_.size)},
+                    {"probe/C": C}, searched, seconds, len(dataset.train) * len(grid), tokens)
+    return record(config, dataset, fitted, uri=uri, nested=nested, params=data.params())
+
+
+def record(config: ExperimentConfig, dataset: TextDataset, fitted: Fitted, *, uri: str, nested: bool,
+           params: dict[str, str] | None = None) -> RunResult:
+    """One MLflow run of a fitted classifier: its search, metadata, figures and per-document predictions."""
+    name = run_name(config)
     final = {
-        **dev.scalars("dev"), **test.scalars("test"), "best_epoch": 1, "bow/C": C,
-        "bow/features": model[-1].coef_.shape[1], "epoch/seconds": seconds,
-        "epoch/docs_per_s": len(dataset.train) * len(options.c_grid) / seconds, "epoch/tokens_per_s": words / seconds,
+        **fitted.dev.scalars("dev"), **fitted.test.scalars("test"), "best_epoch": 1, **fitted.metrics,
+        "epoch/seconds": fitted.seconds, "epoch/docs_per_s": fitted.docs / fitted.seconds,
+        "epoch/tokens_per_s": fitted.words / fitted.seconds,
     }
     with tracking.recorded_run(run_name=name, nested=nested, log_system_metrics=False) as run:
         tracking.patiently(lambda: mlflow.set_tag(tracking.EPOCH_TAG, "1"))
-        for metrics, step in searched:
+        for metrics, step in fitted.searched:
             tracking.patiently(partial(mlflow.log_metrics, metrics, step=step))
-        tracking.patiently(lambda: tracking.log_run_metadata(config, parameters, dataset))
+        tracking.patiently(lambda: tracking.log_run_metadata(config, fitted.parameters, dataset))
+        if params:
+            tracking.patiently(lambda: mlflow.log_params(params))
         tracking.patiently(lambda: tracking.log_skipped_empty(config, dataset))
         tracking.patiently(lambda: mlflow.log_metrics(final, step=1))
-        tracking.patiently(lambda: tracking.log_predictions(dataset.test, test.predictions))
+        tracking.patiently(lambda: tracking.log_predictions(dataset.test, fitted.test.predictions))
     return RunResult(
-        run_id=run.info.run_id, run_name=name, tracking_uri=mask_uri(uri), test=test, best_epoch=1, epochs_run=1,
-        seconds_per_epoch=seconds, docs_per_s=final["epoch/docs_per_s"], tokens_per_s=final["epoch/tokens_per_s"],
-        parameters=parameters,
+        run_id=run.info.run_id, run_name=name, tracking_uri=mask_uri(uri), test=fitted.test, best_epoch=1,
+        epochs_run=1, seconds_per_epoch=fitted.seconds, docs_per_s=final["epoch/docs_per_s"],
+        tokens_per_s=final["epoch/tokens_per_s"], parameters=fitted.parameters,
     )

@@ -240,6 +240,46 @@ class BagOfWordsConfig(Section):
         return c_grid
 
 
+class BackboneConfig(Section):
+    """A pretrained encoder read as the model's input (:mod:`qattn.backbone`): its token features replace the
+    trained embeddings, its tokenizer the BPE one. Frozen encoders' features are cached once (:mod:`qattn.features`)."""
+
+    name: str = Field(description="a Hugging Face model id (albert-base-v2) or a local folder holding one")
+    sha256: str | None = Field(
+        None, description="sha256 of the weights file (model.safetensors or pytorch_model.bin), checked before use; "
+        "unset: the published hash of an encoder qattn knows (qattn.backbone.KNOWN), else not checked"
+    )
+    layer: int = Field(-1, description="hidden layer read: -1 the last, 0 the embeddings, k the k-th block's output")
+    trainable_layers: int = Field(0, ge=0, description="top blocks trained with the model; 0: frozen, features cached")
+    dtype: Literal["float16", "float32"] = Field("float16", description="of the cached features")
+    cache_dir: str = Field(".cache/qattn/features", description="where cached features go (docs/backbone.md)")
+    batch_size: int = Field(32, ge=1, description="windows per encoder forward pass while caching")
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex(cls, sha256: str | None) -> str | None:
+        if sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", sha256):
+            raise ValueError(f"sha256 must be 64 lowercase hex digits, got {sha256!r}")
+        return sha256
+
+
+class ProbeConfig(Section):
+    """The linear probe (``model.attention = "probe"``): the frozen encoder's mean-pooled features and a
+    logistic regression, no trained attention."""
+
+    c_grid: list[float] = Field(
+        [0.01, 0.1, 1.0, 10.0, 100.0], min_length=1,
+        description="inverse regularisation strengths tried; the one with the best dev macro-F1 is kept",
+    )
+
+    @field_validator("c_grid")
+    @classmethod
+    def _positive(cls, c_grid: list[float]) -> list[float]:
+        if any(c <= 0 for c in c_grid):
+            raise ValueError(f"every C in c_grid must be positive, got {c_grid}")
+        return c_grid
+
+
 class ModelConfig(Section):
     attention: str = Field(
         "quantum", description=" | ".join(f"{kind.name} ({kind.summary})" for kind in ladder()) + " (qattn.kinds)"
@@ -253,6 +293,8 @@ class ModelConfig(Section):
     aer: AerConfig = AerConfig()
     annealing: AnnealingConfig = AnnealingConfig()
     bow: BagOfWordsConfig = BagOfWordsConfig()
+    probe: ProbeConfig = ProbeConfig()
+    backbone: BackboneConfig | None = Field(None, description="a pretrained encoder as input; unset: embeddings trained from scratch")
     qk_dim: int | None = Field(
         None, ge=1, description="per-head query/key width of classical attention (e.g. n_qubits, the quantum "
         "kernels' width); unset: embed_dim / num_heads, as torch"
@@ -264,7 +306,11 @@ class ModelConfig(Section):
     ff_dim: int = Field(128, ge=1)
     dropout: float = Field(0.1, ge=0, lt=1)
     max_length: int = Field(512, ge=1, description="tokens per document; longer ones are truncated")
-    chunk_size: int = Field(64, ge=2, description="tokens per chunk of the hierarchical reader")
+    chunk_size: int = Field(64, ge=2, description="tokens per chunk of the hierarchical reader (a backbone's window)")
+    pool: Literal["summary", "mean"] = Field(
+        "summary", description="summary: average the chunk summaries; mean: average every real token's state after "
+        "the local blocks (QAMA's pooling, without its padding; needs global_layers = 0)"
+    )
 
     # One validator per key, so pydantic reports every problem of the section at once. A key only some
     # kinds read is checked for those kinds only (qattn.kinds); fields validate in the order above.
@@ -306,6 +352,14 @@ class ModelConfig(Section):
         if embed_dim is not None and embed_dim % num_heads:
             raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
         return num_heads
+
+    @model_validator(mode="after")
+    def _footing(self) -> ModelConfig:
+        if self.pool == "mean" and self.global_layers:
+            raise ValueError(f"pool = 'mean' averages the local blocks' token states: global_layers must be 0, got {self.global_layers}")
+        if KINDS.get(self.attention).name == "probe" and self.backbone is None:
+            raise ValueError("attention = 'probe' probes a pretrained encoder: set model.backbone.name")
+        return self
 
     @model_validator(mode="after")
     def _qubo_size(self) -> ModelConfig:
@@ -425,6 +479,12 @@ class ExperimentConfig(Section):
     train: TrainConfig = TrainConfig()
     tracking: TrackingConfig = TrackingConfig()
     compare: CompareConfig = CompareConfig()
+
+    @model_validator(mode="after")
+    def _probe_grid(self) -> ExperimentConfig:
+        if "probe" in self.compare.kinds and self.model.backbone is None:
+            raise ValueError("compare.kinds lists 'probe', a linear probe of a pretrained encoder: set model.backbone.name")
+        return self
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> ExperimentConfig:

@@ -25,6 +25,7 @@ from tokenizers import Tokenizer
 from qattn import tracking
 from qattn.artifacts import attention_figure, circuit_files, confusion_figure, learning_curves_figure
 from qattn.attention import parameter_counts
+from qattn.backbone import locate
 from qattn.config import ConfigError, ExperimentConfig, config_from_toml, dump_config
 from qattn.data import TextDataset, check_unchanged, data_changes, load_dataset
 from qattn.distributed import Ranks, process_group
@@ -32,7 +33,7 @@ from qattn.identity import RunIdentity, run_identity
 from qattn.kinds import KINDS, AttentionKind
 from qattn.model import TextClassifier, build_model
 from qattn.run_result import RunResult
-from qattn.tokenizer import build_tokenizer, encode
+from qattn.inputs import SPLITS, ModelInputs, model_inputs, saved_inputs
 from qattn.trainer import EncodedSplit, Metrics, Trainer, evaluate, pad_batch, seed_everything
 from qattn.uris import mask_uri
 
@@ -116,6 +117,7 @@ def run_experiment(
     Under torchrun every process calls this; rank 0 alone takes the lock and writes the MLflow run and
     the checkpoints (:mod:`qattn.distributed`)."""
     check_resume(config, resume, restart)
+    check_footing(config)
     if not KINDS.get(config.model.attention).network:
         return run_standalone(config, tracking.connect(config), nested=nested)
     check_writable(config)
@@ -139,6 +141,13 @@ def run_cell(config: ExperimentConfig, identity: RunIdentity, uri: str, *, resum
         return run_standalone(config, uri, nested=True)
     with process_group(config.train.device) as ranks:
         return train_and_test(config, identity, uri, ranks, resume=resume, restart=restart, nested=True)
+
+
+def check_footing(config: ExperimentConfig) -> None:
+    """A pretrained encoder is found and its weights' hash checked before anything else (a ConfigError naming
+    the folder and what was expected)."""
+    if config.model.backbone is not None:
+        locate(config.model.backbone)
 
 
 def check_resume(config: ExperimentConfig, resume: bool, restart: bool) -> None:
@@ -174,21 +183,17 @@ def train_and_test(config: ExperimentConfig, identity: RunIdentity, uri: str, ra
     dataset = load_dataset(config.data)
     if ranks.main:
         tracking.notice_skipped_empty(dataset)
-    # One tokenizer for all ranks: rank 0 trains (or loads) it, the others receive it.
-    tokenizer = Tokenizer.from_str(ranks.from_main(build_tokenizer(dataset.train.texts, config.tokenizer).to_str() if ranks.main else None))
-    train, dev, test = (
-        EncodedSplit(encode(tokenizer, split.texts, config.model.max_length), split.labels)
-        for split in (dataset.train, dataset.dev, dataset.test)
-    )
+    inputs = model_inputs(config, dataset, ranks)
+    train, dev, test = (EncodedSplit(inputs.ids[name], getattr(dataset, name).labels) for name in SPLITS)
     seed_everything(config.train.seed)
     try:
-        model = build_model(config.model, tokenizer.get_vocab_size(), dataset.num_classes).to(ranks.device)
+        model = build_model(config.model, inputs.vocab_size, dataset.num_classes, embed=inputs.embed).to(ranks.device)
     except (ValueError, ImportError) as err:  # e.g. an unknown fake backend, a GPU that is not there
         raise ConfigError(f"model: {err}") from None
 
     extra = {
         "config": dump_config(tracking.public_config(config)),
-        "tokenizer": tokenizer.to_str(),
+        "tokenizer": inputs.tokenizer.to_str(),
         "label_names": dataset.label_names,
         "mlflow_run_id": None,  # once the MLflow run is open
         "data_sha256": dataset.hashes,  # what it was trained on: load_saved compares it (not in older checkpoints)
@@ -224,7 +229,7 @@ def train_and_test(config: ExperimentConfig, identity: RunIdentity, uri: str, ra
     try:
         with recording() if ranks.main else nullcontext() as run:
             if ranks.main and not resume:
-                tracking.patiently(lambda: log_run_start(config, model, extra["config"], dataset))
+                tracking.patiently(lambda: log_run_start(config, model, extra["config"], dataset, inputs.params))
             if ranks.main:  # a tag, not a param: a resumed run may have another world size
                 tracking.patiently(lambda: mlflow.set_tag("world_size", ranks.world_size))
             extra["mlflow_run_id"] = ranks.from_main(run.info.run_id if ranks.main else None)
@@ -237,7 +242,7 @@ def train_and_test(config: ExperimentConfig, identity: RunIdentity, uri: str, ra
                 tracking.patiently(lambda: mlflow.log_metrics(final))
                 tracking.patiently(lambda: tracking.log_predictions(dataset.test, test_metrics.predictions))
                 history = state.history
-                tracking.patiently(lambda: log_artifacts(config, model, tokenizer, dataset, dev, test_metrics, history))
+                tracking.patiently(lambda: log_artifacts(config, model, inputs, dataset, dev, test_metrics, history))
                 tracking.patiently(lambda: mlflow.log_artifact(str(trainer.best_path), "checkpoints"))
     except tracking.StoreUnreachable as err:
         if not last.is_file():  # it went away before the first checkpoint
@@ -266,8 +271,10 @@ def train_and_test(config: ExperimentConfig, identity: RunIdentity, uri: str, ra
     )
 
 
-def log_run_start(config: ExperimentConfig, model: TextClassifier, resolved: str, dataset: TextDataset) -> None:
+def log_run_start(config: ExperimentConfig, model: TextClassifier, resolved: str, dataset: TextDataset,
+                  footing: dict[str, str]) -> None:
     tracking.log_run_metadata(config, parameter_counts(model), dataset)
+    mlflow.log_params(footing)  # the encoder's folder, weights hash, revision and feature cache entries
     tracking.log_skipped_empty(config, dataset)
     mlflow.log_text(resolved, "config.toml")
     mlflow.set_tag(tracking.EPOCH_TAG, "1")
@@ -289,7 +296,7 @@ def resumed_run_numbering(run_id: str, last: Path, hashes: dict[str, str]) -> in
     return 1 if run.data.tags.get(tracking.EPOCH_TAG) == "1" else 0
 
 
-def log_artifacts(config, model: TextClassifier, tokenizer: Tokenizer, dataset: TextDataset, dev: EncodedSplit,
+def log_artifacts(config, model: TextClassifier, inputs: ModelInputs, dataset: TextDataset, dev: EncodedSplit,
                   test: Metrics, history: list[dict[str, float]]) -> None:
     figures = {
         "confusion_matrix.png": confusion_figure(test.confusion, dataset.label_names, "test confusion matrix (best model)"),
@@ -300,8 +307,9 @@ def log_artifacts(config, model: TextClassifier, tokenizer: Tokenizer, dataset: 
     with torch.no_grad():
         for doc in range(min(config.tracking.attention_maps, len(dev.ids))):
             out = model(pad_batch(dev.ids, [doc]).to(device), return_attention=True)
-            chunk = dev.ids[doc][: config.model.chunk_size]
-            tokens = [tokenizer.decode([i]) for i in chunk]
+            if out.local_attention is None:  # no attention sublayer: nothing to draw
+                break
+            tokens = inputs.token_labels("dev", doc, config.model.chunk_size)
             local = out.local_attention[0, 0].cpu().numpy()
             global_ = out.global_attention[0].cpu().numpy() if out.global_attention is not None else None
             figures[f"attention/dev_doc_{doc}.png"] = attention_figure(
@@ -320,14 +328,17 @@ class SavedModel:
 
     model: TextClassifier
     config: ExperimentConfig
-    tokenizer: Tokenizer
+    inputs: ModelInputs
     dataset: TextDataset
     path: str  # where it was loaded from: the checkpoint file, or runs:/<run id>/checkpoints/best.pt
     run_id: str | None  # the MLflow run that trained it
 
+    @property
+    def tokenizer(self) -> Tokenizer:
+        return self.inputs.tokenizer
+
     def encoded(self, split: str) -> EncodedSplit:
-        data = getattr(self.dataset, split)
-        return EncodedSplit(encode(self.tokenizer, data.texts, self.config.model.max_length), data.labels)
+        return EncodedSplit(self.inputs.ids[split], getattr(self.dataset, split).labels)
 
 
 class BagOfWordsRun(ExperimentError):
@@ -378,13 +389,15 @@ def load_saved(target: str) -> SavedModel:
             f"the data now gives classes {dataset.label_names}, the checkpoint was trained on {payload['label_names']}"
         )
     try:
-        tokenizer = Tokenizer.from_str(payload["tokenizer"])
-        model = build_model(config.model, tokenizer.get_vocab_size(), dataset.num_classes)
+        inputs = saved_inputs(config, dataset, payload["tokenizer"])  # an encoder is located and checked by hash
+        model = build_model(config.model, inputs.vocab_size, dataset.num_classes, embed=inputs.embed)
         model.load_state_dict(payload["model"])
+    except ConfigError:  # the encoder's folder or weights: the message names them and the fix
+        raise
     except Exception as err:  # noqa: BLE001 - a bad tokenizer, weights of other shapes: not a checkpoint of its config
         raise unusable(source, f"it does not fit its own config: {first_lines(err)}") from None
     model.eval()
-    return SavedModel(model, config, tokenizer, dataset, source, payload.get("mlflow_run_id"))
+    return SavedModel(model, config, inputs, dataset, source, payload.get("mlflow_run_id"))
 
 
 def run_kind(run_id: str) -> AttentionKind | None:

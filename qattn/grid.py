@@ -37,7 +37,7 @@ from qattn import tracking
 from qattn.config import ExperimentConfig, validate_config
 from qattn.data import DataError, check_unchanged, data_hashes
 from qattn.distributed import torchrun_world
-from qattn.experiment import ExperimentError, check_writable, folder_lock, load_checkpoint, run_cell
+from qattn.experiment import ExperimentError, check_footing, check_writable, folder_lock, load_checkpoint, run_cell
 from qattn.identity import grid_id, run_identity
 from qattn.kinds import grid_names
 from qattn.run_result import RunResult
@@ -185,6 +185,7 @@ def run_grid(config: ExperimentConfig, command: str, echo=print) -> tuple[str, l
             "with `qattn train CONFIG --set model.attention=... --set train.seed=...`"
         )
     check_writable(config)
+    check_footing(config)
     this_grid = grid_id(config)
     grid = []  # each cell's config and identity, computed once
     for cell in cells(config):

@@ -58,13 +58,15 @@ def grid_id(config: ExperimentConfig) -> str:
     return digest(config, exclude={"tracking": True, "train": {"output_dir", "seed"}, "compare": {"seeds"}}, length=12)
 
 
-PLACEMENT = {"train": {"device": True}, "model": {"aer": {"cluster": True, "max_job_size": True}}}
+PLACEMENT = {"train": {"device": True}, "model": {"aer": {"cluster": True, "max_job_size": True},
+                                                   "backbone": {"cache_dir": True, "batch_size": True}}}
 """Where a run computes, not what: never part of an identity, so a run resumes on other hardware or
-another cluster (``max_job_size`` only regroups a sampled run's shots into other seeded sub-jobs)."""
+another cluster (``max_job_size`` only regroups a sampled run's shots into other seeded sub-jobs; an
+encoder's feature cache folder and encoding batch change where and how fast its features are computed)."""
 
 
 LATER_DEFAULTS = {
-    "data": {"on_empty": "error", "on_overlap": "warn"}, "model": {"qk_dim": None}, "train": {"label_smoothing": 0.0},
+    "data": {"on_empty": "error", "on_overlap": "warn"}, "model": {"qk_dim": None, "backbone": None, "pool": "summary"}, "train": {"label_smoothing": 0.0},
 }
 """Settings added after grids and checkpoints existed, with the default that behaves as before they did:
 left out of identities while at that default, so those grids resume and their checkpoints are found."""
@@ -80,7 +82,7 @@ def digest(config: ExperimentConfig, exclude: dict, length: int) -> str:
     def drop(node: dict, spec: dict, if_default: bool) -> None:
         for key, inner in spec.items():
             if isinstance(inner, dict):
-                drop(node.get(key, {}), inner, if_default)
+                drop(node.get(key) or {}, inner, if_default)  # a section that is unset (None) has nothing to drop
             elif key in node and (not if_default or node[key] == inner):
                 node.pop(key)
 

@@ -56,6 +56,7 @@ class AttentionKind:
     baseline: Callable[[Params], bool] = lambda params: False  # a run of it is a baseline rung (titles, row order)
     section: str | None = None  # its own [model.<section>]: left out of the identity of runs and grids without it
     reads: tuple[str, ...] = ()  # other [model] keys only it reads (dotted, or a section's prefix)
+    inputs: tuple[str, ...] = ()  # a kind that is no network: the shared keys besides data.* it reads (prefixes)
     hardware: bool = False  # it has circuits or QUBOs a device can run (qattn ibm)
     grid: Callable[[], list[GridName]]  # the compare.kinds names that train it
 
@@ -125,26 +126,38 @@ for kind in (
         grid=one_name("nbsvm", "nbsvm"),
     ),
     AttentionKind(
+        name="probe", summary="a frozen pretrained encoder's mean-pooled features and logistic regression (a linear probe)",
+        build="qattn.baselines:run_probe", network=False, run_name=lambda model: "probe",
+        label=lambda params: "linear probe of the encoder", rung=2, baseline=lambda params: True, section="probe",
+        inputs=("model.backbone", "model.max_length", "model.chunk_size", "backbone."), grid=one_name("probe", "probe"),
+    ),
+    AttentionKind(
+        name="none", summary="no attention sublayer: each block keeps its feed-forward path only",
+        build="qattn.model:no_attention", run_name=lambda model: "none",
+        label=lambda params: "no attention (feed-forward only)", rung=3, baseline=lambda params: True,
+        grid=one_name("none", "none"),
+    ),
+    AttentionKind(
         name="uniform", summary="every key the same weight: the no-attention ablation",
         build="qattn.model:uniform_attention", run_name=lambda model: "uniform",
-        label=lambda params: "uniform attention (no scores)", rung=2, baseline=lambda params: True,
+        label=lambda params: "uniform attention (no scores)", rung=4, baseline=lambda params: True,
         grid=one_name("uniform", "uniform"),
     ),
     AttentionKind(
         name="classical", summary="scaled dot product (compare.kinds 'dot'; 'dot-narrow' at n_qubits features a head)",
-        build="qattn.model:classical_attention", run_name=classical_name, label=classical_label, rung=3,
+        build="qattn.model:classical_attention", run_name=classical_name, label=classical_label, rung=5,
         baseline=narrowed, grid=classical_grid,
     ),
     AttentionKind(
         name="quantum", summary="circuit kernels: compare.kinds names the kernel (fidelity, gaussian)",
         build="qattn.model:quantum_attention", run_name=lambda model: f"quantum-{model.kernel}-q{model.n_qubits}",
-        label=lambda params: f"quantum {params['model.kernel']}, {params['model.n_qubits']} qubits", rung=4,
+        label=lambda params: f"quantum {params['model.kernel']}, {params['model.n_qubits']} qubits", rung=6,
         reads=CIRCUIT_KEYS, hardware=True, grid=quantum_grid,
     ),
     AttentionKind(
         name="annealing", summary="QAMA: each head's attention a QUBO solved by an annealer",
         build="qattn.model:annealing_attention", run_name=lambda model: f"annealing-{model.annealing.solver}",
-        label=lambda params: f"QAMA annealing, {params.get('model.annealing.solver', 'unknown')} solver", rung=5,
+        label=lambda params: f"QAMA annealing, {params.get('model.annealing.solver', 'unknown')} solver", rung=7,
         section="annealing", hardware=True, grid=one_name("annealing", "annealing"),
     ),
 ):

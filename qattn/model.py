@@ -6,7 +6,11 @@ both kinds read them the same way (the project design notes, "Long documents"):
 1. split the tokens into chunks of ``chunk_size`` and put a learned summary token in front of each;
 2. ``local_layers`` encoder blocks attend within each chunk (the summary token gathers the chunk);
 3. ``global_layers`` blocks attend across the chunk summaries of a document;
-4. the non-empty chunk summaries are averaged and classified.
+4. the non-empty chunk summaries are averaged and classified (``pool = "mean"``: every real token's state
+   after the local blocks, QAMA's pooling).
+
+Its input is token ids embedded by trained embeddings, or a pretrained encoder's token features projected
+to ``embed_dim`` (:class:`FeatureInput`, built by :mod:`qattn.inputs`); the rest is the same.
 
 The attention module of every block comes from one factory, the builder its attention kind names
 (:mod:`qattn.kinds`), so classical, circuit and annealing models differ in their attention kernel and
@@ -36,18 +40,20 @@ PAD_ID = 0
 class EncoderBlock(nn.Module):
     """Pre-norm transformer block: ``x + attn(norm(x))``, then ``x + ff(norm(x))``."""
 
-    def __init__(self, attention: AttentionShell, embed_dim: int, ff_dim: int, dropout: float) -> None:
+    def __init__(self, attention: AttentionShell | None, embed_dim: int, ff_dim: int, dropout: float) -> None:
         super().__init__()
-        self.attn_norm = nn.LayerNorm(embed_dim)
-        self.attn = attention
+        self.attn_norm = nn.LayerNorm(embed_dim) if attention is not None else None
+        self.attn = attention  # None: no attention sublayer (the "none" kind), the feed-forward path only
         self.ff_norm = nn.LayerNorm(embed_dim)
         self.ff = nn.Sequential(nn.Linear(embed_dim, ff_dim), nn.GELU(), nn.Linear(ff_dim, embed_dim))
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, padding: torch.Tensor, need_weights: bool = False):
-        h = self.attn_norm(x)
-        attended, weights = self.attn(h, h, h, key_padding_mask=padding, need_weights=need_weights)
-        x = x + self.drop(attended)
+        weights = None
+        if self.attn is not None:
+            h = self.attn_norm(x)
+            attended, weights = self.attn(h, h, h, key_padding_mask=padding, need_weights=need_weights)
+            x = x + self.drop(attended)
         x = x + self.drop(self.ff(self.ff_norm(x)))
         return x, weights
 
@@ -59,12 +65,27 @@ class ClassifierOutput:
     global_attention: torch.Tensor | None = None  # (B, chunks, chunks), first global block
 
 
+class FeatureInput(nn.Module):
+    """A pretrained encoder's token features as the reader's input: ``source`` maps the reader's ids to
+    features ``(N, T, hidden)`` (a :class:`~qattn.features.FeatureTable` of cached features, or a
+    :class:`~qattn.backbone.WindowEncoder` in the loop), projected to ``embed_dim`` without bias (QAMA's
+    down-embedding)."""
+
+    def __init__(self, source: Callable[[torch.Tensor], torch.Tensor], hidden: int, embed_dim: int) -> None:
+        super().__init__()
+        self.source = source  # a module (its parameters are the model's) or a plain callable (no parameters)
+        self.project = nn.Linear(hidden, embed_dim, bias=False)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.project(self.source(ids).to(self.project.weight.dtype))
+
+
 class TextClassifier(nn.Module):
     def __init__(
         self,
         vocab_size: int,
         num_classes: int,
-        make_attention: Callable[[], AttentionShell],
+        make_attention: Callable[[], AttentionShell | None],
         *,
         embed_dim: int,
         local_layers: int,
@@ -73,10 +94,13 @@ class TextClassifier(nn.Module):
         dropout: float,
         max_length: int,
         chunk_size: int,
+        pool: str = "summary",
+        embed: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.chunk_size = chunk_size
-        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD_ID)
+        self.pool = pool
+        self.embed = embed if embed is not None else nn.Embedding(vocab_size, embed_dim, padding_idx=PAD_ID)
         self.position = nn.Embedding(chunk_size + 1, embed_dim)  # slot 0: the chunk's summary token
         self.chunk_position = nn.Embedding(math.ceil(max_length / chunk_size), embed_dim)
         self.summary = nn.Parameter(0.02 * torch.randn(embed_dim))
@@ -112,22 +136,29 @@ class TextClassifier(nn.Module):
             if weights is not None:
                 global_attention = weights
 
-        keep = (~empty).unsqueeze(-1).to(summaries.dtype)  # (B, C, 1)
-        pooled = (summaries * keep).sum(1) / keep.sum(1).clamp_min(1)  # (B, E)
+        if self.pool == "mean":  # every real token of the document (QAMA averages its padding too)
+            keep = (~padding[:, 1:]).view(batch, chunks * self.chunk_size, 1).to(x.dtype)
+            tokens = x[:, 1:].reshape(batch, chunks * self.chunk_size, -1)
+            pooled = (tokens * keep).sum(1) / keep.sum(1).clamp_min(1)  # (B, E)
+        else:
+            keep = (~empty).unsqueeze(-1).to(summaries.dtype)  # (B, C, 1)
+            pooled = (summaries * keep).sum(1) / keep.sum(1).clamp_min(1)  # (B, E)
         return ClassifierOutput(self.head(self.norm(pooled)), local_attention, global_attention)
 
 
 QUANTUM_OPTIONS = {"n_qubits", "kernel", "encoder", "circuit", "reuploads", "executor"}
-READER_OPTIONS = {"embed_dim", "local_layers", "global_layers", "ff_dim", "dropout", "max_length", "chunk_size"}
+READER_OPTIONS = {"embed_dim", "local_layers", "global_layers", "ff_dim", "dropout", "max_length", "chunk_size", "pool"}
 AttentionFactory = Callable[[], AttentionShell]
 
 
-def build_model(config: ModelConfig, vocab_size: int, num_classes: int) -> TextClassifier:
-    """The hierarchical reader with the attention of ``config.attention`` in every block, all else equal."""
+def build_model(config: ModelConfig, vocab_size: int, num_classes: int, embed: nn.Module | None = None) -> TextClassifier:
+    """The hierarchical reader with the attention of ``config.attention`` in every block, all else equal; ``embed``
+    is its input layer when not trained embeddings (:class:`FeatureInput`)."""
     kind = KINDS.get(config.attention)
     if not kind.network:
         raise ValueError(f"model.attention = {config.attention!r} is no network ({kind.summary}): no model to build")
-    return TextClassifier(vocab_size, num_classes, kind.builder()(config), **config.model_dump(include=READER_OPTIONS))
+    return TextClassifier(vocab_size, num_classes, kind.builder()(config), embed=embed,
+                          **config.model_dump(include=READER_OPTIONS))
 
 
 # The builders of the network kinds (qattn.kinds names them): [model] config -> the attention of every block.
@@ -135,6 +166,10 @@ def build_model(config: ModelConfig, vocab_size: int, num_classes: int) -> TextC
 
 def classical_attention(config: ModelConfig) -> AttentionFactory:
     return lambda: ClassicalMultiheadAttention(*heads(config), dropout=config.dropout, qk_dim=config.qk_dim)
+
+
+def no_attention(config: ModelConfig) -> Callable[[], None]:
+    return lambda: None  # blocks without an attention sublayer
 
 
 def uniform_attention(config: ModelConfig) -> AttentionFactory:

@@ -184,7 +184,7 @@ def reads(params: dict[str, str], key: str) -> bool:
     only when it is chosen, and a kind that is no network (bag of words) reads the data and its own keys only."""
     kind = kind_of(params)  # None: a kind no longer registered, which counts as reading everything
     if kind is not None and not kind.network and not kind.owns(key):
-        return key.startswith("data.")
+        return key.startswith(("data.", *kind.inputs))
     if not owner_reads(kind, key):
         return False
     section = next((section for section in CHOICE_SECTIONS if key.startswith(section + ".")), None)
@@ -295,6 +295,18 @@ def title(runs: list[Run]) -> str:
     return "quantum vs classical attention" + (", with the baseline ladder" if baselines else "")
 
 
+def footing(runs: list[Run]) -> str:
+    """What the networks read: trained embeddings, or the pretrained encoder (name, revision, weights hash)."""
+    encoders = sorted({(p["model.backbone.name"], p.get("backbone.revision", "revision not logged"),
+                        p.get("backbone.weights_sha256", "not logged"))
+                       for p in (run.data.params for run in runs) if p.get("model.backbone.name")})
+    if not encoders:
+        return "every model trained from scratch"
+    named = "; ".join(f"`{name}` ({revision}, weights sha256 `{digest}`)" for name, revision, digest in encoders)
+    return (f"the networks and the linear probe read the frozen encoder {named}, its token features cached once; "
+            "the bag-of-words rungs read the text")
+
+
 def generated_by(grids: list[Grid]) -> str:
     """The report's provenance: the command that regenerates it, the store, and the commands that ran the grids."""
     store = mask_uri(mlflow.get_tracking_uri())
@@ -349,7 +361,7 @@ def write_report(targets: str | Sequence[str], results: Path = Path("results"), 
         "",
         generated_by(grids),
         *unknown_data,
-        ("Mean ± std over seeds; every model trained from scratch; checkpoints chosen on dev macro-F1. "
+        (f"Mean ± std over seeds; {footing(children)}; checkpoints chosen on dev macro-F1. "
          "Dev accuracy is at that checkpoint: it is what hyper-parameters are chosen on, never the test columns."),
         "",
         "| attention | seeds | test accuracy [%] | test macro-F1 [%] | dev accuracy [%] | parameters quantum / classical / total | epoch [s] |",

@@ -225,7 +225,7 @@ def test_a_grid_with_the_ladder_reports_every_rung_and_every_pair(tiny, tmp_path
     ("model.bow.c_grid=[1.0, 0]", "model.bow.c_grid: every C in c_grid must be positive, got [1.0, 0.0]"),
     ("model.bow.ngrams=4", "model.bow.ngrams: Input should be less than or equal to 3"),
     ("model.qk_dim=0", "model.qk_dim: Input should be greater than or equal to 1"),
-    ("model.attention=bow", "model.attention: unknown attention kind 'bow'; valid attention kinds: annealing, classical, nbsvm, quantum, tfidf-lr, uniform"),
+    ("model.attention=bow", "model.attention: unknown attention kind 'bow'; valid attention kinds: annealing, classical, nbsvm, none, probe, quantum, tfidf-lr, uniform"),
 ])
 def test_bad_baseline_settings_are_named(override, message):
     from qattn.config import ConfigError

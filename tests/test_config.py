@@ -34,7 +34,7 @@ def test_resolved_config_round_trips_through_toml():
     [
         ("model.atention=quantum", "unknown key 'model.atention'; valid keys here: attention, kernel, n_qubits"),
         ("modle.attention=quantum", "unknown key 'modle'; valid keys here: name, data, tokenizer, model, train, tracking"),
-        ("model.attention=quantun", "model.attention: unknown attention kind 'quantun'; valid attention kinds: annealing, classical, nbsvm, quantum, tfidf-lr, uniform"),
+        ("model.attention=quantun", "model.attention: unknown attention kind 'quantun'; valid attention kinds: annealing, classical, nbsvm, none, probe, quantum, tfidf-lr, uniform"),
         ('train.epochs="3"', "train.epochs: Input should be a valid integer \\(got '3'\\)"),
         ("train.epochs=0", "train.epochs: Input should be greater than or equal to 1"),
         ("model.kernel=dot", "kernel 'dot' is not a quantum kernel; valid: fidelity, gaussian"),
