@@ -160,3 +160,24 @@ def test_aer_evaluation_on_a_dask_cluster_matches_in_process(tiny, dask_schedule
     assert len(tasks.data) >= 4 and len(workers) == 2  # sub-jobs of 100 bindings, on both workers
     assert evaluate(clustered, dev, dataset.num_classes, 8) == evaluate(local, dev, dataset.num_classes, 8)
     executor.cluster.close()
+
+
+def test_two_torchrun_processes_build_the_feature_cache_together(tmp_path, tiny):
+    """Each rank encodes its own blocks of a frozen encoder's feature cache; the entries equal one process's."""
+    from qattn.config import load_config
+    from qattn.data import load_dataset
+    from qattn.inputs import encoded_data
+    from tests.encoders import save_tiny_encoder
+
+    encoder = save_tiny_encoder(tmp_path / "encoder")
+    footing = [f"model.backbone.name={encoder}", "model.backbone.dtype=float32", "model.chunk_size=16",
+               "model.attention=classical", "train.epochs=1", "train.threads=1", "data.synthetic.train_docs=200"]
+    together = [*tiny, *footing, f"model.backbone.cache_dir={tmp_path / 'together'}"]
+    train(together, processes=2)  # 200 training documents: four blocks, two a rank
+    config = load_config(QUICKSTART, [*tiny, *footing, f"model.backbone.cache_dir={tmp_path / 'alone'}"])
+    alone = encoded_data(config, load_dataset(config.data))
+    for split in alone.cached.values():
+        built = tmp_path / "together" / split.folder.name
+        assert (built / "meta.json").is_file() and not list((tmp_path / "together").glob("*.partial"))
+        np.testing.assert_array_equal(np.load(built / "offsets.npy"), split.offsets)
+        np.testing.assert_allclose(np.load(built / "features.npy"), split.features, rtol=1e-6, atol=1e-6)
