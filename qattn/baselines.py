@@ -29,6 +29,7 @@ from functools import partial
 import mlflow
 import numpy as np
 import scipy.sparse as sp
+import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -193,6 +194,8 @@ def run_probe(config: ExperimentConfig, *, uri: str, nested: bool = False) -> Ru
     """The linear probe of ``model.backbone``: each document's mean token feature (the frozen encoder's, from
     the feature cache, over its real tokens), standardised, and a logistic regression whose C from
     ``model.probe.c_grid`` has the best dev macro-F1; fitted before its MLflow run opens, as the bag of words."""
+    if config.train.threads:  # the encoder's threads, while it builds the cache
+        torch.set_num_threads(config.train.threads)
     dataset = load_dataset(config.data)
     tracking.notice_skipped_empty(dataset)
     data = encoded_data(config, dataset)
