@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.metadata
+import json
 import os
 from dataclasses import dataclass
 from functools import cache
@@ -34,6 +35,10 @@ from torch import nn
 from qattn.config import BackboneConfig, ConfigError
 
 WEIGHTS = ("model.safetensors", "pytorch_model.bin")  # the first a folder holds is hashed and loaded
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model")
+"""A folder holding none of these has no tokenizer (transformers would build an empty one: every word unknown)."""
+POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2, "longformer": 2, "xlm-roberta-xl": 2}
+"""Model types whose first positions are reserved (padding index + 1): they read that many fewer tokens."""
 
 
 @dataclass(frozen=True)
@@ -63,12 +68,25 @@ class Source:
     folder: Path
     weights: Path
     sha256: str  # of ``weights``, computed
+    config_sha256: str  # of its config.json: the architecture the weights are read with
     revision: str  # the package and its version, the hub snapshot, or "local folder"
 
     def params(self) -> dict[str, str]:
         """What MLflow records of it (besides the config)."""
-        return {"backbone.folder": str(self.folder), "backbone.weights_sha256": self.sha256,
-                "backbone.revision": self.revision}
+        return {"backbone.folder": str(self.folder), **self.hashes(), "backbone.revision": self.revision}
+
+    def hashes(self) -> dict[str, str]:
+        """Its content, as params: ``--resume``, a grid adopting a checkpoint and ``qattn evaluate`` compare them
+        with what a run recorded (:func:`changes`), so weights changed in place are never taken for the old."""
+        return {"backbone.weights_sha256": self.sha256, "backbone.config_sha256": self.config_sha256}
+
+
+def changes(recorded: dict[str, str], source: Source | None) -> str:
+    """How the encoder now differs from the one a run or checkpoint ``recorded`` (its params); "" when it does
+    not, or when nothing was recorded (a run without an encoder, or recorded before a hash was)."""
+    now = source.hashes() if source is not None else {}
+    return "; ".join(f"{key} was {recorded[key]}, is now {value}" for key, value in now.items()
+                     if key in recorded and recorded[key] != value)
 
 
 def locate(config: BackboneConfig) -> Source:
@@ -77,10 +95,13 @@ def locate(config: BackboneConfig) -> Source:
     name = config.name
     folder, revision = find_folder(name)
     weights = next((folder / file for file in WEIGHTS if (folder / file).is_file()), None)
-    if weights is None or not (folder / "config.json").is_file():
-        missing = "config.json" if weights else f"weights file ({' or '.join(WEIGHTS)})"
-        raise ConfigError(f"model.backbone.name = {name!r}: the folder {folder} holds no {missing}; give a folder "
-                          "saved with save_pretrained (config.json, weights, tokenizer files)")
+    missing = [what for what, there in (
+        (f"weights file ({' or '.join(WEIGHTS)})", weights is not None), ("config.json", (folder / "config.json").is_file()),
+        (f"tokenizer file ({', '.join(TOKENIZER_FILES)})", any((folder / file).is_file() for file in TOKENIZER_FILES)),
+    ) if not there]
+    if missing:
+        raise ConfigError(f"model.backbone.name = {name!r}: the folder {folder} holds no {' and no '.join(missing)}; "
+                          "give a folder saved with save_pretrained (config.json, weights, tokenizer files)")
     digest = file_sha256(weights)
     expected = config.sha256 or (KNOWN[name].sha256 if name in KNOWN else None)
     if expected is not None and digest != expected:
@@ -90,7 +111,7 @@ def locate(config: BackboneConfig) -> Source:
             "or damaged weights: reinstall or re-download them, or set model.backbone.sha256 to the hash of the "
             "weights you mean to use"
         )
-    return Source(name, folder, weights, digest, revision)
+    return Source(name, folder, weights, digest, file_sha256(folder / "config.json"), revision)
 
 
 def find_folder(name: str) -> tuple[Path, str]:
@@ -98,7 +119,7 @@ def find_folder(name: str) -> tuple[Path, str]:
     path = Path(os.path.expanduser(name))
     if path.is_dir():
         return path.resolve(), "local folder"
-    if name.startswith((".", "/", "~")) or os.sep + os.sep in name or path.suffix or name.count("/") > 1:
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:  # a path (hub ids are "name" or "owner/name")
         raise ConfigError(f"model.backbone.name = {name!r}: no folder {path.resolve()}; give the folder of a saved "
                           "encoder (config.json, weights, tokenizer files) or a Hugging Face model id")
     if name in KNOWN:
@@ -124,8 +145,14 @@ def find_folder(name: str) -> tuple[Path, str]:
     return folder, f"hub snapshot {folder.name}"
 
 
-@cache
 def file_sha256(path: Path) -> str:
+    """The file's sha256, computed once per version of it in a process (a file rewritten is hashed again)."""
+    stat = path.stat()
+    return hashed(path.resolve(), stat.st_size, stat.st_mtime_ns)
+
+
+@cache
+def hashed(path: Path, size: int, modified: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while block := handle.read(1 << 20):
@@ -150,8 +177,12 @@ def token_ids(tokenizer: Any, texts: list[str], max_length: int) -> list[list[in
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:
-    """A hash of everything that decides the token ids: the fast tokenizer's full definition."""
-    return hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()
+    """A hash of everything that decides the token ids: the fast tokenizer's full definition, without the
+    truncation and padding state its last call left (qattn truncates at max_length, a key of its own)."""
+    definition = json.loads(tokenizer.backend_tokenizer.to_str())
+    definition.pop("truncation", None)
+    definition.pop("padding", None)
+    return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()
 
 
 def special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
@@ -162,18 +193,52 @@ def special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
     return marked[:at], marked[at + len(plain):]
 
 
+def check_encoder(source: Source, config: BackboneConfig, chunk_size: int) -> Any:
+    """The encoder's own config (transformers' AutoConfig), after checking that ``layer``, ``trainable_layers``,
+    ``chunk_size`` and the tokenizer fit it: a :class:`ConfigError` naming the key and what fits, before any
+    run opens (``qattn train`` and ``qattn compare`` call it first)."""
+    from transformers import AutoConfig
+
+    try:
+        model = AutoConfig.from_pretrained(str(source.folder))
+    except Exception as err:  # noqa: BLE001 - a config.json transformers cannot read
+        raise ConfigError(f"model.backbone: {source.folder / 'config.json'} is no config transformers can read "
+                          f"({type(err).__name__}: {str(err)[:200]})") from None
+    layers = getattr(model, "num_hidden_layers", None)
+    if layers is None or not hasattr(model, "hidden_size"):
+        raise ConfigError(f"model.backbone: {source.folder / 'config.json'} names no num_hidden_layers and hidden_size: "
+                          "qattn reads encoders with both (BERT, RoBERTa, ALBERT, MiniLM, ...)")
+    if not -layers - 1 <= config.layer <= layers:
+        raise ConfigError(f"model.backbone.layer = {config.layer}: the encoder has hidden layers 0..{layers} (or -1 "
+                          "for the last)")
+    if config.trainable_layers > layers:
+        raise ConfigError(f"model.backbone.trainable_layers = {config.trainable_layers}: the encoder has {layers} blocks")
+    if config.trainable_layers and config.layer % (layers + 1) != layers:
+        raise ConfigError(f"model.backbone.trainable_layers = {config.trainable_layers} trains the top blocks, which "
+                          f"model.backbone.layer = {config.layer} does not read: use layer = -1 with trainable layers")
+    prefix, suffix = special_tokens(load_tokenizer(source))
+    positions = getattr(model, "max_position_embeddings", None)
+    if positions is not None:
+        room = positions - POSITION_OFFSET.get(model.model_type, 0) - len(prefix) - len(suffix)
+        if chunk_size > room:
+            raise ConfigError(f"model.chunk_size = {chunk_size}: the encoder reads at most {room} tokens besides its "
+                              f"special tokens; set model.chunk_size to {room} or less")
+    return model
+
+
 def load_encoder(source: Source, config: BackboneConfig, chunk_size: int):
     """The encoder as a :class:`WindowEncoder`, frozen except its top ``config.trainable_layers`` blocks."""
     from transformers import AutoModel
     from transformers.utils import logging
 
+    check_encoder(source, config, chunk_size)
     logging.disable_progress_bar()  # a bar per load, on every run: qattn's own progress says what happens
     try:
         model = AutoModel.from_pretrained(str(source.folder))
     except Exception as err:  # noqa: BLE001 - a folder transformers cannot read
         raise ConfigError(f"model.backbone: transformers cannot load {source.folder} ({type(err).__name__}: "
                           f"{str(err)[:200]})") from None
-    return WindowEncoder(model, load_tokenizer(source), config.layer, config.trainable_layers, chunk_size)
+    return WindowEncoder(model, load_tokenizer(source), config.layer, config.trainable_layers)
 
 
 class WindowEncoder(nn.Module):
@@ -184,7 +249,7 @@ class WindowEncoder(nn.Module):
     special tokens around its real tokens; windows of padding only are not encoded.
     """
 
-    def __init__(self, model, tokenizer, layer: int, trainable_layers: int, chunk_size: int) -> None:
+    def __init__(self, model, tokenizer, layer: int, trainable_layers: int) -> None:
         super().__init__()
         config = model.config
         self.model = model
@@ -192,15 +257,7 @@ class WindowEncoder(nn.Module):
         self.hidden = config.hidden_size
         self.prefix, self.suffix = special_tokens(tokenizer)
         self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        layers = config.num_hidden_layers
-        if not -layers - 1 <= layer <= layers:
-            raise ConfigError(f"model.backbone.layer = {layer}: the encoder has hidden layers 0..{layers} (or -1 "
-                              f"for the last)")
-        positions = getattr(config, "max_position_embeddings", None)
-        extra = len(self.prefix) + len(self.suffix)
-        if positions is not None and chunk_size + extra > positions:
-            raise ConfigError(f"model.chunk_size = {chunk_size}: the encoder reads at most {positions} positions, "
-                              f"{extra} of them its special tokens; set model.chunk_size to {positions - extra} or less")
+        layers = config.num_hidden_layers  # layer, chunk_size and trainable_layers: checked by check_encoder
         for parameter in model.parameters():
             parameter.requires_grad = False
         if trainable_layers:
@@ -247,8 +304,6 @@ def top_blocks(model: nn.Module, layers: int, k: int) -> list[nn.Module]:
     ``encoder.layer``, RoBERTa's, DistilBERT's ``transformer.layer``)."""
     for module in model.modules():
         if isinstance(module, nn.ModuleList) and len(module) == layers:
-            if k > layers:
-                raise ConfigError(f"model.backbone.trainable_layers = {k}: the encoder has {layers} blocks")
             return list(module)[layers - k:]
     raise ConfigError(f"model.backbone.trainable_layers = {k}: qattn finds no list of {layers} blocks in "
                       f"{type(model).__name__} (ALBERT shares one block's weights); keep it 0 (frozen)")

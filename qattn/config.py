@@ -359,6 +359,9 @@ class ModelConfig(Section):
             raise ValueError(f"pool = 'mean' averages the local blocks' token states: global_layers must be 0, got {self.global_layers}")
         if KINDS.get(self.attention).name == "probe" and self.backbone is None:
             raise ValueError("attention = 'probe' probes a pretrained encoder: set model.backbone.name")
+        if self.attention == "none" and self.pool != "mean":
+            raise ValueError("attention = 'none' has no attention sublayer, so the chunk summaries never read the tokens: "
+                             "set pool = 'mean' (and global_layers = 0)")
         return self
 
     @model_validator(mode="after")
@@ -481,9 +484,12 @@ class ExperimentConfig(Section):
     compare: CompareConfig = CompareConfig()
 
     @model_validator(mode="after")
-    def _probe_grid(self) -> ExperimentConfig:
+    def _grid_kinds(self) -> ExperimentConfig:
         if "probe" in self.compare.kinds and self.model.backbone is None:
             raise ValueError("compare.kinds lists 'probe', a linear probe of a pretrained encoder: set model.backbone.name")
+        if "none" in self.compare.kinds and self.model.pool != "mean":
+            raise ValueError("compare.kinds lists 'none', blocks without attention, whose chunk summaries never read the "
+                             "tokens: set model.pool = 'mean' (and model.global_layers = 0)")
         return self
 
 
@@ -576,9 +582,11 @@ def section_at(loc: tuple) -> type[Section] | None:
     section: type[Section] = ExperimentConfig
     for name in loc:
         field = section.model_fields.get(str(name))
-        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, Section)):
-            return None
-        section = field.annotation
+        inner = [kind for kind in getattr(field.annotation, "__args__", (field.annotation,)) if kind is not type(None)] \
+            if field is not None else []
+        if len(inner) != 1 or not (isinstance(inner[0], type) and issubclass(inner[0], Section)):
+            return None  # not a section (an optional section, X | None, is one)
+        section = inner[0]
     return section
 
 

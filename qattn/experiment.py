@@ -25,7 +25,7 @@ from tokenizers import Tokenizer
 from qattn import tracking
 from qattn.artifacts import attention_figure, circuit_files, confusion_figure, learning_curves_figure
 from qattn.attention import parameter_counts
-from qattn.backbone import locate
+from qattn.backbone import Source, changes, check_encoder, locate
 from qattn.config import ConfigError, ExperimentConfig, config_from_toml, dump_config
 from qattn.data import TextDataset, check_unchanged, data_changes, load_dataset
 from qattn.distributed import Ranks, process_group
@@ -64,6 +64,8 @@ def folder_lock(folder: Path) -> Iterator[str | None]:
 def check_writable(config: ExperimentConfig) -> None:
     """The folders a run writes to, checked before anything starts (a ConfigError naming the key)."""
     folders = {"train.output_dir": config.train.output_dir, "tokenizer.cache_dir": config.tokenizer.cache_dir}
+    if config.model.backbone is not None:
+        folders["model.backbone.cache_dir"] = config.model.backbone.cache_dir
     for key, folder in folders.items():
         path = Path(folder)
         try:
@@ -117,10 +119,10 @@ def run_experiment(
     Under torchrun every process calls this; rank 0 alone takes the lock and writes the MLflow run and
     the checkpoints (:mod:`qattn.distributed`)."""
     check_resume(config, resume, restart)
+    check_writable(config)
     check_footing(config)
     if not KINDS.get(config.model.attention).network:
         return run_standalone(config, tracking.connect(config), nested=nested)
-    check_writable(config)
     identity = run_identity(config)
     with process_group(config.train.device) as ranks:
         with folder_lock(identity.folder) if ranks.main else nullcontext() as holder:
@@ -143,11 +145,15 @@ def run_cell(config: ExperimentConfig, identity: RunIdentity, uri: str, *, resum
         return train_and_test(config, identity, uri, ranks, resume=resume, restart=restart, nested=True)
 
 
-def check_footing(config: ExperimentConfig) -> None:
-    """A pretrained encoder is found and its weights' hash checked before anything else (a ConfigError naming
-    the folder and what was expected)."""
-    if config.model.backbone is not None:
-        locate(config.model.backbone)
+def check_footing(config: ExperimentConfig) -> Source | None:
+    """A pretrained encoder, found, its weights' hash checked, and its config, tokenizer and the reader's
+    chunk_size checked against each other before anything else (a ConfigError naming the folder or key and the
+    fix); None without one."""
+    if config.model.backbone is None:
+        return None
+    source = locate(config.model.backbone)
+    check_encoder(source, config.model.backbone, config.model.chunk_size)
+    return source
 
 
 def check_resume(config: ExperimentConfig, resume: bool, restart: bool) -> None:
@@ -197,6 +203,7 @@ def train_and_test(config: ExperimentConfig, identity: RunIdentity, uri: str, ra
         "label_names": dataset.label_names,
         "mlflow_run_id": None,  # once the MLflow run is open
         "data_sha256": dataset.hashes,  # what it was trained on: load_saved compares it (not in older checkpoints)
+        "encoder_sha256": inputs.source.hashes() if inputs.source else {},  # and the encoder it read
     }
     checkpoint, first_epoch = None, 1
     if resume:  # everything about the checkpoint is checked before the MLflow run opens
@@ -204,7 +211,7 @@ def train_and_test(config: ExperimentConfig, identity: RunIdentity, uri: str, ra
         if not isinstance(checkpoint["mlflow_run_id"], str):
             raise unusable(last, "it names no MLflow run")
         first_epoch = ranks.from_main(
-            resumed_run_numbering(checkpoint["mlflow_run_id"], last, dataset.hashes) if ranks.main else None
+            resumed_run_numbering(checkpoint["mlflow_run_id"], last, dataset.hashes, inputs.source) if ranks.main else None
         )
 
     def log(metrics: dict[str, float], step: int) -> None:
@@ -280,7 +287,7 @@ def log_run_start(config: ExperimentConfig, model: TextClassifier, resolved: str
     mlflow.set_tag(tracking.EPOCH_TAG, "1")
 
 
-def resumed_run_numbering(run_id: str, last: Path, hashes: dict[str, str]) -> int:
+def resumed_run_numbering(run_id: str, last: Path, hashes: dict[str, str], encoder: Source | None = None) -> int:
     """The number the resumed MLflow run gives its first epoch (1; 0 for runs logged before epochs counted
     from 1), after checking that the store holds the run and that the data's content ``hashes`` are the ones
     the run recorded (:func:`qattn.data.check_unchanged`)."""
@@ -293,6 +300,9 @@ def resumed_run_numbering(run_id: str, last: Path, hashes: dict[str, str]) -> in
         ) from None
     check_unchanged(run.data.params, hashes, f"MLflow run {run_id} (checkpoint {last})",
                     "pass --restart to train it afresh on the data as it is now")
+    if changed := changes(run.data.params, encoder):
+        raise ExperimentError(f"MLflow run {run_id} (checkpoint {last}) read another encoder: {changed}. Restore the "
+                              "encoder's files it was trained with, or pass --restart to train it afresh")
     return 1 if run.data.tags.get(tracking.EPOCH_TAG) == "1" else 0
 
 
@@ -345,7 +355,7 @@ class BagOfWordsRun(ExperimentError):
     """An MLflow run of a bag-of-words kind (no network): it keeps no checkpoint to load."""
 
     def __init__(self, run_id: str, kind: AttentionKind) -> None:
-        super().__init__(f"run {run_id} is a bag-of-words baseline ({kind.name}): it keeps no checkpoint to evaluate; "
+        super().__init__(f"run {run_id} is a {kind.name} baseline, no network: it keeps no checkpoint to evaluate; "
                          "its test figures are in the run's metrics")
         self.run_id, self.kind = run_id, kind
 
@@ -396,6 +406,9 @@ def load_saved(target: str) -> SavedModel:
         raise
     except Exception as err:  # noqa: BLE001 - a bad tokenizer, weights of other shapes: not a checkpoint of its config
         raise unusable(source, f"it does not fit its own config: {first_lines(err)}") from None
+    if changed := changes(payload.get("encoder_sha256") or {}, inputs.source):
+        tracking.notice(f"{what} was trained on another encoder: {changed}. What follows reads the encoder as it is "
+                        "now, not the one the run was trained with (the run's own figures are its metrics)")
     model.eval()
     return SavedModel(model, config, inputs, dataset, source, payload.get("mlflow_run_id"))
 

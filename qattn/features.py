@@ -23,16 +23,19 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from qattn.data import notice
 from qattn.distributed import Ranks
 
 FORMAT = 1  # of an entry's files: part of every key
@@ -68,16 +71,21 @@ def texts_digest(hashes: list[str]) -> str:
     return hashlib.sha256("\n".join(hashes).encode()).hexdigest()
 
 
-def cached_split(encoder, tokens: list[list[int]], chunk_size: int, folder: Path, meta: dict, *, dtype: str,
-                 batch_size: int, ranks: Ranks = Ranks(), label: str = "features") -> CachedSplit:
-    """The entry at ``folder`` (a path ending in its key), built first when it is not there: every document's
-    ``tokens`` cut into windows of ``chunk_size``, each encoded on its own by ``encoder`` (a
-    :class:`~qattn.backbone.WindowEncoder`), on ``ranks.device``."""
+def cached_split(encoder: Callable[[], Any], tokens: list[list[int]], chunk_size: int, folder: Path, meta: dict, *,
+                 dtype: str, batch_size: int, ranks: Ranks = Ranks(), label: str = "features") -> CachedSplit:
+    """The entry at ``folder`` (a path ending in its key), built first when it is not there (or damaged): every
+    document's ``tokens`` cut into windows of ``chunk_size``, each encoded on its own by ``encoder()`` (a
+    :class:`~qattn.backbone.WindowEncoder`, loaded only when something is built), on ``ranks.device``."""
+    if (folder / "meta.json").is_file() and (problem := damage(folder)):
+        if ranks.main:
+            notice(f"the cached features in {folder} are damaged ({problem}); building them again")
+            shutil.rmtree(folder)
+        ranks.barrier()
     if not (folder / "meta.json").is_file():
         partial = folder.with_name(folder.name + ".partial")
         with build_lock(folder, ranks):
             if not (folder / "meta.json").is_file():
-                build(encoder, tokens, chunk_size, partial, dtype, batch_size, ranks, label)
+                build(encoder(), tokens, chunk_size, partial, dtype, batch_size, ranks, label)
                 if ranks.main:
                     (partial / "meta.json").write_text(json.dumps({**meta, "documents": len(tokens)}, indent=1))
                     for progress in partial.glob("progress-*.json"):
@@ -85,6 +93,18 @@ def cached_split(encoder, tokens: list[list[int]], chunk_size: int, folder: Path
                     os.replace(partial, folder)
         ranks.barrier()
     return CachedSplit(np.load(folder / "features.npy", mmap_mode="r"), np.load(folder / "offsets.npy"), folder)
+
+
+def damage(folder: Path) -> str | None:
+    """What is wrong with a complete entry (a file deleted or cut short since it was built), or None."""
+    try:
+        offsets = np.load(folder / "offsets.npy")
+        features = np.load(folder / "features.npy", mmap_mode="r")
+    except (OSError, ValueError, EOFError) as err:  # missing, cut short, not an array
+        return f"{type(err).__name__}: {str(err)[:120]}"
+    if features.ndim != 2 or len(features) < offsets[-1]:
+        return f"features.npy holds {len(features)} rows, the documents {int(offsets[-1])}"
+    return None
 
 
 @contextmanager

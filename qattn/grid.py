@@ -35,6 +35,7 @@ from mlflow.entities import Run
 
 from qattn import tracking
 from qattn.config import ExperimentConfig, validate_config
+from qattn.backbone import Source, changes
 from qattn.data import DataError, check_unchanged, data_hashes
 from qattn.distributed import torchrun_world
 from qattn.experiment import ExperimentError, check_footing, check_writable, folder_lock, load_checkpoint, run_cell
@@ -72,11 +73,11 @@ def cells(config: ExperimentConfig) -> list[Cell]:
     ]
 
 
-def find_parent(config: ExperimentConfig, hashes: dict[str, str]) -> Run | None:
+def find_parent(config: ExperimentConfig, hashes: dict[str, str], encoder: Source | None = None) -> Run | None:
     """The most recent parent run of this grid in the configured experiment, if any; refused (a
     :class:`qattn.data.DataError`) when the data's content changed since the grid started (``hashes``: the
     data's now, :func:`qattn.data.data_hashes`): a grid's identity is its config, and its cells must not
-    continue on other data."""
+    continue on other data, nor on another ``encoder`` (:func:`qattn.backbone.changes`)."""
     runs = mlflow.search_runs(
         experiment_names=[config.tracking.experiment],
         filter_string=f"tags.{GRID_TAG} = '{grid_id(config)}'",
@@ -86,9 +87,13 @@ def find_parent(config: ExperimentConfig, hashes: dict[str, str]) -> Run | None:
     )
     if not runs:
         return None
+    elsewhere = ("in another MLflow experiment and output folder (--set tracking.experiment=NAME --set "
+                 "train.output_dir=DIR)")
     check_unchanged(runs[0].data.params, hashes, f"grid parent run {runs[0].info.run_id}",
-                    "run the grid on this data in another MLflow experiment and output folder "
-                    "(--set tracking.experiment=NAME --set train.output_dir=DIR)")
+                    f"run the grid on this data {elsewhere}")
+    if changed := changes(runs[0].data.params, encoder):
+        raise ExperimentError(f"grid parent run {runs[0].info.run_id} read another encoder: {changed}. Restore its "
+                              f"files, or run the grid on this encoder {elsewhere}")
     return runs[0]
 
 
@@ -132,7 +137,8 @@ def stored_run(run_id: str | None) -> Run | None:
         return None
 
 
-def checkpoint_run(folder: Path, grid: str, hashes: dict[str, str]) -> tuple[Run | None, str | None]:
+def checkpoint_run(folder: Path, grid: str, hashes: dict[str, str],
+                   encoder: Source | None = None) -> tuple[Run | None, str | None]:
     """The MLflow run whose checkpoint a cell's ``folder`` holds, when it is a cell of the grid ``grid`` (a
     child of any of its parent runs) trained on the data whose content ``hashes`` are now
     (:func:`qattn.data.data_hashes`), else (None, what is wrong); (None, None) when there is no checkpoint."""
@@ -151,6 +157,8 @@ def checkpoint_run(folder: Path, grid: str, hashes: dict[str, str]) -> tuple[Run
                             f"grid under parent run {parent_id})", fix)
         except DataError as err:
             return None, str(err)
+        if changed := changes(run.data.params, encoder):
+            return None, (f"the checkpoint in {folder} (MLflow run {run_id}) read another encoder: {changed}; {fix}")
         return run, None
     whose = "a `qattn train` run" if parent_id is None else f"a cell of another grid (parent run {parent_id})"
     return None, f"{folder} holds the checkpoint of MLflow run {run_id}, {whose}"
@@ -185,7 +193,7 @@ def run_grid(config: ExperimentConfig, command: str, echo=print) -> tuple[str, l
             "with `qattn train CONFIG --set model.attention=... --set train.seed=...`"
         )
     check_writable(config)
-    check_footing(config)
+    encoder = check_footing(config)
     this_grid = grid_id(config)
     grid = []  # each cell's config and identity, computed once
     for cell in cells(config):
@@ -195,9 +203,9 @@ def run_grid(config: ExperimentConfig, command: str, echo=print) -> tuple[str, l
         with grid_lock(config):  # one process at a time finds, or creates and records, the parent run
             uri = tracking.connect(config)
             hashes = data_hashes(config.data)
-            parent = find_parent(config, hashes)
+            parent = find_parent(config, hashes, encoder)
             foreign = [problem for _, identity in grid
-                       if (problem := checkpoint_run(identity.folder, this_grid, hashes)[1])]
+                       if (problem := checkpoint_run(identity.folder, this_grid, hashes, encoder)[1])]
             if foreign:
                 raise ExperimentError(
                     "qattn compare would overwrite checkpoints that are not this grid's:\n"
@@ -213,6 +221,8 @@ def run_grid(config: ExperimentConfig, command: str, echo=print) -> tuple[str, l
             mlflow.set_tags({COMMAND_TAG: command, "qattn_cells": str(len(grid))})
             if not parent:
                 tracking.log_run_metadata(config, {}, hashes)
+                if encoder is not None:
+                    mlflow.log_params(encoder.params())
         outcomes: list[RunResult | Run] = []
         for number, (cell_config, identity) in enumerate(grid, 1):
             name = identity.name
@@ -226,7 +236,7 @@ def run_grid(config: ExperimentConfig, command: str, echo=print) -> tuple[str, l
                 if holder:
                     echo(f"[{number}/{len(grid)}] {name}: another qattn process is training it ({holder}), skipped")
                     continue
-                found, problem = checkpoint_run(identity.folder, this_grid, hashes)  # written since the check above
+                found, problem = checkpoint_run(identity.folder, this_grid, hashes, encoder)  # written since the check above
                 if problem:
                     raise ExperimentError(f"qattn compare would overwrite a checkpoint: {problem}; move or delete it")
                 if found and found.data.tags["mlflow.parentRunId"] != run.info.run_id:  # under another parent run

@@ -16,6 +16,7 @@ Two footings, chosen by ``[model.backbone]``:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,7 @@ class ModelInputs:
     embed: FeatureInput | None = None  # None: embeddings trained from scratch
     params: dict[str, str] = field(default_factory=dict)  # what MLflow records about the encoder
     tokens: Callable[[str, int], list[str]] | None = None  # (split, document) -> its tokens, for attention maps
+    source: encoders.Source | None = None  # the encoder read, if any
 
     def token_labels(self, split: str, doc: int, count: int) -> list[str]:
         """The first ``count`` tokens of a document, as text (attention-map labels)."""
@@ -95,17 +97,15 @@ def encoded_data(config: ExperimentConfig, dataset: TextDataset, ranks: Ranks = 
     cached: dict[str, CachedSplit] = {}
     if cache:
         settings = {
-            "weights_sha256": source.sha256, "layer": options.layer, "max_length": model.max_length,
+            "weights_sha256": source.sha256, "config_sha256": source.config_sha256, "layer": options.layer,
+            "max_length": model.max_length,
             "chunk_size": model.chunk_size, "dtype": options.dtype,
             "tokenizer": encoders.tokenizer_fingerprint(tokenizer),
         }
-        encoder = None
+        encoder = functools.cache(lambda: encoders.load_encoder(source, options, model.chunk_size))  # loaded once, if needed
         for name in SPLITS:
             split = getattr(dataset, name)
-            key = cache_key(texts_digest(split.hashes), name, settings)
-            folder = Path(options.cache_dir) / key
-            if encoder is None and not (folder / "meta.json").is_file():
-                encoder = encoders.load_encoder(source, options, model.chunk_size)
+            folder = Path(options.cache_dir) / cache_key(texts_digest(split.hashes), name, settings)
             meta = {"data": dataset.name, "split": name, "encoder": options.name, "revision": source.revision, **settings}
             cached[name] = cached_split(encoder, tokens[name], model.chunk_size, folder, meta, dtype=options.dtype,
                                         batch_size=options.batch_size, ranks=ranks, label=f"{dataset.name} {name}")
@@ -130,4 +130,4 @@ def backbone_inputs(config: ExperimentConfig, dataset: TextDataset, ranks: Ranks
         encoder = encoders.load_encoder(data.source, options, config.model.chunk_size)
         ids = {name: [[t + 1 for t in doc] for doc in data.tokens[name]] for name in SPLITS}
         embed = FeatureInput(encoder, encoder.hidden, embed_dim)
-    return ModelInputs(ids, tokenizer.get_vocab_size(), tokenizer, embed, data.params(), tokens)
+    return ModelInputs(ids, tokenizer.get_vocab_size(), tokenizer, embed, data.params(), tokens, data.source)

@@ -170,10 +170,14 @@ RECORD_KEYS = frozenset({
 })
 """Where and how a run computed and was recorded, not what it learnt: the config's name (``data`` names the
 data), folders, checkpoint and logging intervals, threads and placement."""
-RECORD_SECTIONS = ("tracking.", "compare.", "version.", "parameters.", HASH_PARAM, OVERLAP_PARAM)
+RECORD_SECTIONS = ("tracking.", "compare.", "version.", "parameters.", HASH_PARAM, OVERLAP_PARAM, "backbone.cache.",
+                   "backbone.folder")
 """The MLflow store, the grid's own kinds and seeds, package versions, parameter counts (a result of the kind),
-and the data's content hashes and overlap counts (compared by :func:`check_same_data`, which knows that runs
-logged before them have none)."""
+the data's content hashes and overlap counts (compared by :func:`check_same_data`, which knows that runs
+logged before them have none), and where an encoder's files and cached features were (its weights' and
+config's hashes are compared)."""
+LATER_PARAMS = frozenset({"backbone.config_sha256"})
+"""Params first recorded after runs existed that lack them: such a run's value is unknown, not compared."""
 NOT_LOGGED = "(not logged)"
 
 
@@ -216,7 +220,8 @@ def check_comparable(grids: list[Grid]) -> None:
     })
     differing = []
     for key in keys:
-        found = differences([(grid, logged(run.data.params, key) if reads(run.data.params, key) else None)
+        found = differences([(grid, logged(run.data.params, key) if reads(run.data.params, key)
+                               and not (key in LATER_PARAMS and key not in run.data.params) else None)
                              for grid, run in runs])
         if found:
             differing.append(f"  - {key}: {found}")
@@ -297,9 +302,8 @@ def title(runs: list[Run]) -> str:
 
 def footing(runs: list[Run]) -> str:
     """What the networks read: trained embeddings, or the pretrained encoder (name, revision, weights hash)."""
-    encoders = sorted({(p["model.backbone.name"], p.get("backbone.revision", "revision not logged"),
-                        p.get("backbone.weights_sha256", "not logged"))
-                       for p in (run.data.params for run in runs) if p.get("model.backbone.name")})
+    encoders = sorted({(p["model.backbone.name"], p["backbone.revision"], p["backbone.weights_sha256"])
+                       for p in (run.data.params for run in runs) if "backbone.weights_sha256" in p})
     if not encoders:
         return "every model trained from scratch"
     named = "; ".join(f"`{name}` ({revision}, weights sha256 `{digest}`)" for name, revision, digest in encoders)

@@ -94,7 +94,13 @@ def test_every_part_of_the_key_changes_the_entry(footing, tmp_path):
     first = entries()
     assert entries() == first  # found again, not rebuilt
     other = save_tiny_encoder(tmp_path / "other-weights", seed=1)
-    for overrides in (["model.backbone.layer=1"], ["model.max_length=64"], ["model.chunk_size=8"],
+    edited = tmp_path / "edited-config"  # the same weights read with another architecture
+    edited.mkdir()
+    for file in ("model.safetensors", "tokenizer.json", "tokenizer_config.json", "config.json"):
+        (edited / file).write_bytes((Path(load_config(QUICKSTART, footing).model.backbone.name) / file).read_bytes())
+    architecture = json.loads((edited / "config.json").read_text())
+    (edited / "config.json").write_text(json.dumps({**architecture, "hidden_act": "relu"}))
+    for overrides in ([f"model.backbone.name={edited}"], ["model.backbone.layer=1"], ["model.max_length=64"], ["model.chunk_size=8"],
                       ["model.backbone.dtype=float32"], [f"model.backbone.name={other}"],
                       ["data.synthetic.train_docs=65"]):
         changed = entries(*overrides)
@@ -208,8 +214,9 @@ def test_a_backbone_run_trains_resumes_and_evaluates_from_its_run_id(footing, tm
 
 
 def test_probe_and_no_attention_are_rows_of_a_report(footing, tmp_path):
-    overrides = [*footing, "compare.kinds=['probe', 'none', 'uniform', 'dot']", "compare.seeds=[0]", "train.epochs=1",
-                 "model.probe.c_grid=[0.1, 1.0]", "tracking.attention_maps=1"]
+    overrides = [*footing, "compare.kinds=['tfidf-lr', 'probe', 'none', 'uniform', 'dot']", "compare.seeds=[0]",
+                 "train.epochs=1", "model.probe.c_grid=[0.1, 1.0]", "model.bow.c_grid=[1.0]", "tracking.attention_maps=1",
+                 "model.pool=mean", "model.global_layers=0"]
     runner = CliRunner()
     out = runner.invoke(main, ["compare", str(QUICKSTART), *[f"--set={o}" for o in overrides]])
     assert out.exit_code == 0, out.output
@@ -221,10 +228,11 @@ def test_probe_and_no_attention_are_rows_of_a_report(footing, tmp_path):
     positions = [report.index(f"| {row} | 1 |") for row in rows]
     assert positions == sorted(positions)
     assert "| linear probe of the encoder | no attention (feed-forward only) | 1 |" in report
+    assert report.count("read the frozen encoder `") == 1 and report.count("weights sha256") == 1  # named once
 
 
 def test_no_attention_blocks_keep_their_feed_forward_path(footing):
-    config = load_config(QUICKSTART, [*footing, "model.attention=none"])
+    config = load_config(QUICKSTART, [*footing, "model.attention=none", "model.pool=mean", "model.global_layers=0"])
     model = build_model(config.model, 300, 4)
     assert all(block.attn is None and block.attn_norm is None for block in model.local_blocks)
     out = model(torch.randint(1, 300, (2, 40)), return_attention=True)
@@ -243,17 +251,22 @@ def test_mean_pooling_ignores_padding():
 # -- what cannot be used ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("case", ["wrong-hash", "missing-folder", "no-weights"])
+@pytest.mark.parametrize("case", ["wrong-hash", "missing-folder", "no-weights", "no-tokenizer"])
 def test_unusable_weights_stop_before_anything_runs(tiny, tmp_path, encoder_folder, case):
     folder, extra = encoder_folder, []
     if case == "wrong-hash":
         extra = ["model.backbone.sha256=" + "0" * 64]
     elif case == "missing-folder":
         folder = tmp_path / "no-such-encoder"
-    else:
+    elif case == "no-weights":
         folder = tmp_path / "empty-encoder"
         folder.mkdir()
         (folder / "config.json").write_text("{}")
+    else:  # transformers would make an empty tokenizer of it: every word unknown
+        folder = tmp_path / "weights-only"
+        folder.mkdir()
+        for file in ("config.json", "model.safetensors"):
+            (folder / file).write_bytes((encoder_folder / file).read_bytes())
     overrides = [*tiny, f"model.backbone.name={folder}", f"model.backbone.cache_dir={tmp_path / 'features'}",
                  "model.chunk_size=16", "model.attention=classical", *extra]
     out = CliRunner().invoke(main, ["train", str(QUICKSTART), *[f"--set={o}" for o in overrides]])
@@ -261,9 +274,10 @@ def test_unusable_weights_stop_before_anything_runs(tiny, tmp_path, encoder_fold
     message = " ".join(out.output.split())
     assert str(folder) in message
     expected = {"wrong-hash": f"expected {'0' * 64} (model.backbone.sha256)", "missing-folder": "no folder",
-                "no-weights": "holds no weights file (model.safetensors or pytorch_model.bin)"}[case]
+                "no-weights": "holds no weights file (model.safetensors or pytorch_model.bin)",
+                "no-tokenizer": "holds no tokenizer file (tokenizer.json, vocab.txt"}[case]
     assert expected in message
-    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "features").exists()
+    assert not (tmp_path / "mlflow.db").exists() and not list((tmp_path / "features").glob("*"))  # nothing cached
 
 
 def test_the_published_hash_of_a_known_encoder_is_checked(tmp_path, encoder_folder, monkeypatch):
@@ -277,14 +291,68 @@ def test_the_published_hash_of_a_known_encoder_is_checked(tmp_path, encoder_fold
     (["model.attention=probe"], "attention = 'probe' probes a pretrained encoder: set model.backbone.name"),
     (["compare.kinds=['probe']"], "compare.kinds lists 'probe'"),
     (["model.backbone.name=x", "model.backbone.sha256=ABC"], "sha256 must be 64 lowercase hex digits"),
-    (["model.backbone.layr=1", "model.backbone.name=x"], "unknown key 'model.backbone.layr'"),
+    (["model.backbone.layr=1", "model.backbone.name=x"], "unknown key 'model.backbone.layr'; valid keys here: name, sha256"),
+    (["model.attention=none"], "attention = 'none' has no attention sublayer"),
+    (["compare.kinds=['none']"], "compare.kinds lists 'none'"),
 ])
 def test_bad_footing_settings_are_named(overrides, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
         load_config(QUICKSTART, overrides)
 
 
-def test_a_chunk_longer_than_the_encoder_reads_is_named(footing):
-    config = load_config(QUICKSTART, [*footing, "model.chunk_size=64"])  # the tiny encoder has 40 positions
-    with pytest.raises(ConfigError, match="model.chunk_size = 64: the encoder reads at most 40 positions, 2 of them"):
-        model_inputs(config, load_dataset(config.data))
+@pytest.mark.parametrize("override, message", [
+    ("model.chunk_size=64", "model.chunk_size = 64: the encoder reads at most 38 tokens besides its special tokens"),
+    ("model.backbone.layer=3", "model.backbone.layer = 3: the encoder has hidden layers 0..2"),
+    ("model.backbone.trainable_layers=3", "model.backbone.trainable_layers = 3: the encoder has 2 blocks"),
+    ("model.backbone.layer=1", None),  # fine alone; with trainable layers it would read none of them:
+])
+def test_what_does_not_fit_the_encoder_stops_a_grid_before_its_parent_run(footing, tmp_path, override, message):
+    extra = ["model.backbone.trainable_layers=1"] if message is None else []
+    message = message or "model.backbone.trainable_layers = 1 trains the top blocks, which model.backbone.layer = 1"
+    overrides = [*footing, override, *extra, "compare.kinds=['dot']", "compare.seeds=[0]"]
+    out = CliRunner().invoke(main, ["compare", str(QUICKSTART), *[f"--set={o}" for o in overrides]])
+    assert out.exit_code != 0 and "Traceback" not in out.output and message in " ".join(out.output.split())
+    assert not (tmp_path / "mlflow.db").exists()  # no parent run left FAILED
+
+
+def test_an_unwritable_cache_folder_is_named(footing, tmp_path):
+    (tmp_path / "a-file").write_text("")
+    out = CliRunner().invoke(main, ["train", str(QUICKSTART), *[f"--set={o}" for o in footing],
+                                    f"--set=model.backbone.cache_dir={tmp_path / 'a-file' / 'features'}"])
+    assert out.exit_code != 0 and "Traceback" not in out.output
+    assert "model.backbone.cache_dir" in out.output and "cannot be written" in out.output
+
+
+def test_a_damaged_entry_is_built_again(footing, capsys):
+    config = load_config(QUICKSTART, [*footing, "model.backbone.dtype=float32"])
+    dataset = load_dataset(config.data)
+    first = encoded_data(config, dataset).cached["dev"]
+    want = np.array(first.features)
+    (first.folder / "features.npy").write_bytes(b"")  # cut short since it was built
+    again = encoded_data(config, dataset).cached["dev"]
+    assert "are damaged" in capsys.readouterr().err
+    np.testing.assert_allclose(again.features, want, rtol=1e-6, atol=1e-6)
+
+
+def test_an_encoder_changed_in_place_is_never_taken_for_the_old(footing, tmp_path):
+    folder = save_tiny_encoder(tmp_path / "changing")
+    overrides = [*footing, f"model.backbone.name={folder}", "train.epochs=1", "compare.kinds=['dot']",
+                 "compare.seeds=[0]"]
+    compare = ["compare", str(QUICKSTART), *[f"--set={o}" for o in overrides]]
+    assert CliRunner().invoke(main, compare).exit_code == 0
+    config = load_config(QUICKSTART, overrides)
+    (run,) = [r for r in mlflow.MlflowClient(config.tracking.uri).search_runs(["1"]) if r.info.run_name.endswith("-s0")]
+    entries = {split.folder.name for split in encoded_data(config, load_dataset(config.data)).cached.values()}
+    save_tiny_encoder(folder, seed=1)  # other weights, same folder
+    assert not entries & {split.folder.name for split in encoded_data(config, load_dataset(config.data)).cached.values()}
+    out = CliRunner().invoke(main, ["evaluate", run.info.run_id])
+    assert out.exit_code == 0 and "was trained on another encoder: backbone.weights_sha256 was" in out.output
+    out = CliRunner().invoke(main, compare)  # the grid does not continue, nor count its finished cell, on it
+    assert out.exit_code != 0 and "read another encoder: backbone.weights_sha256 was" in out.output
+
+
+def test_a_hub_id_with_a_dot_is_looked_up_on_the_hub(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(ConfigError, match="could not be had from the Hugging Face hub"):
+        encoders.locate(load_config(None, ["model.backbone.name=BAAI/bge-small-en-v1.5"]).model.backbone)

@@ -315,5 +315,5 @@ def test_evaluate_names_a_bag_of_words_run_as_one_without_a_checkpoint(tiny, tmp
     run_id = run_experiment(load_config(QUICKSTART, [*tiny, "model.attention=tfidf-lr", "model.bow.c_grid=[1.0]"])).run_id
     result = CliRunner().invoke(main, ["evaluate", run_id, "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"])
     assert result.exit_code == 1 and "neither" not in result.stderr, result.output
-    assert (f"Error: run {run_id} is a bag-of-words baseline (tfidf-lr): it keeps no checkpoint to evaluate; its "
+    assert (f"Error: run {run_id} is a tfidf-lr baseline, no network: it keeps no checkpoint to evaluate; its "
             "test figures are in the run's metrics") in result.stderr

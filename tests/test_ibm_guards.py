@@ -165,5 +165,5 @@ def test_plan_of_a_bag_of_words_run_says_it_runs_no_circuits(runs, no_network):
     mlflow.set_tracking_uri(uri)
     out = CliRunner().invoke(main, ["ibm", "plan", bow, "--backend", "fake_manila"])
     assert out.exit_code == 1 and "Traceback" not in out.output, out.output
-    assert f"Error: run {bow} is a bag-of-words baseline (tfidf-lr); it runs no circuits: plan a quantum kind's run" \
+    assert f"Error: run {bow} is a tfidf-lr baseline, no network; it runs no circuits: plan a quantum kind's run" \
         in out.output

@@ -35,7 +35,8 @@ def test_every_kind_is_declared_completely(name):
     kind = KINDS.get(name)
     assert kind.name == name and kind.summary and kind.rung == ladder().index(kind)
     builder = kind.builder()
-    footing = ["model.backbone.name=an-encoder"] if name == "probe" else []  # the probe needs one (not loaded here)
+    footing = {"probe": ["model.backbone.name=an-encoder"],  # the probe needs one (not loaded here)
+               "none": ["model.pool=mean", "model.global_layers=0"]}.get(name, [])  # no summary without attention
     config = load_config(QUICKSTART, [f"model.attention={name}", *SMALL, *footing])
     assert run_identity(config).name.startswith(f"synthetic-{kind.run_name(config.model)}")
     params = logged(config)

@@ -128,12 +128,18 @@ def load_hardware_model(target: str, command: str) -> SavedModel:
     """:func:`qattn.experiment.load_saved`, with a bag-of-words run (no network, no checkpoint) named as what it
     is rather than as a run without a checkpoint. ``command``: what the user was doing (``plan``, ``submit``)."""
     try:
-        return load_saved(target)
+        saved = load_saved(target)
     except BagOfWordsRun as err:
         raise HardwareError(
-            f"run {err.run_id} is a bag-of-words baseline ({err.kind.name}); it runs no circuits: "
+            f"run {err.run_id} is a {err.kind.name} baseline, no network; it runs no circuits: "
             f"{command} a quantum kind's run"
         ) from None
+    if saved.config.model.backbone is not None:
+        raise HardwareError(
+            f"{saved.path} reads a pretrained encoder (model.backbone); qattn ibm {command} plans and runs models "
+            "that read their own embeddings only, for now: train the quantum kind without [model.backbone]"
+        )
+    return saved
 
 
 def require_quantum(model: TextClassifier) -> None:
