@@ -32,3 +32,10 @@ def test_without_cuda_it_says_so_and_passes(monkeypatch, capsys):
     monkeypatch.setattr("sys.argv", ["gpu_check.py"])
     assert gpu_check.main() == 0
     assert capsys.readouterr().out.startswith("No CUDA device here")
+
+
+def test_the_encoder_check_runs_on_the_cpu_stand_in(monkeypatch, capsys):
+    monkeypatch.setattr("sys.argv", ["gpu_check.py", "--device", "cpu", "--checks", "encoder"])
+    assert gpu_check.main() == 0
+    out = capsys.readouterr().out
+    assert table(out) == {"encoder": "PASS"} and "32 windows of 256 tokens, max |cpu - cpu|" in out
