@@ -257,7 +257,7 @@ def test_grid_cells_and_identity():
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("compare.kinds=['dot', 'swap']", "unknown kind 'swap' in compare.kinds; valid: tfidf-lr, nbsvm, uniform, dot, dot-narrow, fidelity, gaussian, annealing"),
+        ("compare.kinds=['dot', 'swap']", "unknown kind 'swap' in compare.kinds; valid: tfidf-lr, nbsvm, probe, none, uniform, dot, dot-narrow, fidelity, gaussian, annealing"),
         ("compare.seeds=[1, 1]", "compare.seeds lists a value twice"),
         ("compare.kinds=[]", "compare.kinds"),
         ("compare.n_qubits=[0]", "compare.n_qubits must be positive"),
