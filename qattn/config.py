@@ -219,18 +219,13 @@ class AnnealingConfig(Section):
         return {"seed": self.seed, **options}
 
 
-class BagOfWordsConfig(Section):
-    """The bag-of-words baselines (``model.attention = "tfidf-lr"`` or ``"nbsvm"``, :mod:`qattn.baselines`):
-    scikit-learn models on word n-grams of the same splits, no network and no attention."""
+class SearchedC(Section):
+    """A linear classifier's inverse regularisation strength, chosen on dev from a grid."""
 
-    ngrams: int = Field(2, ge=1, le=3, description="word n-grams up to this length (Wang & Manning: bigrams)")
-    min_df: int = Field(1, ge=1, description="n-grams found in fewer training documents are dropped")
-    max_features: int | None = Field(None, ge=1, description="keep only the most frequent n-grams; unset: all")
     c_grid: list[float] = Field(
         [0.01, 0.1, 1.0, 10.0, 100.0], min_length=1,
         description="inverse regularisation strengths tried; the one with the best dev macro-F1 is kept",
     )
-    nb_beta: float = Field(0.25, ge=0, le=1, description="NBSVM's interpolation beta (Wang & Manning: 0.25)")
 
     @field_validator("c_grid")
     @classmethod
@@ -238,6 +233,16 @@ class BagOfWordsConfig(Section):
         if any(c <= 0 for c in c_grid):
             raise ValueError(f"every C in c_grid must be positive, got {c_grid}")
         return c_grid
+
+
+class BagOfWordsConfig(SearchedC):
+    """The bag-of-words baselines (``model.attention = "tfidf-lr"`` or ``"nbsvm"``, :mod:`qattn.baselines`):
+    scikit-learn models on word n-grams of the same splits, no network and no attention."""
+
+    ngrams: int = Field(2, ge=1, le=3, description="word n-grams up to this length (Wang & Manning: bigrams)")
+    min_df: int = Field(1, ge=1, description="n-grams found in fewer training documents are dropped")
+    max_features: int | None = Field(None, ge=1, description="keep only the most frequent n-grams; unset: all")
+    nb_beta: float = Field(0.25, ge=0, le=1, description="NBSVM's interpolation beta (Wang & Manning: 0.25)")
 
 
 class BackboneConfig(Section):
@@ -263,21 +268,9 @@ class BackboneConfig(Section):
         return sha256
 
 
-class ProbeConfig(Section):
+class ProbeConfig(SearchedC):
     """The linear probe (``model.attention = "probe"``): the frozen encoder's mean-pooled features and a
     logistic regression, no trained attention."""
-
-    c_grid: list[float] = Field(
-        [0.01, 0.1, 1.0, 10.0, 100.0], min_length=1,
-        description="inverse regularisation strengths tried; the one with the best dev macro-F1 is kept",
-    )
-
-    @field_validator("c_grid")
-    @classmethod
-    def _positive(cls, c_grid: list[float]) -> list[float]:
-        if any(c <= 0 for c in c_grid):
-            raise ValueError(f"every C in c_grid must be positive, got {c_grid}")
-        return c_grid
 
 
 class ModelConfig(Section):
