@@ -162,6 +162,7 @@ def build(encoder, tokens: list[list[int]], chunk_size: int, partial: Path, dtyp
     del features
     ranks.barrier()
     missing = set(blocks) - recorded_blocks(partial)
+    ranks.barrier()  # every rank has read the records before rank 0 removes them with the partial folder
     if missing:  # a rank failed to record a block: never rename an incomplete entry into place
         raise RuntimeError(f"the features build in {partial} lacks {len(missing)} blocks; run again to finish it")
 
