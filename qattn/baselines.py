@@ -103,7 +103,8 @@ def make_model(kind: str, options: BagOfWordsConfig, C: float) -> Pipeline:
     a linear classifier (logistic regression warm-starts from its last fit: a C path costs less)."""
     if kind not in PIPELINES:
         raise ValueError(f"unknown bag-of-words kind {kind!r}; valid: {', '.join(PIPELINES)}")
-    ngrams = {"ngram_range": (1, options.ngrams), "min_df": options.min_df, "max_features": options.max_features}
+    ngrams = {"ngram_range": (1, options.ngrams), "min_df": options.min_df, "max_features": options.max_features,
+              "token_pattern": options.token_pattern}
     return PIPELINES[kind](ngrams, options, C)
 
 
@@ -141,11 +142,12 @@ def check_vocabulary(options: BagOfWordsConfig, train: Split) -> None:
     count (a ConfigError with the largest count, the highest min_df that keeps one), or texts without a
     word of two letters or digits, what scikit-learn counts (a DataError)."""
     try:
-        counts = CountVectorizer(binary=True, ngram_range=(1, options.ngrams)).fit_transform(train.texts)
+        counts = CountVectorizer(binary=True, ngram_range=(1, options.ngrams),
+                                 token_pattern=options.token_pattern).fit_transform(train.texts)
     except ValueError:
         raise DataError(
-            f"the {len(train)} training documents hold no word of two or more letters or digits: a bag of words "
-            "has nothing to count; check data.text_field"
+            f"the {len(train)} training documents hold no word model.bow.token_pattern ({options.token_pattern!r}) "
+            "matches: a bag of words has nothing to count; check data.text_field (or the pattern)"
         ) from None
     most = int(counts.sum(0).max())
     if most < options.min_df:

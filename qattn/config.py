@@ -62,8 +62,35 @@ class SyntheticConfig(Section):
         return self
 
 
+class ListOpsConfig(Section):
+    """ListOps (Long Range Arena, Tay et al. 2021; see qattn.data.listops_dataset): nested MAX, MIN, MED and SM
+    (sum mod 10) over digits, the label the value. Defaults sized for a 2-core machine; LRA's own: 96,000 /
+    2,000 / 2,000 sequences, lengths 500-2,000 (experiments/listops-lra.toml)."""
+
+    train_docs: int = Field(3000, ge=10, description="LRA: 96,000")
+    dev_docs: int = Field(500, ge=10, description="LRA: 2,000")
+    test_docs: int = Field(2000, ge=10, description="LRA: 2,000")
+    min_length: int = Field(100, ge=2, description="sequences hold more tokens than this (operators, digits, closing ']'); LRA: 500")
+    max_length: int = Field(400, ge=4, description="and fewer than this; LRA: 2,000")
+    max_depth: int = Field(10, ge=2, description="of the expression tree (LRA: 10)")
+    max_args: int = Field(10, ge=2, description="operands per operator (LRA: 10)")
+
+    @model_validator(mode="after")
+    def _lengths(self) -> ListOpsConfig:
+        if self.max_length - self.min_length < 2:
+            raise ValueError(f"no length lies strictly between min_length ({self.min_length}) and max_length "
+                             f"({self.max_length}): widen the bounds")
+        longest = 1  # the longest tree: every node above max_depth an operator with max_args operands
+        for _ in range(self.max_depth - 1):
+            longest = 2 + self.max_args * longest
+        if longest <= self.min_length:
+            raise ValueError(f"trees of max_depth {self.max_depth} and max_args {self.max_args} hold at most {longest} "
+                             f"tokens, not more than min_length ({self.min_length}): raise them or lower min_length")
+        return self
+
+
 class DataConfig(Section):
-    source: Literal["shared", "files", "synthetic"] = "synthetic"
+    source: Literal["shared", "files", "synthetic", "listops"] = "synthetic"
     name: str = Field("synthetic", description="shared set (folder under data_dir), or a label for your files")
     data_dir: str | None = Field(None, description="shared data root; default $QATTN_DATA_DIR, else ../shared/data")
     train_file: str | None = None
@@ -81,6 +108,7 @@ class DataConfig(Section):
     )
     seed: int = 0
     synthetic: SyntheticConfig = SyntheticConfig()
+    listops: ListOpsConfig | None = Field(None, description="source = 'listops': its generator's settings (default ListOpsConfig())")
 
     @model_validator(mode="before")
     @classmethod
@@ -96,6 +124,8 @@ class DataConfig(Section):
     def _files(self) -> DataConfig:
         if self.source == "files" and not (self.train_file and self.test_file):
             raise ValueError("source = 'files' needs train_file and test_file (dev_file is optional)")
+        if self.source == "listops" and self.listops is None:
+            self.listops = ListOpsConfig()
         return self
 
 
@@ -110,6 +140,10 @@ def name_from_file(path: str) -> str:
 
 
 class TokenizerConfig(Section):
+    kind: Literal["bpe", "words", "alphanumeric"] = Field(
+        "bpe", description="bpe: byte-level BPE; words: one token per white-space separated word (ListOps' symbols); "
+        "alphanumeric: runs of letters and digits, the rest dropped (LRA's own ListOps pipeline)"
+    )
     vocab_size: int = Field(8000, ge=300, le=200_000)
     min_frequency: int = Field(2, ge=1)
     lowercase: bool = True
@@ -235,14 +269,30 @@ class SearchedC(Section):
         return c_grid
 
 
+WORD_PATTERN = r"(?u)\b\w\w+\b"  # scikit-learn's default token_pattern
+
+
 class BagOfWordsConfig(SearchedC):
     """The bag-of-words baselines (``model.attention = "tfidf-lr"`` or ``"nbsvm"``, :mod:`qattn.baselines`):
     scikit-learn models on word n-grams of the same splits, no network and no attention."""
 
     ngrams: int = Field(2, ge=1, le=3, description="word n-grams up to this length (Wang & Manning: bigrams)")
     min_df: int = Field(1, ge=1, description="n-grams found in fewer training documents are dropped")
+    token_pattern: str = Field(
+        WORD_PATTERN, description="regular expression of a word (scikit-learn's default: two or more word "
+        "characters; ListOps' digits and brackets need \\S+)"
+    )
     max_features: int | None = Field(None, ge=1, description="keep only the most frequent n-grams; unset: all")
     nb_beta: float = Field(0.25, ge=0, le=1, description="NBSVM's interpolation beta (Wang & Manning: 0.25)")
+
+    @field_validator("token_pattern")
+    @classmethod
+    def _regex(cls, pattern: str) -> str:
+        try:
+            re.compile(pattern)
+        except re.error as err:
+            raise ValueError(f"token_pattern {pattern!r} is no regular expression ({err})") from None
+        return pattern
 
 
 class BackboneConfig(Section):

@@ -1,4 +1,5 @@
-"""Text-classification data: the shared sets, a user's JSONL/CSV files, and a synthetic long-text task.
+"""Text-classification data: the shared sets, a user's JSONL/CSV files, and two generated tasks (long
+documents whose label joins distant words, and ListOps).
 
 Every loader returns a :class:`TextDataset` with train, dev and test splits of ``(text, label)``
 pairs, each document's id (the record's ``id`` field, else None: known by its text), the label names,
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import gzip
 import hashlib
 import io
@@ -22,12 +24,13 @@ import random
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field as dataclass_field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from qattn.config import DataConfig, SyntheticConfig
+from qattn.config import DataConfig, ListOpsConfig, SyntheticConfig
 
 DEFAULT_DATA_DIR = Path("../shared/data")
 HASH_PARAM = "data.sha256."  # MLflow params: the content hash of each data file (data.sha256.train, ...)
@@ -99,8 +102,8 @@ class TextDataset:
 def load_dataset(config: DataConfig) -> TextDataset:
     """The data set a config names, with a dev split (carved from train if needed), its overlap between
     splits checked (:func:`check_overlap`), its content hashes, and subsampling."""
-    if config.source == "synthetic":
-        dataset = synthetic_dataset(config.synthetic, seed=config.seed)
+    if config.source in GENERATED:
+        dataset = generated_dataset(config)
         hashes = generated_hashes(dataset)
     else:
         shared = config.source == "shared"
@@ -117,8 +120,8 @@ def data_hashes(config: DataConfig) -> dict[str, str]:
     ``train``, ``test`` and ``dev`` if there is one (a shared set's split files, and its ``card``,
     dataset.json); for generated documents, of their texts and labels per split (:func:`generated_hashes`).
     Recorded with every run (:meth:`TextDataset.params`), compared by ``--resume``, a grid and a report."""
-    if config.source == "synthetic":
-        return generated_hashes(synthetic_dataset(config.synthetic, seed=config.seed))
+    if config.source in GENERATED:
+        return generated_hashes(generated_dataset(config))
     if config.source == "shared":
         folder = data_root(config) / config.name
         files = {"card": folder / "dataset.json"}
@@ -535,3 +538,105 @@ def synthetic_dataset(config: SyntheticConfig, seed: int) -> TextDataset:
 
     sizes = {"train": config.train_docs, "dev": config.dev_docs, "test": config.test_docs}
     return TextDataset("synthetic", colours, *(split(name, n) for name, n in sizes.items()))
+
+
+# -- ListOps (Long Range Arena) -----------------------------------------------------------------------
+
+LISTOPS_OPERATORS = ("[MIN", "[MAX", "[MED", "[SM")
+LISTOPS_END = "]"
+LISTOPS_VALUE_P = 0.25  # LRA's VALUE_P: below max_depth, a node is an operator with this probability
+
+
+def listops_tree(rng: random.Random, depth: int, max_depth: int, max_args: int) -> tuple[str | int, int]:
+    """One expression, by the rules of LRA's ``generate_tree`` (lra_benchmarks/data/listops.py), drawing
+    from ``rng`` in the same order: ``(tree, length)``, the tree a digit or ``(operator, [operands])``,
+    its length the number of tokens written without parentheses (operators, digits, closing brackets)."""
+    if depth < max_depth and rng.random() <= LISTOPS_VALUE_P:
+        length, operands = 2, []
+        for _ in range(rng.randint(2, max_args)):
+            operand, size = listops_tree(rng, depth + 1, max_depth, max_args)
+            operands.append(operand)
+            length += size
+        return (rng.choice(LISTOPS_OPERATORS), operands), length
+    return rng.choice(range(10)), 1
+
+
+def listops_text(tree) -> str:
+    """``[MAX 2 9 [MIN 4 7 ] 0 ]``: LRA's Source without its parentheses (both LRA's pipeline and its PyTorch
+    ports drop them), so each white-space separated word is one token."""
+    if isinstance(tree, int):
+        return str(tree)
+    operator, operands = tree
+    return " ".join([operator, *(listops_text(operand) for operand in operands), LISTOPS_END])
+
+
+def listops_value(tree) -> int:
+    """The expression's value, as LRA's ``to_value`` computes it: MED is ``int(np.median(...))`` (the mean of the
+    middle two, rounded toward zero), SM the sum mod 10."""
+    if isinstance(tree, int):
+        return tree
+    operator, operands = tree
+    values = [listops_value(operand) for operand in operands]
+    if operator == "[MIN":
+        return min(values)
+    if operator == "[MAX":
+        return max(values)
+    if operator == "[SM":
+        return sum(values) % 10
+    middle = sorted(values)
+    half = len(middle) // 2
+    return middle[half] if len(middle) % 2 else (middle[half - 1] + middle[half]) // 2
+
+
+def listops_dataset(config: ListOpsConfig, seed: int) -> TextDataset:
+    """ListOps (Tay et al. 2021, arXiv 2011.04006): nested MIN, MAX, MED and SM (sum mod 10) over digits; the
+    label is the value, 10 classes. As LRA's generator: trees of depth up to ``max_depth`` and ``max_args``
+    operands, kept when their length lies strictly between ``min_length`` and ``max_length``, every sequence
+    unique across the splits, drawn until the three splits are full and then cut in order into train, dev
+    and test. Seeded (LRA's script is not: its sets are one draw). Only the sizes' defaults differ from
+    LRA's (:class:`~qattn.config.ListOpsConfig`): shorter sequences and fewer of them, so a grid fits a
+    2-core machine."""
+    rng = random.Random(seed)
+    total = config.train_docs + config.dev_docs + config.test_docs
+    drawn: dict[str, int] = {}
+    attempts = 0
+    while len(drawn) < total:
+        attempts += 1
+        if attempts > 1000 * total:
+            raise DataError(
+                f"listops: {len(drawn)} of {total} unique sequences of length {config.min_length + 1}-"
+                f"{config.max_length - 1} after {attempts - 1:,} draws; widen data.listops.min_length/max_length "
+                "or raise max_depth and max_args"
+            )
+        tree, length = listops_tree(rng, 1, config.max_depth, config.max_args)
+        if config.min_length < length < config.max_length:
+            drawn.setdefault(listops_text(tree), listops_value(tree))
+    documents = list(drawn.items())
+    bounds = {"train": (0, config.train_docs), "dev": (config.train_docs, config.train_docs + config.dev_docs),
+              "test": (config.train_docs + config.dev_docs, total)}
+
+    def split(name: str) -> Split:
+        start, end = bounds[name]
+        chosen = documents[start:end]
+        return Split([text for text, _ in chosen], [label for _, label in chosen],
+                     [f"{name}-{i}" for i in range(len(chosen))])
+
+    return TextDataset("listops", [str(value) for value in range(10)], split("train"), split("dev"), split("test"))
+
+
+@functools.lru_cache(maxsize=4)
+def cached_listops(settings: str, seed: int) -> TextDataset:
+    """Generating takes seconds (most trees fall outside the length bounds); a run asks for its data twice
+    (the splits, their hashes) and a grid once per cell."""
+    return listops_dataset(ListOpsConfig.model_validate_json(settings), seed)
+
+
+GENERATED = {
+    "synthetic": lambda config: synthetic_dataset(config.synthetic, seed=config.seed),
+    "listops": lambda config: cached_listops(config.listops.model_dump_json(), config.seed),
+}
+"""The generated tasks by ``data.source``: no files, their identity is their texts' hash (:func:`generated_hashes`)."""
+
+
+def generated_dataset(config: DataConfig) -> TextDataset:
+    return GENERATED[config.source](config)

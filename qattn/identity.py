@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from qattn.config import ExperimentConfig
+from qattn.config import WORD_PATTERN, ExperimentConfig
 from qattn.kinds import KINDS, grid_names, ladder
 
 
@@ -66,7 +66,9 @@ encoder's feature cache folder and encoding batch change where and how fast its 
 
 
 LATER_DEFAULTS = {
-    "data": {"on_empty": "error", "on_overlap": "warn"}, "model": {"qk_dim": None, "backbone": None, "pool": "summary"}, "train": {"label_smoothing": 0.0},
+    "data": {"on_empty": "error", "on_overlap": "warn", "listops": None}, "tokenizer": {"kind": "bpe"},
+    "model": {"qk_dim": None, "backbone": None, "pool": "summary", "bow": {"token_pattern": WORD_PATTERN}},
+    "train": {"label_smoothing": 0.0},
 }
 """Settings added after grids and checkpoints existed, with the default that behaves as before they did:
 left out of identities while at that default, so those grids resume and their checkpoints are found."""

@@ -367,6 +367,8 @@ def write_report(targets: str | Sequence[str], results: Path = Path("results"), 
         *unknown_data,
         (f"Mean ± std over seeds; {footing(children)}; checkpoints chosen on dev macro-F1. "
          "Dev accuracy is at that checkpoint: it is what hyper-parameters are chosen on, never the test columns."),
+        
+        *constant_guess(client, children),
         "",
         "| attention | seeds | test accuracy [%] | test macro-F1 [%] | dev accuracy [%] | parameters quantum / classical / total | epoch [s] |",
         "|---|---|---|---|---|---|---|",
@@ -429,6 +431,19 @@ def test_answers(client: MlflowClient, run: Run) -> Answers | None:
 
 def points(value: float) -> str:
     return f"{100 * value:+.2f}"
+
+
+def constant_guess(client: MlflowClient, runs: list[Run]) -> list[str]:
+    """What guessing one class scores: the share of the test split's most frequent class (from the first run's
+    logged test answers; nothing when no run logged them). No constant answer scores more."""
+    for run in runs:
+        answers = test_answers(client, run)
+        if answers is not None and answers.labels:
+            label, count = Counter(answers.labels).most_common(1)[0]
+            share = 100 * count / len(answers.labels)
+            return [(f"Guessing the most frequent test class (class {label}: {count:,} of {len(answers.labels):,} "
+                     f"documents) scores {share:.2f}%; no constant guess scores more.")]
+    return []
 
 
 def paired_correct(a: Answers | None, b: Answers | None) -> tuple[np.ndarray, np.ndarray]:
