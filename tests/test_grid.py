@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import mlflow
@@ -16,6 +17,7 @@ from mlflow.entities import Metric, Param
 from qattn.attention import AttentionShell
 from qattn.cli import main
 from qattn.config import ConfigError, flatten, load_config
+from qattn.data import load_dataset
 from qattn.experiment import folder_lock
 from qattn.grid import COMMAND_TAG, GRID_TAG, NAME_TAG, Cell, cells, run_grid
 from qattn.identity import checkpoint_dir, grid_id
@@ -82,6 +84,10 @@ def test_an_interrupted_grid_resumes_and_the_report_reads_mlflow(mlflow_server, 
     mean, std = 100 * sum(accuracy) / 2, 100 * abs(accuracy[0] - accuracy[1]) / 2**0.5
     assert f"| classical dot | 2 | {mean:.2f} ± {std:.2f} |" in report
     assert "| quantum fidelity, 2 qubits | 2 |" in report and "qattn compare" in report
+    test_labels = load_dataset(load_config(QUICKSTART, overrides).data).test.labels
+    label, count = Counter(test_labels).most_common(1)[0]
+    assert (f"Guessing the most frequent test class (class {label}: {count:,} of 16 documents) scores "
+            f"{100 * count / 16:.2f}%; no constant guess scores more.") in report
     for run in children:  # dev accuracy at the chosen checkpoint, read from the run's dev/accuracy history
         best = int(run.data.metrics["best_epoch"])  # epochs count from 1, in MLflow's steps too
         assert sorted(p.step for p in client.get_metric_history(run.info.run_id, "dev/accuracy")) == [1, 2]

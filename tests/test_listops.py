@@ -4,15 +4,19 @@ draw for draw, its seeding, its length bounds, and its tokens as the network and
 import math
 import random
 import statistics
+from pathlib import Path
 
+import mlflow
 import pytest
 from pydantic import ValidationError
 
 from qattn.baselines import make_model
 from qattn.config import BagOfWordsConfig, DataConfig, ListOpsConfig, TokenizerConfig, load_config
 from qattn.data import DataError, listops_dataset, listops_tree, load_dataset
+from qattn.experiment import run_experiment
 from qattn.tokenizer import build_tokenizer, encode
 
+LISTOPS = Path(__file__).resolve().parents[1] / "experiments" / "listops.toml"
 SMALL = ListOpsConfig(train_docs=300, dev_docs=50, test_docs=100, min_length=20, max_length=80)
 
 
@@ -122,8 +126,23 @@ def test_the_network_reads_one_token_per_symbol_or_lra_s_alphanumeric_tokens(sma
 
 
 def test_the_bag_of_words_of_listops_counts_digits_and_brackets(small):
-    features = make_model("tfidf-lr", load_config("experiments/listops.toml").model.bow, 1.0)[0]
+    features = make_model("tfidf-lr", load_config(LISTOPS).model.bow, 1.0)[0]
     vocabulary = features.fit(small.train.texts).vocabulary_
     assert {"[max", "]", "0", "9", "[sm 9"} <= set(vocabulary)
     default = make_model("tfidf-lr", BagOfWordsConfig(), 1.0)[0].fit(small.train.texts).vocabulary_
     assert "9" not in default  # scikit-learn's own pattern drops one-character words
+
+
+@pytest.mark.parametrize("kind", ["classical", "tfidf-lr"])
+def test_listops_toml_trains_a_network_and_a_bag_of_words_on_its_tokens(tiny, kind):
+    sizes = ["data.listops.train_docs=64", "data.listops.dev_docs=16", "data.listops.test_docs=16",
+             "data.listops.min_length=20", "data.listops.max_length=60"]
+    config = load_config(LISTOPS, [*tiny, *sizes, f"model.attention={kind}", "model.n_qubits=4"])
+    result = run_experiment(config)
+    run = mlflow.get_run(result.run_id)
+    assert run.info.run_name == f"listops-{'classical-dot-h2' if kind == 'classical' else kind}-s0"
+    assert run.data.params["data.source"] == "listops" and run.data.params["data.listops.max_args"] == "10"
+    assert run.data.params["data.sha256.test"] == load_dataset(config.data).hashes["test"]
+    if kind == "classical":
+        assert run.data.params["tokenizer.kind"] == "words"
+        assert result.tokens_per_s > 0
