@@ -72,8 +72,8 @@ class ListOpsConfig(Section):
     test_docs: int = Field(2000, ge=10, description="LRA: 2,000")
     min_length: int = Field(100, ge=2, description="sequences hold more tokens than this (operators, digits, closing ']'); LRA: 500")
     max_length: int = Field(400, ge=4, description="and fewer than this; LRA: 2,000")
-    max_depth: int = Field(10, ge=2, description="of the expression tree (LRA: 10)")
-    max_args: int = Field(10, ge=2, description="operands per operator (LRA: 10)")
+    max_depth: int = Field(10, ge=2, le=16, description="of the expression tree (LRA: 10; deeper trees take seconds a draw)")
+    max_args: int = Field(10, ge=2, le=20, description="operands per operator (LRA: 10)")
 
     @model_validator(mode="after")
     def _lengths(self) -> ListOpsConfig:
@@ -112,12 +112,14 @@ class DataConfig(Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _name_from_files(cls, data: Any) -> Any:
-        """Your files without a ``name`` (or with the generated task's, ``synthetic``, kept from a config
-        such as quickstart.toml): the training file's, so runs of your data are not called ``synthetic-...``."""
+    def _default_name(cls, data: Any) -> Any:
+        """Your files, or ListOps, without a ``name`` (or with the generated task's, ``synthetic``, kept from a config
+        such as quickstart.toml): the training file's, or ``listops``, so their runs are not called ``synthetic-...``."""
         if isinstance(data, dict) and data.get("source") == "files" and data.get("name", "synthetic") == "synthetic":
             if isinstance(data.get("train_file"), str) and data["train_file"]:
                 data = {**data, "name": name_from_file(data["train_file"])}
+        if isinstance(data, dict) and data.get("source") == "listops" and data.get("name", "synthetic") == "synthetic":
+            data = {**data, "name": "listops"}  # runs of ListOps are not called synthetic-...
         return data
 
     @model_validator(mode="after")
@@ -126,6 +128,9 @@ class DataConfig(Section):
             raise ValueError("source = 'files' needs train_file and test_file (dev_file is optional)")
         if self.source == "listops" and self.listops is None:
             self.listops = ListOpsConfig()
+        if self.source != "listops" and self.listops is not None:
+            raise ValueError(f"[data.listops] is set but data.source is {self.source!r}: its settings shape ListOps only; "
+                             "set data.source = 'listops' or leave [data.listops] out")
         return self
 
 
@@ -142,7 +147,7 @@ def name_from_file(path: str) -> str:
 class TokenizerConfig(Section):
     kind: Literal["bpe", "words", "alphanumeric"] = Field(
         "bpe", description="bpe: byte-level BPE; words: one token per white-space separated word (ListOps' symbols); "
-        "alphanumeric: runs of letters and digits, the rest dropped (LRA's own ListOps pipeline)"
+        "alphanumeric: runs of letters, digits and _, the rest dropped (LRA's first release, which lost ListOps' ']')"
     )
     vocab_size: int = Field(8000, ge=300, le=200_000)
     min_frequency: int = Field(2, ge=1)
@@ -289,9 +294,14 @@ class BagOfWordsConfig(SearchedC):
     @classmethod
     def _regex(cls, pattern: str) -> str:
         try:
-            re.compile(pattern)
+            compiled = re.compile(pattern)
         except re.error as err:
             raise ValueError(f"token_pattern {pattern!r} is no regular expression ({err})") from None
+        if compiled.groups > 1:
+            raise ValueError(f"token_pattern {pattern!r} has {compiled.groups} capturing groups; scikit-learn takes at "
+                             "most one (make the others non-capturing: (?:...))")
+        if any(match.group() == "" for match in compiled.finditer("a word, 1 ]")):
+            raise ValueError(f"token_pattern {pattern!r} matches the empty string: every word must hold a character")
         return pattern
 
 

@@ -547,7 +547,10 @@ LISTOPS_END = "]"
 LISTOPS_VALUE_P = 0.25  # LRA's VALUE_P: below max_depth, a node is an operator with this probability
 
 
-def listops_tree(rng: random.Random, depth: int, max_depth: int, max_args: int) -> tuple[str | int, int]:
+ListOpsTree = int | tuple[str, list["ListOpsTree"]]  # a digit, or (operator, operands)
+
+
+def listops_tree(rng: random.Random, depth: int, max_depth: int, max_args: int) -> tuple[ListOpsTree, int]:
     """One expression, by the rules of LRA's ``generate_tree`` (lra_benchmarks/data/listops.py), drawing
     from ``rng`` in the same order: ``(tree, length)``, the tree a digit or ``(operator, [operands])``,
     its length the number of tokens written without parentheses (operators, digits, closing brackets)."""
@@ -561,16 +564,16 @@ def listops_tree(rng: random.Random, depth: int, max_depth: int, max_args: int) 
     return rng.choice(range(10)), 1
 
 
-def listops_text(tree) -> str:
-    """``[MAX 2 9 [MIN 4 7 ] 0 ]``: LRA's Source without its parentheses (both LRA's pipeline and its PyTorch
-    ports drop them), so each white-space separated word is one token."""
+def listops_text(tree: ListOpsTree) -> str:
+    """``[MAX 2 9 [MIN 4 7 ] 0 ]``: LRA's Source without its parentheses (LRA's pipeline drops them), so each
+    white-space separated word is one token."""
     if isinstance(tree, int):
         return str(tree)
     operator, operands = tree
     return " ".join([operator, *(listops_text(operand) for operand in operands), LISTOPS_END])
 
 
-def listops_value(tree) -> int:
+def listops_value(tree: ListOpsTree) -> int:
     """The expression's value, as LRA's ``to_value`` computes it: MED is ``int(np.median(...))`` (the mean of the
     middle two, rounded toward zero), SM the sum mod 10."""
     if isinstance(tree, int):
@@ -633,9 +636,15 @@ def cached_listops(settings: str, seed: int) -> TextDataset:
 
 GENERATED = {
     "synthetic": lambda config: synthetic_dataset(config.synthetic, seed=config.seed),
-    "listops": lambda config: cached_listops(config.listops.model_dump_json(), config.seed),
+    "listops": lambda config: fresh(cached_listops(config.listops.model_dump_json(), config.seed)),
 }
 """The generated tasks by ``data.source``: no files, their identity is their texts' hash (:func:`generated_hashes`)."""
+
+
+def fresh(dataset: TextDataset) -> TextDataset:
+    """A copy whose lists no other caller holds (the cache keeps its own)."""
+    return dataclasses.replace(dataset, **{name: getattr(dataset, name).subset(range(len(getattr(dataset, name))))
+                                           for name in ("train", "dev", "test")})
 
 
 def generated_dataset(config: DataConfig) -> TextDataset:

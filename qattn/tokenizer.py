@@ -3,9 +3,10 @@
 - ``bpe`` (the default): byte-level BPE covers any Unicode text (CJK, emoji, accents) without unknown
   tokens, and decodes back to exactly the (normalised) input.
 - ``words``: one token per white-space separated word, the vocabulary the training split's words (the rest
-  ``[UNK]``): ListOps' operators, digits and closing brackets, one token each, as LRA's PyTorch ports feed them.
-- ``alphanumeric``: runs of letters, digits and ``_``, everything else dropped, as LRA's own ListOps pipeline
-  feeds it (``tfds.deprecated.text.Tokenizer()``, whose default keeps alphanumeric tokens only): there the
+  ``[UNK]``): ListOps' operators, digits and closing brackets, one token each, as LRA's pipeline feeds them
+  since March 2021 (it renames ``]`` to ``X`` and drops the parentheses before its tokenizer).
+- ``alphanumeric``: runs of letters, digits and ``_``, everything else dropped, as LRA's first release fed
+  ListOps (``tfds.deprecated.text.Tokenizer()``, whose default keeps alphanumeric tokens only): there the
   closing brackets vanish, and with them where an operation ends.
 
 Trained tokenizers are cached on disk under a key made of the training texts and the settings, so a second

@@ -3,6 +3,7 @@ draw for draw, its seeding, its length bounds, and its tokens as the network and
 
 import math
 import random
+import re
 import statistics
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from qattn.baselines import make_model
-from qattn.config import BagOfWordsConfig, DataConfig, ListOpsConfig, TokenizerConfig, load_config
+from qattn.config import BagOfWordsConfig, ConfigError, DataConfig, ListOpsConfig, TokenizerConfig, load_config
 from qattn.data import DataError, listops_dataset, listops_tree, load_dataset
 from qattn.experiment import run_experiment
 from qattn.tokenizer import build_tokenizer, encode
@@ -110,7 +111,7 @@ def test_bounds_no_tree_can_meet_are_refused():
         ListOpsConfig(min_length=100, max_length=101)
     few = ListOpsConfig(train_docs=10, dev_docs=10, test_docs=10, min_length=2, max_length=4, max_depth=2, max_args=2)
     with pytest.raises(DataError, match=r"^listops: \d+ of 30 unique sequences of length 3-3 after"):
-        listops_dataset(few, seed=0)  # only 4 x 10 x 10 sequences of 3 tokens: "[SM 1 2 ]" has 4, none has 3
+        listops_dataset(few, seed=0)  # no tree has 3 tokens: a digit has 1, "[SM 1 2 ]" 4
 
 
 def test_the_network_reads_one_token_per_symbol_or_lra_s_alphanumeric_tokens(small, tmp_path):
@@ -146,3 +147,22 @@ def test_listops_toml_trains_a_network_and_a_bag_of_words_on_its_tokens(tiny, ki
     if kind == "classical":
         assert run.data.params["tokenizer.kind"] == "words"
         assert result.tokens_per_s > 0
+
+
+def test_listops_settings_are_refused_where_they_cannot_apply_and_runs_are_named_for_it():
+    assert load_config(LISTOPS.parent / "quickstart.toml", ["data.source=listops"]).data.name == "listops"
+    with pytest.raises(ConfigError, match=r"\[data.listops\] is set but data.source is 'synthetic'"):
+        load_config(LISTOPS, ["data.source=synthetic"])
+    with pytest.raises(ConfigError, match=r"data.listops.max_depth: Input should be less than or equal to 16"):
+        load_config(LISTOPS, ["data.listops.max_depth=5000"])  # trees this deep would take hours a draw
+    for pattern, why in [("(", "is no regular expression"), (r"(\S)(\S*)", "has 2 capturing groups"),
+                         (r"\S*", "matches the empty string"), (r"\b", "matches the empty string")]:
+        with pytest.raises(ValidationError, match=re.escape(f"token_pattern {pattern!r} {why}")):
+            BagOfWordsConfig(token_pattern=pattern)
+
+
+def test_a_caller_cannot_change_the_data_another_caller_gets(small):
+    config = DataConfig(source="listops", name="listops", listops=SMALL, seed=5)
+    first = load_dataset(config)
+    first.train.labels.reverse()
+    assert load_dataset(config).train.labels == small.train.labels != first.train.labels
