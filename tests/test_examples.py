@@ -122,3 +122,16 @@ def test_grid_results_are_read_back_from_mlflow_and_reported(tmp_path):
         assert run.info.run_id in out and run.info.run_id in report
     assert f"mean test accuracy, classical: {rows['classical']} over 1 seed(s)" in out
     assert f"report: {work / 'results' / 'quickstart.md'}" in out
+
+
+def test_listops_floors_prints_the_rules_a_model_must_beat(tmp_path):
+    small = ["data.listops.train_docs=200", "data.listops.dev_docs=50", "data.listops.test_docs=100",
+             "data.listops.min_length=20", "data.listops.max_length=80"]
+    out = run_example("listops_floors.py", with_sets(small), tmp_path)
+    assert "ListOps: 200 training, 50 dev, 100 test sequences" in out
+    assert re.search(r"outermost operator -> its most frequent training value: \[MAX -> \d, \[MED -> \d, \[MIN -> \d, \[SM -> \d", out)
+    floors = {name: (float(dev), float(test)) for name, dev, test in
+              re.findall(r"^(most frequent class|outermost operator) +(\S+) +(\S+)$", out, re.MULTILINE)}
+    assert set(floors) == {"most frequent class", "outermost operator"}
+    assert all(0 < value < 100 for pair in floors.values() for value in pair)
+    assert floors["outermost operator"][0] > floors["most frequent class"][0]  # the first token tells much
