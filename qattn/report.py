@@ -367,7 +367,7 @@ def write_report(targets: str | Sequence[str], results: Path = Path("results"), 
         *unknown_data,
         (f"Mean ± std over seeds; {footing(children)}; checkpoints chosen on dev macro-F1. "
          "Dev accuracy is at that checkpoint: it is what hyper-parameters are chosen on, never the test columns."),
-        
+
         *constant_guess(client, children),
         "",
         "| attention | seeds | test accuracy [%] | test macro-F1 [%] | dev accuracy [%] | parameters quantum / classical / total | epoch [s] |",

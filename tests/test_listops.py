@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from qattn.baselines import make_model
 from qattn.config import BagOfWordsConfig, ConfigError, DataConfig, ListOpsConfig, TokenizerConfig, load_config
-from qattn.data import DataError, listops_dataset, listops_tree, load_dataset
+from qattn.data import DataError, listops_dataset, listops_text, listops_tree, load_dataset
 from qattn.experiment import run_experiment
 from qattn.tokenizer import build_tokenizer, encode
 
@@ -82,8 +82,6 @@ def test_the_evaluator_knows_each_operator():
 
 def test_trees_follow_lra_generator_draw_for_draw():
     """The same random stream gives LRA's trees: its string without parentheses is qattn's text, its length qattn's."""
-    from qattn.data import listops_text
-
     for seed in range(200):
         ours, length = listops_tree(random.Random(seed), 1, 6, 5)
         theirs, lra_length = lra_tree(random.Random(seed), 1, 6, 5)
